@@ -1,0 +1,25 @@
+"""The reports API: download a completed report job's file."""
+
+from flask import Blueprint, Response, current_app, request
+
+from ..errors import JobNotFound, PermissionDenied
+from ..services import Services
+from .arguments import parser
+from .schemas import DownloadQuerySchema
+
+bp = Blueprint("reports", __name__, url_prefix="/ec-reporting-svc/rest/v2.0/reports")
+_schema = DownloadQuerySchema()
+
+
+@bp.get("/download")
+def download() -> Response:
+    """Download the file of a completed report job as an attachment (GET and HEAD)."""
+    services: Services = current_app.extensions["reporting_svc"]
+    principal = services.authenticate(request)
+    query = parser.parse(_schema, request)
+    record = services.find_job(query.id)
+    if not services.authorise(principal, record):
+        raise PermissionDenied(record.requiredPermission)
+    if not query.matches(record):
+        raise JobNotFound()
+    return services.delivery.respond(record, request)

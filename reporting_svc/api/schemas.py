@@ -1,0 +1,101 @@
+"""The download endpoint's query: marshmallow fields that validate and normalise it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+
+from ..ids import GUID_RULE, normalise_guid
+from ..storage.record import MODES, JobRecord
+
+MAX_REPORT_NAME = 255
+_EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime")
+MISSING_ID = "is required"
+
+
+class Guid(fields.Field[str]):
+    """A GUID in plain or dashed form, any case, loaded as 32 upper-case hex digits."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return normalise_guid(str(value))
+        except ValueError:
+            raise ValidationError(GUID_RULE) from None
+
+
+class StudyId(Guid):
+    """A study GUID, or empty / ``null`` (any case) for a tenant-level report: None."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if str(value) == "" or str(value).lower() == "null":
+            return None
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError:
+            raise ValidationError(GUID_RULE + ", empty, or null") from None
+
+
+def _printable(value: str) -> None:
+    if not value.isprintable():
+        raise ValidationError("must not contain control characters")
+
+
+@dataclass(frozen=True)
+class DownloadQuery:
+    """The job asked for and the filters given; absent filters are not in ``filters``."""
+
+    id: str
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, record: JobRecord) -> bool:
+        """Whether every given filter equals the job's own value (times as instants)."""
+        own = {
+            "studyId": record.studyId,
+            "mode": record.mode,
+            "reportName": record.reportName,
+            "rptKickoffDatetime": record.kickoff,
+        }
+        return all(own[name] == value for name, value in self.filters.items())
+
+
+class DownloadQuerySchema(Schema):
+    """Query parameters of ``GET /reports/download`` (SPEC §1); unknown ones are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = Guid(required=True, error_messages={"required": MISSING_ID})
+    studyId = StudyId()  # noqa: N815 - the API's parameter name
+    mode = fields.String(
+        validate=validate.OneOf(MODES, error="must be one of test, active, training")
+    )
+    reportName = fields.String(  # noqa: N815
+        validate=[
+            validate.Length(1, MAX_REPORT_NAME, error="must be 1 to 255 characters"),
+            _printable,
+        ]
+    )
+    rptKickoffDatetime = fields.AwareDateTime(  # noqa: N815
+        format="iso",
+        default_timezone=UTC,
+        error_messages={"invalid": "must be an ISO-8601 date-time"},
+    )
+
+    @pre_load
+    def _normalise(self, data: dict[str, str], **kwargs: Any) -> dict[str, str]:
+        cleaned = {
+            key: value
+            for key, value in data.items()
+            if not (key in _EMPTY_MEANS_ABSENT and value == "")
+        }
+        if "mode" in cleaned:
+            cleaned["mode"] = cleaned["mode"].lower()
+        return cleaned
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> DownloadQuery:
+        job_id = data.pop("id")
+        return DownloadQuery(id=job_id, filters=data)

@@ -1,0 +1,93 @@
+"""The default authenticator: a bearer JWT verified with PyJWT, and dev-token minting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+from flask import Request
+
+from ..errors import Unauthenticated
+from ..settings import Settings
+from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
+
+_REASONS: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "token has expired"),
+    (jwt.ImmatureSignatureError, "token is not yet valid"),
+    (jwt.InvalidAudienceError, "token is meant for another audience"),
+    (jwt.InvalidIssuerError, "token comes from another issuer"),
+    (jwt.InvalidAlgorithmError, "token algorithm is not accepted"),
+    (jwt.InvalidSignatureError, "token signature is invalid"),
+    (jwt.MissingRequiredClaimError, "token lacks a required claim"),
+    (jwt.DecodeError, "token is malformed"),
+]
+
+
+class JwtAuthenticator:
+    """Verify ``Authorization: Bearer <jwt>``; grants from a grants file, else the token."""
+
+    def __init__(self, settings: Settings):
+        self.key = (
+            Path(settings.jwt_public_key_file).read_text()
+            if settings.jwt_public_key_file
+            else settings.jwt_secret
+        )
+        self.algorithms = list(settings.algorithms)
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.leeway = settings.jwt_leeway
+        self.grants_by_subject = (
+            load_grants_file(Path(settings.grants_file)) if settings.grants_file else None
+        )
+
+    def __call__(self, request: Request) -> Principal:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("a bearer token is required", token_sent=False)
+        claims = self._verify(token.strip())
+        subject = str(claims["sub"])
+        if self.grants_by_subject is not None:
+            return Principal(subject, self.grants_by_subject.get(subject, ()))
+        try:
+            return Principal(subject, grants_from_json(claims.get("grants", [])))
+        except GrantError:
+            raise Unauthenticated("token grants are malformed", token_sent=True) from None
+
+    def _verify(self, token: str) -> dict[str, object]:
+        try:
+            return jwt.decode(
+                token,
+                self.key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(_reason(error), token_sent=True) from None
+
+
+def _reason(error: jwt.InvalidTokenError) -> str:
+    for kind, reason in _REASONS:
+        if isinstance(error, kind):
+            return reason
+    return "token is invalid"
+
+
+def mint_token(settings: Settings, subject: str, grants: list[Grant], ttl: int = 3600) -> str:
+    """Sign a token with the configured shared secret, for development and tests."""
+    if not settings.jwt_secret:
+        raise ValueError("minting needs a shared secret; a public key cannot sign")
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "grants": [grant.to_claim() for grant in grants],
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.algorithms[0])

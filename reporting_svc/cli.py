@@ -1,0 +1,120 @@
+"""The ``reporting-svc`` command: serve, publish and token, all reading the same settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from . import create_app
+from .auth.grants import GrantError, parse_grant
+from .auth.tokens import mint_token
+from .publish import PublishError, publish_report
+from .sample import curl_line, ensure_sample
+from .settings import Settings, SettingsError, load_settings
+from .storage import JobExists, StoreError, make_store
+
+DEFAULT_BIND = "127.0.0.1:8000"
+GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; every failure is one line on stderr."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.run(settings, args))
+    except (SettingsError, GrantError, PublishError, ValueError) as error:
+        print(f"reporting-svc: error: {error}", file=sys.stderr)
+        return 2
+    except JobExists as error:
+        print(
+            f"reporting-svc: error: job {error} already exists; files are written once",
+            file=sys.stderr,
+        )
+        return 1
+    except StoreError as error:
+        print(f"reporting-svc: error: the store failed: {error}", file=sys.stderr)
+        return 1
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Check the settings by building the app, print the sample line, then run gunicorn."""
+    app = create_app(settings)
+    if settings.embedded_default:
+        record = ensure_sample(app.extensions["reporting_svc"].store)
+        print(curl_line(settings, record, _base_url(args.bind)), flush=True)
+    if args.dev:
+        host, _, port = args.bind.rpartition(":")
+        app.run(host=host, port=int(port))
+        return 0
+    config = Path(args.gunicorn_config)
+    if not config.is_file():
+        raise SettingsError(f"gunicorn config {config} not found; pass --gunicorn-config")
+    command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", args.bind]
+    os.execv(sys.executable, [*command, "reporting_svc:create_app()"])  # noqa: S606 - no shell
+    return 0
+
+
+def publish(settings: Settings, args: argparse.Namespace) -> int:
+    """Write a report file and its record into the configured store; print the record."""
+    record = publish_report(
+        make_store(settings),
+        args.file,
+        report_name=args.report_name,
+        mode=args.mode,
+        study_id=None if args.tenant else args.study_id,
+        job_id=args.job_id,
+        kickoff=args.kickoff,
+        required_permission=args.required_permission,
+    )
+    print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
+    return 0
+
+
+def token(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a token signed with the configured secret, for development and tests."""
+    grants = [parse_grant(text) for text in args.grant]
+    print(mint_token(settings, args.subject, grants, ttl=args.ttl))
+    return 0
+
+
+def _base_url(bind: str) -> str:
+    host, _, port = bind.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("serve", help="run the service under gunicorn")
+    run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
+    run.add_argument("--dev", action="store_true", help="Flask's development server instead")
+    run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
+    run.set_defaults(run=serve)
+
+    put = commands.add_parser("publish", help="publish a report file into the store")
+    put.add_argument("file", type=Path)
+    put.add_argument("--report-name", required=True)
+    put.add_argument("--mode", required=True, help="test, active or training")
+    scope = put.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--study-id")
+    scope.add_argument("--tenant", action="store_true", help="a tenant-level report")
+    put.add_argument("--job-id", help="default: a new random GUID")
+    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
+    put.add_argument("--required-permission", default="REPORTING_VIEW")
+    put.set_defaults(run=publish)
+
+    mint = commands.add_parser("token", help="print a development token")
+    mint.add_argument("--subject", required=True)
+    mint.add_argument("--grant", action="append", required=True, metavar="SCOPE:MODES:PERMISSIONS")
+    mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
+    mint.set_defaults(run=token)
+    return parser

@@ -1,0 +1,29 @@
+"""The development signing secret used when no key is configured, shared by every process."""
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+FILE_NAME = "dev-jwt-secret"
+
+
+def dev_secret(var_dir: Path) -> str:
+    """Return the secret kept under ``var_dir``, creating it once.
+
+    Created with a hard link from a private temporary file so that concurrent gunicorn
+    workers racing on first start all end up with the same secret.
+    """
+    path = var_dir / FILE_NAME
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=var_dir, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+    return path.read_text().strip()

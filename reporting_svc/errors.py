@@ -1,0 +1,144 @@
+"""Typed API errors and the one place that turns any failure into the JSON envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .storage.base import FileMissing, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with its envelope; subclasses fix status and message."""
+
+    status = 500
+    message = "Internal server error"
+
+    def __init__(self, details: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(details or self.message)
+        self.details = details
+        self.headers = headers or {}
+
+    @property
+    def code(self) -> str:
+        return f"REPT_{self.status}"
+
+
+class InsufficientParameters(ApiError):
+    status = 400
+    message = "Insufficient parameters"
+
+
+class InvalidParameters(ApiError):
+    status = 400
+    message = "Invalid parameters"
+
+
+class Unauthenticated(ApiError):
+    """Step 1 of the checks: no usable credentials."""
+
+    status = 401
+    message = "Unauthorized: missing or invalid credentials"
+
+    def __init__(self, details: str, *, token_sent: bool):
+        challenge = 'Bearer error="invalid_token"' if token_sent else "Bearer"
+        super().__init__(details, headers={"WWW-Authenticate": challenge})
+
+
+class PermissionDenied(ApiError):
+    """Step 4 of the checks: valid credentials without the job's permission."""
+
+    status = 401
+    message = "Unauthorized: User does not have access to the requested resource"
+
+    def __init__(self, permission: str):
+        super().__init__(
+            f"User role is missing required permission {permission}",
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+        )
+
+
+class JobNotFound(ApiError):
+    """No such job, an incomplete one, or a filter mismatch: deliberately indistinguishable."""
+
+    status = 404
+    message = "Not found"
+
+    def __init__(self) -> None:
+        super().__init__("No completed report job matches the request")
+
+
+class StoreUnavailable(ApiError):
+    status = 503
+    message = "Report store unavailable"
+    retry_after = 5
+
+    def __init__(self, details: str = "The report store cannot be reached; try again later"):
+        super().__init__(details, headers={"Retry-After": str(self.retry_after)})
+
+
+class ReportFileUnavailable(ApiError):
+    """The record exists but its file is gone or wrong: a fault of the store, not the caller."""
+
+    status = 500
+    message = "Report file unavailable"
+
+
+def envelope(status: int, message: str, details: str | None) -> Response:
+    """Build the error body every non-success answer uses."""
+    response = jsonify(
+        status="error",
+        result=None,
+        errorData={"errorCode": f"REPT_{status}", "errorMessage": message, "details": details},
+    )
+    response.status_code = status
+    return response
+
+
+def _respond(error: ApiError) -> Response:
+    response = envelope(error.status, error.message, error.details)
+    response.headers.update(error.headers)
+    return response
+
+
+def _api_error(error: ApiError) -> Response:
+    if error.status >= 500:
+        log.error("%s: %s", error.message, error.details)
+    return _respond(error)
+
+
+def _store_error(error: StoreError) -> Response:
+    log.error("report store failed: %s", error)
+    return _respond(StoreUnavailable())
+
+
+def _file_missing(error: FileMissing) -> Response:
+    log.error("report file missing from the store for job %s", error)
+    return _respond(ReportFileUnavailable("The report file is missing from the store"))
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    response = envelope(status, error.name, error.description)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return envelope(500, ApiError.message, None)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route typed errors, the store's, Werkzeug's (404, 405, ...) and any other to the envelope."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(StoreError, _store_error)
+    app.register_error_handler(FileMissing, _file_missing)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""HTTP concerns shared by the API: response headers, attachments and file delivery."""

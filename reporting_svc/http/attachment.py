@@ -1,0 +1,41 @@
+"""RFC 6266 ``Content-Disposition`` for a stored file name that must never inject anything."""
+
+import unicodedata
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from werkzeug.http import quote_header_value
+
+FALLBACK_NAME = "report"
+_RFC5987_SAFE = "!#$&+-.^_`|~"
+
+
+def content_disposition(file_name: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and, for any other name, ``filename*``.
+
+    Path parts, control characters, quotes and backslashes are removed first, so the
+    value can neither end the header, add a parameter nor point at a directory.
+    """
+    name = _safe_name(file_name)
+    fallback = _ascii_fallback(name)
+    value = f"attachment; filename={quote_header_value(fallback, allow_token=False)}"
+    if fallback != name:
+        value += "; filename*=UTF-8''" + quote(name, safe=_RFC5987_SAFE)
+    return value
+
+
+def _safe_name(file_name: str) -> str:
+    base = PurePosixPath(file_name.replace("\\", "/")).name
+    kept = "".join(
+        char for char in base if not unicodedata.category(char).startswith("C") and char != '"'
+    )
+    kept = kept.strip().lstrip(".")
+    return kept or FALLBACK_NAME
+
+
+def _ascii_fallback(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    fallback = "".join(char for char in decomposed if char.isprintable()).strip()
+    if not fallback.strip("."):
+        return FALLBACK_NAME
+    return FALLBACK_NAME + fallback if fallback.startswith(".") else fallback

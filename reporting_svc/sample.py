@@ -1,0 +1,50 @@
+"""The embedded default's sample report, so a newcomer's first request downloads something."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .auth.grants import parse_grant
+from .auth.tokens import mint_token
+from .publish import publish_report
+from .settings import Settings
+from .storage import JobRecord, Store
+
+SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
+SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
+SAMPLE_TOKEN_TTL = 24 * 3600
+_ROWS = [
+    "subjectId,siteId,visit,visitDate,systolicBP,diastolicBP",
+    "S-0001,SITE-01,Screening,2025-05-02,128,82",
+    "S-0001,SITE-01,Week 4,2025-05-30,124,80",
+    "S-0002,SITE-02,Screening,2025-05-05,135,88",
+    "S-0002,SITE-02,Week 4,2025-06-02,131,85",
+]
+
+
+def ensure_sample(store: Store) -> JobRecord:
+    """Publish the sample report once; later starts find it already there."""
+    existing = store.get_record(SAMPLE_JOB_ID)
+    if existing is not None:
+        return existing
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "subject-data-extract.csv"
+        path.write_text("\n".join(_ROWS) + "\n")
+        return publish_report(
+            store,
+            path,
+            report_name="Subject Data Extract",
+            mode="test",
+            study_id=SAMPLE_STUDY_ID,
+            job_id=SAMPLE_JOB_ID,
+            kickoff="2025-06-04T11:27:52.014Z",
+        )
+
+
+def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
+    """A ready command, with a day-long token for the sample's study, that downloads it."""
+    grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
+    token = mint_token(settings, "newcomer", [grant], ttl=SAMPLE_TOKEN_TTL)
+    url = f"{base_url}/ec-reporting-svc/rest/v2.0/reports/download?id={record.id}"
+    return f"curl -fsS -o {record.fileName} -H 'Authorization: Bearer {token}' '{url}'"

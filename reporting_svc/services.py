@@ -1,0 +1,40 @@
+"""The per-process objects a request uses, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import Authenticator, Authoriser, make_authenticator, make_authoriser
+from .errors import JobNotFound
+from .http.delivery import Delivery, make_delivery
+from .settings import Settings
+from .storage import JobRecord, Store, make_store
+
+
+@dataclass(frozen=True)
+class Services:
+    """Store, auth hooks and delivery for one app; shared by all its threads."""
+
+    settings: Settings
+    store: Store
+    authenticate: Authenticator
+    authorise: Authoriser
+    delivery: Delivery
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        store = make_store(settings)
+        return cls(
+            settings=settings,
+            store=store,
+            authenticate=make_authenticator(settings),
+            authorise=make_authoriser(settings),
+            delivery=make_delivery(settings, store),
+        )
+
+    def find_job(self, job_id: str) -> JobRecord:
+        """The job's record when it exists and is complete; 404 otherwise."""
+        record = self.store.get_record(job_id)
+        if record is None or not record.is_complete:
+            raise JobNotFound()
+        return record

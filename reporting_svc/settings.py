@@ -1,0 +1,160 @@
+"""The one place that reads configuration: environment, optional TOML file, typed and checked."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .devsecret import dev_secret
+
+PREFIX = "REPORTING_SVC_"
+STORES = ("local", "s3")
+LOCAL_DELIVERIES = ("stream",)
+S3_DELIVERIES = ("proxy", "redirect")
+ALLOWED_ALGORITHMS = frozenset(
+    {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
+)
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+class SettingsError(Exception):
+    """A missing or contradictory setting, reported at start-up in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; each field maps to ``REPORTING_SVC_<NAME>``."""
+
+    store: str = "local"
+    local_root: Path = Path("var/reports")
+    local_delivery: str = "stream"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = ""
+    s3_endpoint_url: str = ""
+    s3_delivery: str = "proxy"
+    s3_chunk_size: int = 1024 * 1024
+    presign_expires: int = 60
+    jwt_secret: str = field(default="", repr=False)
+    jwt_public_key_file: str = ""
+    jwt_issuer: str = "reporting-svc"
+    jwt_audience: str = "reporting-svc"
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_leeway: int = 0
+    grants_file: str = ""
+    authenticator: str = ""
+    authoriser: str = ""
+    var_dir: Path = Path("var")
+    embedded_default: bool = field(default=False, compare=False)
+    dev_secret: bool = field(default=False, compare=False)
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The JWT algorithms accepted: as configured, else the one the key type implies."""
+        if self.jwt_algorithms:
+            return self.jwt_algorithms
+        return ("RS256",) if self.jwt_public_key_file else ("HS256",)
+
+
+_STORE_KEYS = ("store", "local_root", "s3_bucket")
+_DERIVED = frozenset({"embedded_default", "dev_secret"})
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+) -> Settings:
+    """Read settings from a TOML file named by ``REPORTING_SVC_CONFIG``, then the environment.
+
+    The environment wins over the file and ``overrides`` (used by tests) over both.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    config_file = environ.get(PREFIX + "CONFIG", "")
+    if config_file:
+        raw.update(_read_file(Path(config_file)))
+    for spec in fields(Settings):
+        value = environ.get(PREFIX + spec.name.upper())
+        if value is not None and value != "":
+            raw[spec.name] = value
+    raw.update(overrides or {})
+    embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
+    return _check(_build(raw), embedded)
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise SettingsError(f"cannot read settings file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
+    known = {spec.name for spec in fields(Settings)} - _DERIVED
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    return data
+
+
+def _build(raw: Mapping[str, object]) -> Settings:
+    values: dict[str, object] = {}
+    for spec in fields(Settings):
+        if spec.name not in raw or spec.name in _DERIVED:
+            continue
+        values[spec.name] = _convert(spec.name, spec.type, raw[spec.name])
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, kind: object, value: object) -> object:
+    env_name = PREFIX + name.upper()
+    try:
+        if kind == "Path":
+            return Path(str(value))
+        if kind == "int":
+            return int(str(value))
+        if kind == "tuple[str, ...]":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+    except ValueError:
+        raise SettingsError(f"{env_name} must be a whole number, not {value!r}") from None
+    return str(value).strip()
+
+
+def _check(settings: Settings, embedded: bool) -> Settings:
+    def fail(message: str) -> None:
+        raise SettingsError(message)
+
+    if settings.store not in STORES:
+        fail(f"{PREFIX}STORE must be one of {', '.join(STORES)}, not {settings.store!r}")
+    if settings.local_delivery not in LOCAL_DELIVERIES:
+        fail(f"{PREFIX}LOCAL_DELIVERY must be one of {', '.join(LOCAL_DELIVERIES)}")
+    if settings.s3_delivery not in S3_DELIVERIES:
+        fail(f"{PREFIX}S3_DELIVERY must be one of {', '.join(S3_DELIVERIES)}")
+    if settings.store == "s3" and not settings.s3_bucket:
+        fail(f"{PREFIX}STORE is s3 but {PREFIX}S3_BUCKET is not set")
+    if not 1 <= settings.presign_expires <= MAX_PRESIGN_SECONDS:
+        fail(f"{PREFIX}PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    if settings.s3_chunk_size < 64 * 1024:
+        fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
+    if settings.jwt_leeway < 0:
+        fail(f"{PREFIX}JWT_LEEWAY must not be negative")
+    if settings.jwt_secret and settings.jwt_public_key_file:
+        fail(f"set either {PREFIX}JWT_SECRET or {PREFIX}JWT_PUBLIC_KEY_FILE, not both")
+    if settings.jwt_public_key_file and not Path(settings.jwt_public_key_file).is_file():
+        fail(f"{PREFIX}JWT_PUBLIC_KEY_FILE {settings.jwt_public_key_file} is not a readable file")
+    if settings.grants_file and not Path(settings.grants_file).is_file():
+        fail(f"{PREFIX}GRANTS_FILE {settings.grants_file} is not a readable file")
+    bad = [alg for alg in settings.algorithms if alg not in ALLOWED_ALGORITHMS]
+    if bad:
+        fail(f"{PREFIX}JWT_ALGORITHMS has unsupported algorithm(s): {', '.join(bad)}")
+    symmetric = {alg.startswith("HS") for alg in settings.algorithms}
+    if settings.jwt_public_key_file and True in symmetric:
+        fail(f"{PREFIX}JWT_ALGORITHMS lists HS* but a public key file is configured")
+    if settings.jwt_secret and False in symmetric:
+        fail(f"{PREFIX}JWT_ALGORITHMS lists public-key algorithms but only a secret is set")
+    generated = not settings.jwt_secret and not settings.jwt_public_key_file
+    secret = dev_secret(settings.var_dir) if generated else settings.jwt_secret
+    return replace(settings, jwt_secret=secret, dev_secret=generated, embedded_default=embedded)

@@ -1,0 +1,31 @@
+"""Where a job's record, file and index entry live: the same keys on disk and in S3.
+
+``jobs/<ID>/record.json`` and ``jobs/<ID>/content`` are derived from the validated job
+id alone, so a store copied between disk and a bucket serves unchanged. The empty marker
+``index/<scope>/<mode>/<ID>`` (scope: the study id or ``tenant``) lets one study's jobs in
+one mode be listed by prefix without reading every record.
+"""
+
+from ..ids import normalise_guid
+from .record import MODES
+
+TENANT_SCOPE = "tenant"
+
+
+def record_key(job_id: str) -> str:
+    return f"jobs/{normalise_guid(job_id)}/record.json"
+
+
+def content_key(job_id: str) -> str:
+    return f"jobs/{normalise_guid(job_id)}/content"
+
+
+def index_prefix(study_id: str | None, mode: str) -> str:
+    scope = normalise_guid(study_id) if study_id else TENANT_SCOPE
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    return f"index/{scope}/{mode}/"
+
+
+def index_key(study_id: str | None, mode: str, job_id: str) -> str:
+    return index_prefix(study_id, mode) + normalise_guid(job_id)

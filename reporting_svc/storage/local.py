@@ -1,0 +1,70 @@
+"""The local-disk store: the layout's keys are relative paths under one root directory."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from . import layout
+from .base import FileMissing, JobExists, Store, StoreError
+from .record import JobRecord
+
+
+class LocalStore(Store):
+    """Files under ``root``; every path is built from a validated job id, never from input."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).absolute()
+
+    def content_path(self, record: JobRecord) -> Path:
+        return self.root / layout.content_key(record.id)
+
+    def get_record(self, job_id: str) -> JobRecord | None:
+        try:
+            data = (self.root / layout.record_key(job_id)).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read record: {error.strerror}") from error
+        return JobRecord.from_json(data)
+
+    def open(self, record: JobRecord) -> BinaryIO:
+        """Open the job's file for reading; the caller closes it."""
+        try:
+            return self.content_path(record).open("rb")
+        except FileNotFoundError:
+            raise FileMissing(record.id) from None
+        except OSError as error:
+            raise StoreError(f"cannot open report file: {error.strerror}") from error
+
+    def put(self, record: JobRecord, source: BinaryIO) -> None:
+        job_dir = (self.root / layout.record_key(record.id)).parent
+        job_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            job_dir.mkdir()
+        except FileExistsError:
+            raise JobExists(record.id) from None
+        _write_atomically(self.root / layout.content_key(record.id), source)
+        marker = self.root / layout.index_key(record.studyId, record.mode, record.id)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        _write_atomically(self.root / layout.record_key(record.id), io.BytesIO(record.to_json()))
+
+    def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
+        directory = self.root / layout.index_prefix(study_id, mode)
+        try:
+            return sorted(entry.name for entry in directory.iterdir())
+        except FileNotFoundError:
+            return []
+
+
+def _write_atomically(path: Path, source: BinaryIO) -> None:
+    temp = path.with_name(f".{path.name}.partial")
+    with temp.open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+        target.flush()
+        os.fsync(target.fileno())
+    temp.rename(path)

@@ -1,0 +1,58 @@
+"""A completed report job's record (SPEC §2), as stored beside its file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+COMPLETED = "COMPLETED"
+DEFAULT_PERMISSION = "REPORTING_VIEW"
+MODES = ("test", "active", "training")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Field names are the contract's own, so the JSON on disk or in S3 is the record itself."""
+
+    id: str
+    studyId: str | None  # noqa: N815 - the contract's field name
+    mode: str
+    reportName: str  # noqa: N815
+    rptKickoffDatetime: str  # noqa: N815
+    rptFormat: str  # noqa: N815
+    status: str
+    fileName: str  # noqa: N815
+    contentType: str  # noqa: N815
+    size: int
+    sha256: str
+    completedAt: str  # noqa: N815
+    requiredPermission: str = DEFAULT_PERMISSION  # noqa: N815
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def kickoff(self) -> datetime:
+        return parse_instant(self.rptKickoffDatetime)
+
+    @property
+    def completed(self) -> datetime:
+        return parse_instant(self.completedAt)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JobRecord:
+        """Parse a stored record; unknown fields are ignored so records can grow."""
+        raw = json.loads(data)
+        names = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in raw.items() if key in names})
+
+
+def parse_instant(value: str) -> datetime:
+    """Parse an ISO-8601 date-time; one without a zone is taken as UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
