@@ -1,0 +1,159 @@
+"""Real processes on 127.0.0.1: the reporting-svc command, gunicorn, moto's S3 server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import SECRET
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """Wait until something accepts connections on the port, or fail with the process' output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited early with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Stop a process group started by a fixture, politely first."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def service_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for the service's commands: a local store and var dir under tmp_path."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REPORTING_SVC_")}
+    env.update(
+        REPORTING_SVC_LOCAL_ROOT=str(tmp_path / "reports"),
+        REPORTING_SVC_VAR_DIR=str(tmp_path / "var"),
+        REPORTING_SVC_JWT_SECRET=SECRET,
+        WEB_CONCURRENCY="2",
+    )
+    return env
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``reporting-svc ARGS`` with an environment; returns the completed process."""
+
+    def run(
+        *args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "reporting-svc"), *args],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"reporting-svc {args[0]} failed: {result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start ``reporting-svc serve`` (gunicorn) on a free port; returns its base URL.
+
+    Its standard output and error go to ``serve-<port>.stdout`` / ``.stderr`` in tmp_path.
+    """
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(env: dict[str, str], *extra: str, cwd: Path | None = None) -> str:
+        port = free_port()
+        with (
+            (tmp_path / f"serve-{port}.stdout").open("w") as out,
+            (tmp_path / f"serve-{port}.stderr").open("w") as err,
+        ):
+            process = subprocess.Popen(
+                [str(BIN / "reporting-svc"), "serve", "--bind", f"127.0.0.1:{port}", *extra],
+                env=env,
+                cwd=cwd or tmp_path,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        started.append(process)
+        wait_for_port(port, process)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's own S3 server as a separate process; yields its endpoint URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def s3_env(service_env: dict[str, str], moto_server: str) -> dict[str, str]:
+    """Environment for an S3 store in a fresh bucket on moto's server."""
+    bucket = f"reports-{uuid.uuid4().hex[:12]}"
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
+    return {
+        **service_env,
+        **credentials,
+        "REPORTING_SVC_STORE": "s3",
+        "REPORTING_SVC_S3_BUCKET": bucket,
+        "REPORTING_SVC_S3_PREFIX": "clinical/",
+        "REPORTING_SVC_S3_REGION": "us-east-1",
+        "REPORTING_SVC_S3_ENDPOINT_URL": moto_server,
+    }

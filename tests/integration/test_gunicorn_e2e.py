@@ -1,0 +1,186 @@
+"""Black-box: publish and mint with the command, serve with real gunicorn, download over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.conftest import DOWNLOAD, STUDY
+
+pytestmark = pytest.mark.integration
+
+
+def publish_file(cli: Any, env: dict[str, str], path: Path, *options: str) -> dict[str, Any]:
+    result = cli(
+        "publish",
+        str(path),
+        "--report-name",
+        "Subject Data Extract",
+        "--mode",
+        "test",
+        *(options or ("--study-id", STUDY)),
+        env=env,
+    )
+    record: dict[str, Any] = json.loads(result.stdout)
+    return record
+
+
+def mint(cli: Any, env: dict[str, str], *grants: str) -> str:
+    args = [arg for grant in grants for arg in ("--grant", grant)]
+    return str(cli("token", "--subject", "alice", *args, env=env).stdout.strip())
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> dict[str, Path]:
+    """A CSV, a binary file and a file with a non-ASCII name, as upstream would produce."""
+    folder = tmp_path / "upstream"
+    folder.mkdir()
+    files = {
+        "csv": folder / "subject-data-extract.csv",
+        "binary": folder / "dump.zip",
+        "unicode": folder / "Données patients été.xlsx",
+    }
+    files["csv"].write_text("subjectId,visit\nS-0001,Screening\nS-0002,Week 4\n")
+    files["binary"].write_bytes(bytes(range(256)) * 4096 + b"\x00tail")
+    files["unicode"].write_bytes(os.urandom(300_000))
+    return files
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type"),
+    [
+        ("csv", "text/csv"),
+        ("binary", "application/zip"),
+        ("unicode", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ],
+)
+def test_published_report_downloads_byte_for_byte_through_gunicorn(
+    cli: Any,
+    serve: Any,
+    service_env: dict[str, str],
+    reports: dict[str, Path],
+    kind: str,
+    content_type: str,
+) -> None:
+    path = reports[kind]
+    record = publish_file(cli, service_env, path)
+    token = mint(cli, service_env, f"{STUDY}:test:REPORTING_VIEW")
+    base = serve(service_env)
+
+    response = requests.get(
+        base + DOWNLOAD,
+        params={"id": record["id"]},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "e2e-1"},
+        timeout=30,
+    )
+
+    content = path.read_bytes()
+    digest = hashlib.sha256(content).digest()
+    assert response.status_code == 200
+    assert response.content == content
+    assert response.headers["Content-Type"].startswith(content_type)
+    assert response.headers["Content-Length"] == str(len(content))
+    assert response.headers["ETag"] == f'"{digest.hex()}"'
+    assert response.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "e2e-1"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="')
+    if kind == "unicode":
+        assert "filename*=UTF-8''" + quote(path.name) in disposition
+    else:
+        assert f'filename="{path.name}"' in disposition
+
+
+def test_token_for_another_study_is_refused_by_gunicorn(
+    cli: Any, serve: Any, service_env: dict[str, str], reports: dict[str, Path]
+) -> None:
+    record = publish_file(cli, service_env, reports["csv"])
+    token = mint(cli, service_env, "0123456789ABCDEF0123456789ABCDEF:test:REPORTING_VIEW")
+    base = serve(service_env)
+
+    response = requests.get(
+        base + DOWNLOAD,
+        params={"id": record["id"]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+    assert response.status_code == 401
+    assert response.json()["errorData"]["errorCode"] == "REPT_401"
+    assert "REPORTING_VIEW" in response.json()["errorData"]["details"]
+
+
+def test_tenant_report_downloads_with_a_tenant_grant(
+    cli: Any, serve: Any, service_env: dict[str, str], reports: dict[str, Path]
+) -> None:
+    record = publish_file(cli, service_env, reports["csv"], "--tenant")
+    token = mint(cli, service_env, "tenant:test:REPORTING_VIEW")
+    base = serve(service_env)
+
+    response = requests.get(
+        base + DOWNLOAD,
+        params={"id": record["id"], "studyId": "null"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+    assert response.status_code == 200
+    assert response.content == reports["csv"].read_bytes()
+
+
+def test_huge_query_string_is_refused_without_a_server_error(
+    serve: Any, service_env: dict[str, str]
+) -> None:
+    base = serve(service_env)
+
+    response = requests.get(base + DOWNLOAD + "?id=" + "A" * 65536, timeout=30)
+
+    assert response.status_code in (400, 414)
+
+
+def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
+    serve: Any, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "fresh"
+    workdir.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REPORTING_SVC_")}
+    env["WEB_CONCURRENCY"] = "2"
+    base = serve(env, cwd=workdir)
+    port = base.rsplit(":", 1)[1]
+    stdout = (tmp_path / f"serve-{port}.stdout").read_text()
+    stderr = (tmp_path / f"serve-{port}.stderr").read_text()
+    curl = stdout.splitlines()[0]
+
+    subprocess.run(["bash", "-c", curl], cwd=workdir, check=True, timeout=30)
+
+    sample = workdir / "subject-data-extract.csv"
+    stored = next((workdir / "var" / "reports" / "jobs").glob("*/content")).read_bytes()
+    assert curl.startswith("curl ")
+    assert sample.read_bytes() == stored
+    assert sample.read_text().startswith("subjectId,")
+    assert "Bearer" not in stderr
+    assert (workdir / "var" / "dev-jwt-secret").is_file()
+
+
+def test_missing_setting_stops_start_up_with_one_line(
+    cli: Any, service_env: dict[str, str]
+) -> None:
+    env = {**service_env, "REPORTING_SVC_STORE": "s3"}
+
+    result = cli("serve", env=env, check=False)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "REPORTING_SVC_S3_BUCKET" in result.stderr
+    assert "Traceback" not in result.stderr
