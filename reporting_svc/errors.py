@@ -72,6 +72,19 @@ class JobNotFound(ApiError):
         super().__init__("No completed report job matches the request")
 
 
+class RangeNotSatisfiable(ApiError):
+    """A ``bytes`` Range that cannot be satisfied; tells the client the file's size."""
+
+    status = 416
+    message = "Range not satisfiable"
+
+    def __init__(self, size: int):
+        super().__init__(
+            f"the requested range is not within the file's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+
+
 class StoreUnavailable(ApiError):
     status = 503
     message = "Report store unavailable"

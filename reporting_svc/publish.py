@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ _EXTRA_TYPES = {
     ".txt": "text/plain",
 }
 MAX_REPORT_NAME = 255
+_PERMISSION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class PublishError(ValueError):
@@ -45,20 +48,26 @@ def publish_report(
     arguments and storage.JobExists when the id is taken.
     """
     path = Path(path)
+    name = file_name or path.name
+    job = _guid("job id", uuid.uuid4().hex if job_id is None else job_id)
+    study = _guid("study id", study_id) if study_id is not None else None
+    mode, report_name = _mode(mode), _report_name(report_name)
+    kickoff, permission = _kickoff(kickoff), _permission(required_permission)
+    size, sha256 = _measure(path)
     record = JobRecord(
-        id=_guid("job id", job_id or uuid.uuid4().hex),
-        studyId=_guid("study id", study_id) if study_id is not None else None,
-        mode=_mode(mode),
-        reportName=_report_name(report_name),
-        rptKickoffDatetime=_kickoff(kickoff),
-        rptFormat=path.suffix.lstrip(".").upper() or "BIN",
+        id=job,
+        studyId=study,
+        mode=mode,
+        reportName=report_name,
+        rptKickoffDatetime=kickoff,
+        rptFormat=Path(name).suffix.lstrip(".").upper() or "BIN",
         status=COMPLETED,
-        fileName=file_name or path.name,
-        contentType=content_type_for(file_name or path.name),
-        size=path.stat().st_size,
-        sha256=_sha256(path),
+        fileName=name,
+        contentType=content_type_for(name),
+        size=size,
+        sha256=sha256,
         completedAt=_now(),
-        requiredPermission=required_permission,
+        requiredPermission=permission,
     )
     with path.open("rb") as source:
         store.put(record, source)
@@ -91,6 +100,12 @@ def _report_name(name: str) -> str:
     return name
 
 
+def _permission(permission: str) -> str:
+    if not _PERMISSION.fullmatch(permission):
+        raise PublishError("required permission must be 1 to 128 of A-Z a-z 0-9 _ . : -")
+    return permission
+
+
 def _kickoff(kickoff: str | None) -> str:
     if kickoff is None:
         return _now()
@@ -105,6 +120,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+def _measure(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of the file; an unreadable file is a bad argument, not a crash."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            return size, hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise PublishError(f"cannot read report file {path}: {error.strerror}") from None

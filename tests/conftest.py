@@ -111,7 +111,9 @@ def download(client: FlaskClient) -> Callable[..., Any]:
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
-        return client.open(DOWNLOAD, method=method, query_string=query, headers=all_headers)
+        return client.open(
+            DOWNLOAD, method=method, query_string=query, headers=all_headers, buffered=True
+        )
 
     return call
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
@@ -36,6 +36,24 @@ class StudyId(Guid):
             return super()._deserialize(value, attr, data, **kwargs)
         except ValidationError:
             raise ValidationError(GUID_RULE + ", empty, or null") from None
+
+
+class Instant(fields.AwareDateTime):
+    """An ISO-8601 date-time; a bare date names a day, not an instant, so it is malformed."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if _is_bare_date(str(value)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _is_bare_date(value: str) -> bool:
+    """Whether ``fromisoformat`` would read ``value`` as midnight of a date it only names."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _printable(value: str) -> None:
@@ -78,7 +96,7 @@ class DownloadQuerySchema(Schema):
             _printable,
         ]
     )
-    rptKickoffDatetime = fields.AwareDateTime(  # noqa: N815
+    rptKickoffDatetime = Instant(  # noqa: N815
         format="iso",
         default_timezone=UTC,
         error_messages={"invalid": "must be an ISO-8601 date-time"},

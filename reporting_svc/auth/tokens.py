@@ -7,9 +7,10 @@ from pathlib import Path
 
 import jwt
 from flask import Request
+from jwt.algorithms import get_default_algorithms
 
 from ..errors import Unauthenticated
-from ..settings import Settings
+from ..settings import PREFIX, Settings, SettingsError
 from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
 
 _REASONS: list[tuple[type[Exception], str]] = [
@@ -28,18 +29,12 @@ class JwtAuthenticator:
     """Verify ``Authorization: Bearer <jwt>``; grants from a grants file, else the token."""
 
     def __init__(self, settings: Settings):
-        self.key = (
-            Path(settings.jwt_public_key_file).read_text()
-            if settings.jwt_public_key_file
-            else settings.jwt_secret
-        )
+        self.key = _verification_key(settings)
         self.algorithms = list(settings.algorithms)
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway
-        self.grants_by_subject = (
-            load_grants_file(Path(settings.grants_file)) if settings.grants_file else None
-        )
+        self.grants_by_subject = _grants_file(settings)
 
     def __call__(self, request: Request) -> Principal:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -67,6 +62,39 @@ class JwtAuthenticator:
             )
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(_reason(error), token_sent=True) from None
+
+
+def _grants_file(settings: Settings) -> dict[str, tuple[Grant, ...]] | None:
+    """The grants file, read once at start-up; any bad entry stops start-up, not a request."""
+    if not settings.grants_file:
+        return None
+    try:
+        return load_grants_file(Path(settings.grants_file))
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"{PREFIX}GRANTS_FILE {settings.grants_file}: {error}") from None
+
+
+def _verification_key(settings: Settings) -> str:
+    """The secret or public key PEM, checked against every configured algorithm now.
+
+    PyJWT parses the key only when a token arrives, so an unusable key file would
+    otherwise pass start-up and turn every request into a 500.
+    """
+    if settings.jwt_public_key_file:
+        setting = "JWT_PUBLIC_KEY_FILE"
+        try:
+            key = Path(settings.jwt_public_key_file).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise SettingsError(f"{PREFIX}{setting} cannot be read: {error}") from None
+    else:
+        setting, key = "JWT_SECRET", settings.jwt_secret
+    algorithms = get_default_algorithms()
+    for name in settings.algorithms:
+        try:
+            algorithms[name].prepare_key(key)
+        except jwt.InvalidKeyError as error:
+            raise SettingsError(f"{PREFIX}{setting} is not a usable {name} key: {error}") from None
+    return key
 
 
 def _reason(error: jwt.InvalidTokenError) -> str:

@@ -25,17 +25,26 @@ def content_disposition(file_name: str) -> str:
 
 
 def _safe_name(file_name: str) -> str:
+    """The last path part without control characters or quotes; never empty, never hidden.
+
+    A name left with only an extension (``.csv``) becomes ``report.csv`` so the
+    client still knows what it saves.
+    """
     base = PurePosixPath(file_name.replace("\\", "/")).name
     kept = "".join(
         char for char in base if not unicodedata.category(char).startswith("C") and char != '"'
-    )
-    kept = kept.strip().lstrip(".")
-    return kept or FALLBACK_NAME
+    ).strip()
+    if not kept.strip("."):
+        return FALLBACK_NAME
+    return FALLBACK_NAME + "." + kept.lstrip(".") if kept.startswith(".") else kept
 
 
 def _ascii_fallback(name: str) -> str:
+    """The name's ASCII letters, cleaned again as a name of their own.
+
+    NFKD turns look-alikes (fullwidth solidus, fullwidth quotation mark, two-dot leader)
+    into the very separators, quotes and dots that the first cleaning removed. ``%`` is
+    replaced because some clients percent-decode the plain ``filename``.
+    """
     decomposed = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    fallback = "".join(char for char in decomposed if char.isprintable()).strip()
-    if not fallback.strip("."):
-        return FALLBACK_NAME
-    return FALLBACK_NAME + fallback if fallback.startswith(".") else fallback
+    return _safe_name(decomposed.replace("%", "_"))

@@ -1,15 +1,21 @@
 """Where a job's record, file and index entry live: the same keys on disk and in S3.
 
-``jobs/<ID>/record.json`` and ``jobs/<ID>/content`` are derived from the validated job
-id alone, so a store copied between disk and a bucket serves unchanged. The empty marker
-``index/<scope>/<mode>/<ID>`` (scope: the study id or ``tenant``) lets one study's jobs in
-one mode be listed by prefix without reading every record.
+``jobs/<ID>/claim``, ``jobs/<ID>/content`` and ``jobs/<ID>/record.json`` are derived
+from the validated job id alone, so a store copied between disk and a bucket serves
+unchanged. The empty marker ``index/<scope>/<mode>/<ID>`` (scope: the study id or
+``tenant``) lets one study's jobs in one mode be listed by prefix without reading every
+record.
 """
 
 from ..ids import normalise_guid
 from .record import MODES
 
 TENANT_SCOPE = "tenant"
+
+
+def claim_key(job_id: str) -> str:
+    """Created exclusively before anything else is written: whoever creates it owns the id."""
+    return f"jobs/{normalise_guid(job_id)}/claim"
 
 
 def record_key(job_id: str) -> str:

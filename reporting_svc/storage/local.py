@@ -41,10 +41,10 @@ class LocalStore(Store):
             raise StoreError(f"cannot open report file: {error.strerror}") from error
 
     def put(self, record: JobRecord, source: BinaryIO) -> None:
-        job_dir = (self.root / layout.record_key(record.id)).parent
-        job_dir.parent.mkdir(parents=True, exist_ok=True)
+        claim = self.root / layout.claim_key(record.id)
+        claim.parent.mkdir(parents=True, exist_ok=True)
         try:
-            job_dir.mkdir()
+            claim.open("x").close()
         except FileExistsError:
             raise JobExists(record.id) from None
         _write_atomically(self.root / layout.content_key(record.id), source)

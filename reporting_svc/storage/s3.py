@@ -31,6 +31,9 @@ class S3Store(Store):
             region_name=settings.s3_region or None,
             endpoint_url=settings.s3_endpoint_url or None,
             config=Config(
+                # boto3 presigns with SigV2 in some regions unless told; S3 refuses SigV2 for
+                # buckets created since 2020, and only SigV4 URLs carry a relative expiry.
+                signature_version="s3v4",
                 connect_timeout=5,
                 read_timeout=30,
                 retries={"max_attempts": 3, "mode": "standard"},
@@ -87,13 +90,34 @@ class S3Store(Store):
         except ClientError as error:
             if _code(error) in _NOT_FOUND:
                 return None
-            raise StoreError(f"S3 error {_code(error)}") from error
+            raise _failure(error) from error
         except BotoCoreError as error:
-            raise StoreError(type(error).__name__) from error
+            raise _failure(error) from error
 
     def put(self, record: JobRecord, source: BinaryIO) -> None:
         if self.get_record(record.id) is not None:
             raise JobExists(record.id)
+        try:
+            self._write(record, source)
+        except ClientError as error:
+            if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                raise JobExists(record.id) from None
+            raise _failure(error) from error
+        except BotoCoreError as error:
+            raise _failure(error) from error
+
+    def _write(self, record: JobRecord, source: BinaryIO) -> None:
+        """Claim the id, then content, index marker and, last, the record.
+
+        The claim is a conditional create, so a racing publish of the same id fails
+        before it can overwrite the winner's file.
+        """
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.key(layout.claim_key(record.id)),
+            Body=b"",
+            IfNoneMatch="*",
+        )
         self.client.upload_fileobj(
             source,
             self.bucket,
@@ -102,28 +126,34 @@ class S3Store(Store):
         )
         marker = layout.index_key(record.studyId, record.mode, record.id)
         self.client.put_object(Bucket=self.bucket, Key=self.key(marker), Body=b"")
-        try:
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=self.key(layout.record_key(record.id)),
-                Body=record.to_json(),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
-        except ClientError as error:
-            if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
-                raise JobExists(record.id) from None
-            raise
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.key(layout.record_key(record.id)),
+            Body=record.to_json(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
 
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         prefix = self.key(layout.index_prefix(study_id, mode))
         paginator = self.client.get_paginator("list_objects_v2")
-        return sorted(
-            item["Key"][len(prefix) :]
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        )
+        try:
+            keys = [
+                item["Key"]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(error) from error
+        return sorted(key[len(prefix) :] for key in keys)
 
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _failure(error: ClientError | BotoCoreError) -> StoreError:
+    """The StoreError for a failed call: callers see a retryable store fault, never boto's."""
+    if isinstance(error, ClientError):
+        return StoreError(f"S3 error {_code(error)}")
+    return StoreError(type(error).__name__)

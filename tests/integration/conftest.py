@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, STUDY
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.integration
@@ -86,6 +87,41 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         return result
 
     return run
+
+
+@pytest.fixture
+def cli_publish(cli: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """``reporting-svc publish`` of a file as a test-mode report; returns the printed record.
+
+    Scope options default to ``--study-id STUDY``; pass ``"--tenant"`` for a tenant report.
+    """
+
+    def publish(env: dict[str, str], path: Path, *options: str) -> dict[str, Any]:
+        result = cli(
+            "publish",
+            str(path),
+            "--report-name",
+            "Subject Data Extract",
+            "--mode",
+            "test",
+            *(options or ("--study-id", STUDY)),
+            env=env,
+        )
+        record: dict[str, Any] = json.loads(result.stdout)
+        return record
+
+    return publish
+
+
+@pytest.fixture
+def cli_token(cli: Callable[..., Any]) -> Callable[..., str]:
+    """``reporting-svc token`` for subject alice with the given grants."""
+
+    def token(env: dict[str, str], *grants: str) -> str:
+        args = [arg for grant in grants for arg in ("--grant", grant)]
+        return str(cli("token", "--subject", "alice", *args, env=env).stdout.strip())
+
+    return token
 
 
 @pytest.fixture

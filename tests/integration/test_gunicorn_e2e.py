@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -17,26 +16,6 @@ import requests
 from tests.conftest import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
-
-
-def publish_file(cli: Any, env: dict[str, str], path: Path, *options: str) -> dict[str, Any]:
-    result = cli(
-        "publish",
-        str(path),
-        "--report-name",
-        "Subject Data Extract",
-        "--mode",
-        "test",
-        *(options or ("--study-id", STUDY)),
-        env=env,
-    )
-    record: dict[str, Any] = json.loads(result.stdout)
-    return record
-
-
-def mint(cli: Any, env: dict[str, str], *grants: str) -> str:
-    args = [arg for grant in grants for arg in ("--grant", grant)]
-    return str(cli("token", "--subject", "alice", *args, env=env).stdout.strip())
 
 
 @pytest.fixture
@@ -64,7 +43,8 @@ def reports(tmp_path: Path) -> dict[str, Path]:
     ],
 )
 def test_published_report_downloads_byte_for_byte_through_gunicorn(
-    cli: Any,
+    cli_publish: Any,
+    cli_token: Any,
     serve: Any,
     service_env: dict[str, str],
     reports: dict[str, Path],
@@ -72,8 +52,8 @@ def test_published_report_downloads_byte_for_byte_through_gunicorn(
     content_type: str,
 ) -> None:
     path = reports[kind]
-    record = publish_file(cli, service_env, path)
-    token = mint(cli, service_env, f"{STUDY}:test:REPORTING_VIEW")
+    record = cli_publish(service_env, path)
+    token = cli_token(service_env, f"{STUDY}:test:REPORTING_VIEW")
     base = serve(service_env)
 
     response = requests.get(
@@ -103,10 +83,14 @@ def test_published_report_downloads_byte_for_byte_through_gunicorn(
 
 
 def test_token_for_another_study_is_refused_by_gunicorn(
-    cli: Any, serve: Any, service_env: dict[str, str], reports: dict[str, Path]
+    cli_publish: Any,
+    cli_token: Any,
+    serve: Any,
+    service_env: dict[str, str],
+    reports: dict[str, Path],
 ) -> None:
-    record = publish_file(cli, service_env, reports["csv"])
-    token = mint(cli, service_env, "0123456789ABCDEF0123456789ABCDEF:test:REPORTING_VIEW")
+    record = cli_publish(service_env, reports["csv"])
+    token = cli_token(service_env, "0123456789ABCDEF0123456789ABCDEF:test:REPORTING_VIEW")
     base = serve(service_env)
 
     response = requests.get(
@@ -122,10 +106,14 @@ def test_token_for_another_study_is_refused_by_gunicorn(
 
 
 def test_tenant_report_downloads_with_a_tenant_grant(
-    cli: Any, serve: Any, service_env: dict[str, str], reports: dict[str, Path]
+    cli_publish: Any,
+    cli_token: Any,
+    serve: Any,
+    service_env: dict[str, str],
+    reports: dict[str, Path],
 ) -> None:
-    record = publish_file(cli, service_env, reports["csv"], "--tenant")
-    token = mint(cli, service_env, "tenant:test:REPORTING_VIEW")
+    record = cli_publish(service_env, reports["csv"], "--tenant")
+    token = cli_token(service_env, "tenant:test:REPORTING_VIEW")
     base = serve(service_env)
 
     response = requests.get(

@@ -1,0 +1,35 @@
+"""Example auth hooks named in settings by the hook tests: an API key and an allow-test rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Request
+
+from reporting_svc.auth import Principal
+from reporting_svc.errors import Unauthenticated
+from reporting_svc.settings import Settings
+from reporting_svc.storage import JobRecord
+
+API_KEY_HEADER = "X-Api-Key"
+API_KEY = "example-api-key"
+
+
+def make_authenticator(settings: Settings) -> Callable[[Request], Principal]:
+    """Accept one fixed API key in a custom header instead of a bearer token."""
+
+    def authenticate(request: Request) -> Principal:
+        if request.headers.get(API_KEY_HEADER) != API_KEY:
+            raise Unauthenticated("an API key is required", token_sent=False)
+        return Principal("api-key-client", ())
+
+    return authenticate
+
+
+def make_authoriser(settings: Settings) -> Callable[[Principal, JobRecord], bool]:
+    """Open every job in test mode, whatever the caller's grants; nothing else."""
+
+    def authorise(principal: Principal, record: JobRecord) -> bool:
+        return record.mode == "test"
+
+    return authorise

@@ -1,0 +1,293 @@
+"""The default JWT authenticator: over HTTP (step 1 of the checks) and called directly."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Request
+
+from reporting_svc import create_app
+from reporting_svc.auth import Grant, Principal
+from reporting_svc.auth.grants import parse_grant
+from reporting_svc.auth.tokens import JwtAuthenticator
+from reporting_svc.errors import Unauthenticated
+from reporting_svc.publish import publish_report
+from reporting_svc.settings import Settings, SettingsError
+from tests.conftest import DOWNLOAD, OTHER_STUDY, SECRET, STUDY, error_of
+
+VIEW = f"{STUDY}:test:REPORTING_VIEW"
+INVALID_TOKEN = 'Bearer error="invalid_token"'
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    """Valid claims for the test settings' issuer and audience; None removes a claim."""
+    now = int(time.time())
+    values: dict[str, Any] = {
+        "sub": "alice",
+        "iss": "reporting-svc",
+        "aud": "reporting-svc",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "grants": [parse_grant(VIEW).to_claim()],
+    }
+    values.update(changes)
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def sign(key: Any = SECRET, algorithm: str = "HS256", **changes: Any) -> str:
+    return jwt.encode(claims(**changes), key, algorithm=algorithm)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token() -> str:
+    """A token with ``alg: none`` and an empty signature, built by hand."""
+    header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims()).encode())
+    return f"{header}.{body}."
+
+
+def request_with(headers: dict[str, str]) -> Request:
+    return Request.from_values(DOWNLOAD, headers=headers)
+
+
+@pytest.fixture
+def job_id(publish: Callable[..., Any]) -> str:
+    record_id: str = publish(b"a,b\n1,2\n").id
+    return record_id
+
+
+@pytest.fixture
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def public_pem(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> Path:
+    path = tmp_path / "jwt-public.pem"
+    path.write_bytes(
+        rsa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def rsa_settings(make_settings: Callable[..., Settings], public_pem: Path) -> Settings:
+    return make_settings(jwt_secret="", jwt_public_key_file=str(public_pem))
+
+
+def test_valid_hs256_token_downloads_the_report(job_id, download):
+    response = download({"id": job_id}, sign())
+    assert response.status_code == 200
+    assert response.data == b"a,b\n1,2\n"
+
+
+def test_valid_token_yields_its_subject_and_grants(settings):
+    principal = JwtAuthenticator(settings)(request_with({"Authorization": f"Bearer {sign()}"}))
+    assert principal == Principal("alice", (parse_grant(VIEW),))
+
+
+def test_bearer_scheme_is_case_insensitive(settings):
+    principal = JwtAuthenticator(settings)(request_with({"Authorization": f"bearer {sign()}"}))
+    assert principal.subject == "alice"
+
+
+@pytest.mark.parametrize(
+    ("token_of", "reason"),
+    [
+        pytest.param(lambda: sign(exp=int(time.time()) - 60), "expired", id="expired"),
+        pytest.param(lambda: sign(nbf=int(time.time()) + 600), "not yet valid", id="nbf-future"),
+        pytest.param(lambda: sign(aud="another-service"), "audience", id="wrong-audience"),
+        pytest.param(lambda: sign(iss="someone-else"), "issuer", id="wrong-issuer"),
+        pytest.param(lambda: sign(key="another-" + SECRET), "signature", id="other-secret"),
+        pytest.param(unsigned_token, "algorithm", id="alg-none"),
+        pytest.param(
+            lambda: sign(algorithm="HS512"),
+            "algorithm",
+            id="alg-not-allowed",
+            marks=pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+        ),
+        pytest.param(lambda: "not-a-jwt", "malformed", id="malformed"),
+        pytest.param(lambda: "a.b.c", "malformed", id="malformed-parts"),
+        pytest.param(lambda: sign(exp=None), "required claim", id="missing-exp"),
+        pytest.param(lambda: sign(sub=None), "required claim", id="missing-sub"),
+    ],
+)
+def test_bad_token_is_refused_as_invalid_token(job_id, download, token_of, reason):
+    token = token_of()
+    response = download({"id": job_id}, token)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+    error = error_of(response)
+    assert reason in error["details"]
+    assert token not in json.dumps(response.get_json())
+
+
+def test_bad_token_is_refused_before_the_parameters_are_checked(download):
+    response = download({"id": "not-a-guid"}, sign(exp=int(time.time()) - 60))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+
+
+def test_missing_authorization_gets_a_plain_bearer_challenge(job_id, download):
+    response = download({"id": job_id})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert error_of(response)["errorCode"] == "REPT_401"
+
+
+def test_non_bearer_scheme_gets_a_plain_bearer_challenge(job_id, download):
+    response = download({"id": job_id}, headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "YWxpY2U6c2VjcmV0" not in response.get_data(as_text=True)
+
+
+def test_empty_bearer_token_is_an_invalid_token(settings):
+    with pytest.raises(Unauthenticated) as caught:
+        JwtAuthenticator(settings)(request_with({"Authorization": "Bearer "}))
+    assert caught.value.headers["WWW-Authenticate"] == INVALID_TOKEN
+
+
+def test_malformed_grants_claim_is_an_invalid_token(job_id, download):
+    token = sign(grants=[f"{STUDY}:production:REPORTING_VIEW"])
+    response = download({"id": job_id}, token)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+    assert "grants" in error_of(response)["details"]
+
+
+def test_rs256_token_verified_with_public_key_file(rsa_settings, rsa_key):
+    authenticate = JwtAuthenticator(rsa_settings)
+    token = sign(key=rsa_key, algorithm="RS256")
+    principal = authenticate(request_with({"Authorization": f"Bearer {token}"}))
+    assert principal.subject == "alice"
+    assert principal.grants == (parse_grant(VIEW),)
+
+
+def test_rs256_token_downloads_over_http(rsa_settings, rsa_key, tmp_path):
+    app = create_app(rsa_settings)
+    job = _publish_into(app, tmp_path)
+    token = sign(key=rsa_key, algorithm="RS256")
+    response = app.test_client().get(
+        DOWNLOAD, query_string={"id": job}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200
+    assert response.data == b"a\n"
+
+
+def test_rs256_token_signed_with_another_key_is_refused(rsa_settings):
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = sign(key=other, algorithm="RS256")
+    with pytest.raises(Unauthenticated, match="signature"):
+        JwtAuthenticator(rsa_settings)(request_with({"Authorization": f"Bearer {token}"}))
+
+
+def test_hs256_token_keyed_with_the_public_pem_is_refused(rsa_settings, public_pem):
+    """The algorithm-confusion attack: the public key used as an HMAC secret."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims()).encode())
+    signing_input = f"{header}.{body}".encode()
+    mac = hmac.new(public_pem.read_bytes(), signing_input, hashlib.sha256).digest()
+    token = f"{header}.{body}.{b64url(mac)}"
+    with pytest.raises(Unauthenticated) as caught:
+        JwtAuthenticator(rsa_settings)(request_with({"Authorization": f"Bearer {token}"}))
+    assert caught.value.headers["WWW-Authenticate"] == INVALID_TOKEN
+    assert "algorithm" in str(caught.value.details)
+
+
+def test_unparseable_public_key_file_fails_at_app_creation(make_settings, tmp_path):
+    key_file = tmp_path / "broken.pem"
+    key_file.write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
+    settings = make_settings(jwt_secret="", jwt_public_key_file=str(key_file))
+    with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_PUBLIC_KEY_FILE"):
+        create_app(settings)
+
+
+def test_public_pem_configured_as_shared_secret_fails_at_app_creation(make_settings, public_pem):
+    settings = make_settings(jwt_secret=public_pem.read_text())
+    with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_SECRET"):
+        create_app(settings)
+
+
+def write_grants(tmp_path: Path, grants: dict[str, list[Any]]) -> str:
+    path = tmp_path / "grants.json"
+    path.write_text(json.dumps(grants))
+    return str(path)
+
+
+def test_grants_file_wins_over_the_token_claims(make_settings, tmp_path):
+    grants_file = write_grants(tmp_path, {"alice": [f"{OTHER_STUDY}:active:REPORTING_VIEW"]})
+    authenticate = JwtAuthenticator(make_settings(grants_file=grants_file))
+    broad = [
+        parse_grant(f"{STUDY}:test,active,training:REPORTING_VIEW,UNBLINDED").to_claim(),
+        parse_grant("tenant:test,active,training:REPORTING_VIEW").to_claim(),
+    ]
+    token = sign(grants=broad)
+    principal = authenticate(request_with({"Authorization": f"Bearer {token}"}))
+    assert principal.grants == (
+        Grant(OTHER_STUDY, frozenset({"active"}), frozenset({"REPORTING_VIEW"})),
+    )
+
+
+def test_grants_file_refuses_a_job_the_token_alone_would_open(make_settings, tmp_path):
+    grants_file = write_grants(tmp_path, {"alice": [f"{OTHER_STUDY}:test:REPORTING_VIEW"]})
+    app = create_app(make_settings(grants_file=grants_file))
+    job = _publish_into(app, tmp_path)
+    response = app.test_client().get(
+        DOWNLOAD, query_string={"id": job}, headers={"Authorization": f"Bearer {sign()}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+    assert "REPORTING_VIEW" in error_of(response)["details"]
+
+
+def test_grants_file_opens_a_job_for_its_subject(make_settings, tmp_path):
+    grants_file = write_grants(tmp_path, {"alice": [VIEW]})
+    app = create_app(make_settings(grants_file=grants_file))
+    job = _publish_into(app, tmp_path)
+    response = app.test_client().get(
+        DOWNLOAD, query_string={"id": job}, headers={"Authorization": f"Bearer {sign(grants=[])}"}
+    )
+    assert response.status_code == 200
+
+
+def test_subject_absent_from_grants_file_is_refused_at_authorisation(make_settings, tmp_path):
+    grants_file = write_grants(tmp_path, {"bob": [VIEW]})
+    app = create_app(make_settings(grants_file=grants_file))
+    job = _publish_into(app, tmp_path)
+    response = app.test_client().get(
+        DOWNLOAD, query_string={"id": job}, headers={"Authorization": f"Bearer {sign()}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+    assert "Unauthorized" in error_of(response)["errorMessage"]
+
+
+def _publish_into(app: Any, tmp_path: Path) -> str:
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"a\n")
+    record = publish_report(
+        app.extensions["reporting_svc"].store,
+        source,
+        report_name="Extract",
+        mode="test",
+        study_id=STUDY,
+    )
+    return record.id

@@ -1,0 +1,316 @@
+"""Publishing reports: the record built, the local store's layout, and the CLI commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+
+from reporting_svc import cli
+from reporting_svc.auth.grants import parse_grant
+from reporting_svc.publish import PublishError, content_type_for, publish_report
+from reporting_svc.storage import JobExists, JobRecord
+from reporting_svc.storage.local import LocalStore
+from reporting_svc.storage.record import parse_instant
+from tests.conftest import OTHER_STUDY, SECRET, STUDY
+
+JOB = "6A7C29DD011241DFBE1B64399283C860"
+DASHED_JOB = "6a7c29dd-0112-41df-be1b-64399283c860"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "reports")
+
+
+@pytest.fixture
+def report_file(tmp_path: Path):
+    """Write an upstream report file: ``report_file("name.csv", b"bytes")``."""
+
+    def make(name: str = "report.csv", content: bytes = b"a,b\n1,2\n") -> Path:
+        folder = tmp_path / "upstream"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_bytes(content)
+        return path
+
+    return make
+
+
+def publish_to(store, path: Path, **options) -> JobRecord:
+    values = {"report_name": "Subject Data Extract", "mode": "test", "study_id": STUDY}
+    values.update(options)
+    return publish_report(store, path, **values)
+
+
+def test_record_has_size_and_sha256_of_the_file(local_store, report_file):
+    content = b"subjectId,visit\n" + b"S-0001,Screening\n" * 1000
+    record = publish_to(local_store, report_file("extract.csv", content))
+    assert record.size == len(content)
+    assert record.sha256 == hashlib.sha256(content).hexdigest()
+    assert record.status == "COMPLETED"
+    assert record.fileName == "extract.csv"
+    assert record.requiredPermission == "REPORTING_VIEW"
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "rpt_format"),
+    [
+        ("extract.csv", "text/csv", "CSV"),
+        ("summary.pdf", "application/pdf", "PDF"),
+        ("listing.xlsx", XLSX, "XLSX"),
+        ("bundle.zip", "application/zip", "ZIP"),
+        ("EXTRACT.CSV", "text/csv", "CSV"),
+        ("blob.reportdata", "application/octet-stream", "REPORTDATA"),
+        ("no-extension", "application/octet-stream", "BIN"),
+    ],
+)
+def test_content_type_and_format_follow_the_extension(
+    local_store, report_file, name, content_type, rpt_format
+):
+    record = publish_to(local_store, report_file(name))
+    assert record.contentType == content_type
+    assert record.rptFormat == rpt_format
+    assert content_type_for(name) == content_type
+
+
+def test_given_file_name_decides_type_and_format(local_store, report_file):
+    record = publish_to(local_store, report_file("tmp-upload"), file_name="Summary.pdf")
+    assert (record.fileName, record.contentType, record.rptFormat) == (
+        "Summary.pdf",
+        "application/pdf",
+        "PDF",
+    )
+
+
+def test_ids_and_mode_are_normalised(local_store, report_file):
+    record = publish_to(
+        local_store, report_file(), job_id=DASHED_JOB, study_id=STUDY.lower(), mode="ACTIVE"
+    )
+    assert (record.id, record.studyId, record.mode) == (JOB, STUDY, "active")
+    assert local_store.get_record(DASHED_JOB) == record
+
+
+def test_job_id_defaults_to_a_new_guid(local_store, report_file):
+    first = publish_to(local_store, report_file())
+    second = publish_to(local_store, report_file())
+    assert first.id != second.id
+    assert len(first.id) == 32
+    assert first.id == first.id.upper()
+
+
+def test_tenant_report_has_no_study(local_store, report_file):
+    assert publish_to(local_store, report_file(), study_id=None).studyId is None
+
+
+def test_kickoff_defaults_to_now_in_utc(local_store, report_file):
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    record = publish_to(local_store, report_file())
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    assert record.rptKickoffDatetime.endswith("Z")
+    assert before <= parse_instant(record.rptKickoffDatetime) <= after
+    assert record.completedAt.endswith("Z")
+
+
+def test_given_kickoff_is_kept(local_store, report_file):
+    record = publish_to(local_store, report_file(), kickoff="2025-06-04T11:27:52.014Z")
+    assert record.rptKickoffDatetime == "2025-06-04T11:27:52.014Z"
+
+
+def test_existing_id_is_refused_and_the_first_file_kept(local_store, report_file):
+    first = publish_to(local_store, report_file("one.csv", b"first\n"), job_id=JOB)
+    with pytest.raises(JobExists):
+        publish_to(local_store, report_file("two.csv", b"second\n"), job_id=JOB.lower())
+    assert local_store.get_record(JOB) == first
+    with local_store.open(first) as handle:
+        assert handle.read() == b"first\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"job_id": "not-a-guid"}, "job id"),
+        ({"job_id": ""}, "job id"),
+        ({"job_id": f"../{JOB}"}, "job id"),
+        ({"study_id": "study-1"}, "study id"),
+        ({"mode": "production"}, "mode"),
+        ({"mode": ""}, "mode"),
+        ({"report_name": ""}, "report name"),
+        ({"report_name": "x" * 256}, "report name"),
+        ({"report_name": "Extract\r\nX-Injected: 1"}, "report name"),
+        ({"kickoff": "yesterday"}, "kickoff"),
+        ({"kickoff": ""}, "kickoff"),
+    ],
+)
+def test_bad_argument_is_refused_and_nothing_written(
+    local_store, report_file, tmp_path, options, message
+):
+    with pytest.raises(PublishError, match=message):
+        publish_to(local_store, report_file(), **options)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unreadable_file_is_refused(local_store, tmp_path):
+    with pytest.raises(PublishError, match="cannot read report file"):
+        publish_to(local_store, tmp_path / "absent.csv")
+
+
+def test_report_name_of_255_characters_is_accepted(local_store, report_file):
+    assert publish_to(local_store, report_file(), report_name="x" * 255).reportName == "x" * 255
+
+
+def store_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_local_store_layout(local_store, report_file, tmp_path):
+    record = publish_to(local_store, report_file(content=b"data"), job_id=JOB, mode="training")
+    root = tmp_path / "reports"
+    assert store_files(root) == [
+        f"index/{STUDY}/training/{JOB}",
+        f"jobs/{JOB}/claim",
+        f"jobs/{JOB}/content",
+        f"jobs/{JOB}/record.json",
+    ]
+    assert (root / "jobs" / JOB / "content").read_bytes() == b"data"
+    assert JobRecord.from_json((root / "jobs" / JOB / "record.json").read_bytes()) == record
+    assert (root / "index" / STUDY / "training" / JOB).read_bytes() == b""
+
+
+def test_tenant_report_is_indexed_under_tenant(local_store, report_file, tmp_path):
+    publish_to(local_store, report_file(), job_id=JOB, study_id=None)
+    assert (tmp_path / "reports" / "index" / "tenant" / "test" / JOB).is_file()
+
+
+def test_list_job_ids_per_scope_and_mode(local_store, report_file):
+    ids = [
+        publish_to(local_store, report_file(), job_id=f"{n:032X}", study_id=study, mode=mode).id
+        for n, study, mode in [
+            (3, STUDY, "test"),
+            (1, STUDY, "test"),
+            (2, STUDY, "active"),
+            (4, OTHER_STUDY, "test"),
+            (5, None, "test"),
+        ]
+    ]
+    assert local_store.list_job_ids(STUDY, "test") == [ids[1], ids[0]]
+    assert local_store.list_job_ids(STUDY.lower(), "active") == [ids[2]]
+    assert local_store.list_job_ids(OTHER_STUDY, "test") == [ids[3]]
+    assert local_store.list_job_ids(None, "test") == [ids[4]]
+    assert local_store.list_job_ids(STUDY, "training") == []
+
+
+def test_list_job_ids_of_an_empty_store(local_store):
+    assert local_store.list_job_ids(STUDY, "test") == []
+
+
+# The command line, run in-process against the environment it reads.
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path) -> Path:
+    """A clean REPORTING_SVC_ environment: a local store and var dir under tmp_path."""
+    for name in list(os.environ):
+        if name.startswith("REPORTING_SVC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPORTING_SVC_LOCAL_ROOT", str(tmp_path / "store"))
+    monkeypatch.setenv("REPORTING_SVC_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REPORTING_SVC_JWT_SECRET", SECRET)
+    return tmp_path / "store"
+
+
+def run_publish(report: Path, *extra: str) -> int:
+    return cli.main(
+        ["publish", str(report), "--report-name", "Subject Data Extract", "--mode", "test", *extra]
+    )
+
+
+def test_cli_publish_prints_the_record(cli_env, report_file, capsys):
+    report = report_file("extract.csv", b"a,b\n")
+    assert run_publish(report, "--study-id", STUDY.lower(), "--job-id", DASHED_JOB) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["id"] == JOB
+    assert printed["studyId"] == STUDY
+    assert printed["sha256"] == hashlib.sha256(b"a,b\n").hexdigest()
+    assert JobRecord(**printed) == LocalStore(cli_env).get_record(JOB)
+
+
+def test_cli_publish_tenant_report(cli_env, report_file, capsys):
+    assert run_publish(report_file(), "--tenant", "--job-id", JOB) == 0
+    assert json.loads(capsys.readouterr().out)["studyId"] is None
+    assert LocalStore(cli_env).list_job_ids(None, "test") == [JOB]
+
+
+def test_cli_publish_same_id_twice_exits_1(cli_env, report_file, capsys):
+    assert run_publish(report_file(), "--study-id", STUDY, "--job-id", JOB) == 0
+    capsys.readouterr()
+    assert run_publish(report_file(), "--study-id", STUDY, "--job-id", JOB) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"reporting-svc: error: job {JOB} already exists; files are written once\n"
+    )
+
+
+def test_cli_publish_study_and_tenant_are_mutually_exclusive(cli_env, report_file, capsys):
+    with pytest.raises(SystemExit) as caught:
+        run_publish(report_file(), "--study-id", STUDY, "--tenant")
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not cli_env.exists()
+
+
+def test_cli_publish_needs_study_or_tenant(cli_env, report_file, capsys):
+    with pytest.raises(SystemExit) as caught:
+        run_publish(report_file())
+    assert caught.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [("--mode", "production"), ("--job-id", "123"), ("--kickoff", "yesterday")],
+)
+def test_cli_publish_bad_argument_exits_2_with_one_line(cli_env, report_file, capsys, extra):
+    assert run_publish(report_file(), "--study-id", STUDY, *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_cli_publish_missing_file_exits_2_with_one_line(cli_env, tmp_path, capsys):
+    assert run_publish(tmp_path / "absent.csv", "--study-id", STUDY) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: cannot read report file")
+    assert err.count("\n") == 1
+
+
+def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
+    grants = [f"{STUDY}:test,active:REPORTING_VIEW", "tenant:active:A,B"]
+    argv = ["token", "--subject", "alice", "--ttl", "120"]
+    for grant in grants:
+        argv += ["--grant", grant]
+    assert cli.main(argv) == 0
+    token = capsys.readouterr().out.strip()
+    claims = jwt.decode(
+        token, SECRET, algorithms=["HS256"], audience="reporting-svc", issuer="reporting-svc"
+    )
+    assert claims["sub"] == "alice"
+    assert claims["exp"] - claims["iat"] == 120
+    assert claims["grants"] == [parse_grant(grant).to_claim() for grant in grants]
+
+
+def test_cli_bad_grant_exits_2_with_one_line(cli_env, capsys):
+    assert cli.main(["token", "--subject", "alice", "--grant", "tenant:prod:A"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("reporting-svc: error: ")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err

@@ -1,0 +1,261 @@
+"""Loading settings: environment, TOML file, checks that fail fast, and the dev secret."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from reporting_svc.devsecret import FILE_NAME
+from reporting_svc.settings import SettingsError, load_settings
+from tests.conftest import SECRET
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment that keeps the var dir under tmp_path and names a secret."""
+    return {"REPORTING_SVC_VAR_DIR": str(tmp_path / "var"), "REPORTING_SVC_JWT_SECRET": SECRET}
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "reporting-svc.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def refusal(environ: dict[str, str]) -> str:
+    """The message of the SettingsError loading ``environ`` raises; it must be one line."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_local_store_from_the_environment(env, tmp_path):
+    settings = load_settings(
+        {**env, "REPORTING_SVC_STORE": "local", "REPORTING_SVC_LOCAL_ROOT": str(tmp_path / "r")}
+    )
+    assert settings.store == "local"
+    assert settings.local_root == tmp_path / "r"
+    assert settings.local_delivery == "stream"
+
+
+def test_s3_store_from_the_environment(env):
+    settings = load_settings(
+        {
+            **env,
+            "REPORTING_SVC_STORE": "s3",
+            "REPORTING_SVC_S3_BUCKET": "reports",
+            "REPORTING_SVC_S3_PREFIX": "site-a/",
+            "REPORTING_SVC_S3_REGION": "eu-west-1",
+            "REPORTING_SVC_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "REPORTING_SVC_S3_DELIVERY": "redirect",
+            "REPORTING_SVC_PRESIGN_EXPIRES": "120",
+        }
+    )
+    assert (settings.store, settings.s3_bucket, settings.s3_prefix) == ("s3", "reports", "site-a/")
+    assert settings.s3_region == "eu-west-1"
+    assert settings.s3_endpoint_url == "http://127.0.0.1:9000"
+    assert settings.s3_delivery == "redirect"
+    assert settings.presign_expires == 120
+
+
+def test_jwt_settings_from_the_environment(env):
+    settings = load_settings(
+        {
+            **env,
+            "REPORTING_SVC_JWT_ISSUER": "https://idp.example",
+            "REPORTING_SVC_JWT_AUDIENCE": "reports",
+            "REPORTING_SVC_JWT_ALGORITHMS": "HS384, HS256",
+            "REPORTING_SVC_JWT_LEEWAY": "30",
+        }
+    )
+    assert settings.jwt_secret == SECRET
+    assert settings.jwt_issuer == "https://idp.example"
+    assert settings.jwt_audience == "reports"
+    assert settings.algorithms == ("HS384", "HS256")
+    assert settings.jwt_leeway == 30
+    assert not settings.dev_secret
+
+
+def test_algorithm_follows_the_key_type_when_not_configured(env, tmp_path):
+    key_file = tmp_path / "public.pem"
+    key_file.write_text("a public key")
+    assert load_settings(env).algorithms == ("HS256",)
+    with_key = {"REPORTING_SVC_VAR_DIR": env["REPORTING_SVC_VAR_DIR"]}
+    with_key["REPORTING_SVC_JWT_PUBLIC_KEY_FILE"] = str(key_file)
+    assert load_settings(with_key).algorithms == ("RS256",)
+
+
+def test_empty_environment_values_count_as_unset(env):
+    settings = load_settings({**env, "REPORTING_SVC_STORE": "", "REPORTING_SVC_S3_BUCKET": ""})
+    assert settings.store == "local"
+    assert settings.embedded_default
+
+
+def test_settings_file_named_by_config_variable(env, tmp_path):
+    config = write_config(
+        tmp_path,
+        'store = "s3"\ns3_bucket = "from-file"\npresign_expires = 90\njwt_algorithms = ["HS512"]\n',
+    )
+    settings = load_settings({**env, "REPORTING_SVC_CONFIG": config})
+    assert settings.store == "s3"
+    assert settings.s3_bucket == "from-file"
+    assert settings.presign_expires == 90
+    assert settings.algorithms == ("HS512",)
+
+
+def test_environment_wins_over_the_settings_file(env, tmp_path):
+    config = write_config(tmp_path, 'store = "s3"\ns3_bucket = "from-file"\npresign_expires = 90\n')
+    settings = load_settings(
+        {
+            **env,
+            "REPORTING_SVC_CONFIG": config,
+            "REPORTING_SVC_S3_BUCKET": "from-env",
+            "REPORTING_SVC_PRESIGN_EXPIRES": "30",
+        }
+    )
+    assert settings.store == "s3"
+    assert settings.s3_bucket == "from-env"
+    assert settings.presign_expires == 30
+
+
+def test_overrides_win_over_the_environment(env):
+    settings = load_settings({**env, "REPORTING_SVC_JWT_ISSUER": "env"}, {"jwt_issuer": "test"})
+    assert settings.jwt_issuer == "test"
+
+
+def test_unknown_key_in_settings_file_is_refused(env, tmp_path):
+    config = write_config(tmp_path, 'store = "local"\nbukcet = "typo"\n')
+    message = refusal({**env, "REPORTING_SVC_CONFIG": config})
+    assert "bukcet" in message
+    assert config in message
+
+
+def test_derived_flags_cannot_be_set_in_the_settings_file(env, tmp_path):
+    config = write_config(tmp_path, "embedded_default = true\n")
+    assert "embedded_default" in refusal({**env, "REPORTING_SVC_CONFIG": config})
+
+
+def test_missing_settings_file_is_refused(env, tmp_path):
+    missing = str(tmp_path / "absent.toml")
+    assert missing in refusal({**env, "REPORTING_SVC_CONFIG": missing})
+
+
+def test_invalid_toml_is_refused(env, tmp_path):
+    config = write_config(tmp_path, "store = \n")
+    assert "not valid TOML" in refusal({**env, "REPORTING_SVC_CONFIG": config})
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({"REPORTING_SVC_PRESIGN_EXPIRES": "soon"}, "REPORTING_SVC_PRESIGN_EXPIRES"),
+        ({"REPORTING_SVC_PRESIGN_EXPIRES": "1.5"}, "REPORTING_SVC_PRESIGN_EXPIRES"),
+        ({"REPORTING_SVC_PRESIGN_EXPIRES": "0"}, "REPORTING_SVC_PRESIGN_EXPIRES"),
+        ({"REPORTING_SVC_JWT_LEEWAY": "-1"}, "REPORTING_SVC_JWT_LEEWAY"),
+        ({"REPORTING_SVC_STORE": "s3"}, "REPORTING_SVC_S3_BUCKET"),
+        ({"REPORTING_SVC_STORE": "ftp"}, "REPORTING_SVC_STORE"),
+        ({"REPORTING_SVC_LOCAL_DELIVERY": "carrier-pigeon"}, "REPORTING_SVC_LOCAL_DELIVERY"),
+        ({"REPORTING_SVC_S3_DELIVERY": "stream"}, "REPORTING_SVC_S3_DELIVERY"),
+        ({"REPORTING_SVC_S3_CHUNK_SIZE": "1024"}, "REPORTING_SVC_S3_CHUNK_SIZE"),
+        ({"REPORTING_SVC_JWT_ALGORITHMS": "none"}, "REPORTING_SVC_JWT_ALGORITHMS"),
+        ({"REPORTING_SVC_JWT_ALGORITHMS": "RS256"}, "REPORTING_SVC_JWT_ALGORITHMS"),
+        ({"REPORTING_SVC_JWT_PUBLIC_KEY_FILE": "/no/such/key.pem"}, "JWT_PUBLIC_KEY_FILE"),
+        ({"REPORTING_SVC_GRANTS_FILE": "/no/such/grants.json"}, "REPORTING_SVC_GRANTS_FILE"),
+    ],
+)
+def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
+    assert variable in refusal({**env, **changes})
+
+
+def test_secret_and_public_key_file_together_are_refused(env, tmp_path):
+    key_file = tmp_path / "public.pem"
+    key_file.write_text("a public key")
+    message = refusal({**env, "REPORTING_SVC_JWT_PUBLIC_KEY_FILE": str(key_file)})
+    assert "REPORTING_SVC_JWT_SECRET" in message
+    assert "REPORTING_SVC_JWT_PUBLIC_KEY_FILE" in message
+
+
+def test_missing_public_key_file_is_refused_even_without_a_secret(tmp_path):
+    message = refusal(
+        {
+            "REPORTING_SVC_VAR_DIR": str(tmp_path / "var"),
+            "REPORTING_SVC_JWT_PUBLIC_KEY_FILE": str(tmp_path / "absent.pem"),
+        }
+    )
+    assert "REPORTING_SVC_JWT_PUBLIC_KEY_FILE" in message
+
+
+def test_public_key_file_with_hmac_algorithm_is_refused(tmp_path):
+    key_file = tmp_path / "public.pem"
+    key_file.write_text("a public key")
+    message = refusal(
+        {
+            "REPORTING_SVC_VAR_DIR": str(tmp_path / "var"),
+            "REPORTING_SVC_JWT_PUBLIC_KEY_FILE": str(key_file),
+            "REPORTING_SVC_JWT_ALGORITHMS": "RS256,HS256",
+        }
+    )
+    assert "REPORTING_SVC_JWT_ALGORITHMS" in message
+
+
+def test_embedded_default_without_store_settings_or_file(env):
+    assert load_settings(env).embedded_default
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"REPORTING_SVC_STORE": "local"},
+        {"REPORTING_SVC_LOCAL_ROOT": "/srv/reports"},
+        {"REPORTING_SVC_S3_BUCKET": "reports"},
+    ],
+)
+def test_any_store_setting_turns_off_the_embedded_default(env, changes):
+    assert not load_settings({**env, **changes}).embedded_default
+
+
+def test_settings_file_turns_off_the_embedded_default(env, tmp_path):
+    config = write_config(tmp_path, 'jwt_issuer = "from-file"\n')
+    assert not load_settings({**env, "REPORTING_SVC_CONFIG": config}).embedded_default
+
+
+def test_store_override_turns_off_the_embedded_default(env, tmp_path):
+    assert not load_settings(env, {"local_root": tmp_path}).embedded_default
+
+
+def test_dev_secret_is_created_once_under_var_dir_and_reused(tmp_path):
+    environ = {"REPORTING_SVC_VAR_DIR": str(tmp_path / "var")}
+    first = load_settings(environ)
+    second = load_settings(environ)
+    assert first.dev_secret
+    assert len(first.jwt_secret) >= 32
+    assert second.jwt_secret == first.jwt_secret
+    assert (tmp_path / "var" / FILE_NAME).read_text().strip() == first.jwt_secret
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == [FILE_NAME]
+
+
+def test_dev_secret_file_is_private_to_its_owner(tmp_path):
+    load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "var")})
+    mode = stat.S_IMODE((tmp_path / "var" / FILE_NAME).stat().st_mode)
+    assert mode & 0o077 == 0
+
+
+def test_dev_secrets_differ_between_var_dirs(tmp_path):
+    one = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "one")})
+    two = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "two")})
+    assert one.jwt_secret != two.jwt_secret
+
+
+def test_configured_secret_creates_no_dev_secret(env, tmp_path):
+    assert not load_settings(env).dev_secret
+    assert not (tmp_path / "var" / FILE_NAME).exists()
+
+
+def test_repr_hides_the_secret(env, tmp_path):
+    assert SECRET not in repr(load_settings(env))
+    generated = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "dev")})
+    assert generated.jwt_secret not in repr(generated)

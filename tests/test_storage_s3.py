@@ -1,0 +1,254 @@
+"""The S3 store against moto in process: layout, write-once, listing, copying, failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from reporting_svc import create_app
+from reporting_svc.publish import publish_report
+from reporting_svc.storage import JobExists, StoreError, layout
+from reporting_svc.storage.base import FileMissing
+from reporting_svc.storage.local import LocalStore
+from reporting_svc.storage.s3 import S3Store
+from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
+
+PREFIX = "some/prefix/"
+JOB = "6A7C29DD011241DFBE1B64399283C860"
+
+
+@pytest.fixture
+def settings(make_settings, s3_bucket):
+    """This module's app uses an S3 store, created inside moto's mock."""
+    return make_settings(store="s3", s3_bucket=BUCKET, s3_region="us-east-1", s3_prefix=PREFIX)
+
+
+def _keys(client) -> set[str]:
+    listed = client.list_objects_v2(Bucket=BUCKET)
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def _object(client, key: str) -> bytes:
+    return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_publish_writes_record_content_and_index_marker_under_the_prefix(publish, s3_bucket):
+    record = publish(b"a,b\n1,2\n", "extract.csv", job_id=JOB)
+
+    assert _keys(s3_bucket) == {
+        PREFIX + layout.claim_key(JOB),
+        PREFIX + layout.record_key(JOB),
+        PREFIX + layout.content_key(JOB),
+        PREFIX + layout.index_key(STUDY, "test", JOB),
+    }
+    assert json.loads(_object(s3_bucket, PREFIX + layout.record_key(JOB))) == json.loads(
+        record.to_json()
+    )
+    assert _object(s3_bucket, PREFIX + layout.content_key(JOB)) == b"a,b\n1,2\n"
+    assert _object(s3_bucket, PREFIX + layout.index_key(STUDY, "test", JOB)) == b""
+    head = s3_bucket.head_object(Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB))
+    assert head["ContentType"] == "text/csv"
+
+
+def test_publish_of_a_tenant_report_indexes_it_under_the_tenant_scope(publish, s3_bucket):
+    publish(b"hsl", "hsl.csv", job_id=JOB, study_id=None, mode="active")
+
+    assert PREFIX + f"index/tenant/active/{JOB}" in _keys(s3_bucket)
+
+
+def test_publishing_an_existing_id_raises_job_exists_and_keeps_the_original(
+    publish, store, s3_bucket
+):
+    original = publish(b"original bytes", "first.csv", job_id=JOB)
+    keys_before = _keys(s3_bucket)
+
+    with pytest.raises(JobExists):
+        publish(b"replacement", "second.pdf", job_id=JOB.lower(), mode="active")
+
+    assert store.get_record(JOB) == original
+    assert _object(s3_bucket, PREFIX + layout.content_key(JOB)) == b"original bytes"
+    assert _keys(s3_bucket) == keys_before
+
+
+def test_get_record_of_an_unknown_id_is_none(publish, store):
+    publish(job_id=JOB)
+
+    assert store.get_record("0" * 32) is None
+
+
+def test_get_record_reads_back_the_published_record(publish, store):
+    record = publish(b"x", "x.csv", job_id=JOB, kickoff="2025-06-04T11:27:52.014Z")
+
+    assert store.get_record(JOB.lower()) == record
+
+
+def test_list_job_ids_returns_only_one_studys_jobs_in_one_mode(publish, store):
+    wanted = sorted(publish(f"{n}".encode()).id for n in range(3))
+    publish(b"active", mode="active")
+    publish(b"other study", study_id=OTHER_STUDY)
+    tenant = publish(b"tenant", study_id=None)
+
+    assert store.list_job_ids(STUDY, "test") == wanted
+    assert store.list_job_ids(None, "test") == [tenant.id]
+    assert store.list_job_ids(STUDY, "training") == []
+
+
+def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_path, s3_bucket):
+    local = LocalStore(tmp_path / "local")
+    contents = {"extract.csv": b"a,b\n1,2\n", "listing.pdf": bytes(range(256)) * 64}
+    records = []
+    for name, content in contents.items():
+        (tmp_path / name).write_bytes(content)
+        records.append(
+            publish_report(
+                local, tmp_path / name, report_name="Copied", mode="test", study_id=STUDY
+            )
+        )
+    for path in local.root.rglob("*"):
+        if path.is_file():
+            key = PREFIX + path.relative_to(local.root).as_posix()
+            s3_bucket.upload_file(str(path), BUCKET, key)
+
+    copied = S3Store(s3_bucket, BUCKET, PREFIX)
+
+    for record in records:
+        assert copied.get_record(record.id) == record
+        assert copied.get_content(record).read() == contents[record.fileName]
+    assert copied.list_job_ids(STUDY, "test") == local.list_job_ids(STUDY, "test")
+
+
+def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
+    content = bytes(range(256)) * (9 * 4096)  # 9 MiB: boto3 uploads in parts from 8 MiB
+    (tmp_path / "large.zip").write_bytes(content)
+
+    record = publish_report(
+        store, tmp_path / "large.zip", report_name="Large", mode="test", study_id=STUDY
+    )
+
+    assert store.get_content(record).read() == content
+
+
+def test_get_content_of_a_deleted_object_raises_file_missing(publish, store, s3_bucket):
+    record = publish(job_id=JOB)
+    s3_bucket.delete_object(Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB))
+
+    assert store.has_content(record) is False
+    with pytest.raises(FileMissing):
+        store.get_content(record)
+
+
+@pytest.fixture
+def unreachable_store(s3_bucket) -> S3Store:
+    """An S3Store whose endpoint refuses connections, retrying once at most."""
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{_free_port()}",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    return S3Store(client, BUCKET, PREFIX)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda store, record: store.get_record(JOB),
+        lambda store, record: store.get_content(record),
+        lambda store, record: store.has_content(record),
+        lambda store, record: store.put(record, io.BytesIO(b"x")),
+        lambda store, record: store.list_job_ids(STUDY, "test"),
+    ],
+    ids=["get_record", "get_content", "has_content", "put", "list_job_ids"],
+)
+def test_every_operation_raises_store_error_when_the_endpoint_is_unreachable(
+    unreachable_store, publish, operation
+):
+    record = publish(job_id=JOB)
+
+    with pytest.raises(StoreError):
+        operation(unreachable_store, record)
+
+
+def _answer(status: int, code: str):
+    """A botocore before-call handler that answers every call with an S3 error."""
+
+    def answer(**kwargs):
+        parsed = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return AWSResponse(url="", status_code=status, headers={}, raw=None), parsed
+
+    return answer
+
+
+def test_a_publish_that_loses_the_race_raises_job_exists_and_keeps_the_winners_file(
+    publish, store, s3_bucket
+):
+    original = publish(b"first", job_id=JOB)
+    missed = _answer(404, "NoSuchKey")  # the existence check runs before a racer's write
+    store.client.meta.events.register("before-call.s3.GetObject", missed)
+
+    with pytest.raises(JobExists):
+        publish(b"second", job_id=JOB)
+
+    store.client.meta.events.unregister("before-call.s3.GetObject", missed)
+    assert store.get_record(JOB) == original
+    assert _object(s3_bucket, PREFIX + layout.content_key(JOB)) == b"first"
+
+
+def test_put_raises_store_error_when_s3_refuses_the_write(store, tmp_path):
+    store.client.meta.events.register("before-call.s3.PutObject", _answer(403, "AccessDenied"))
+    (tmp_path / "refused.csv").write_bytes(b"a\n")
+
+    with pytest.raises(StoreError):
+        publish_report(
+            store, tmp_path / "refused.csv", report_name="Refused", mode="test", study_id=STUDY
+        )
+
+
+def test_an_unreachable_store_answers_503_with_retry_after(make_settings, token, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = make_settings(
+        store="s3",
+        s3_bucket=BUCKET,
+        s3_region="us-east-1",
+        s3_endpoint_url=f"http://127.0.0.1:{_free_port()}",
+    )
+    client = create_app(settings).test_client()
+
+    response = client.get(
+        "/ec-reporting-svc/rest/v2.0/reports/download",
+        query_string={"id": JOB},
+        headers={"Authorization": f"Bearer {token(f'{STUDY}:test:REPORTING_VIEW')}"},
+    )
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    details = error_of(response)["details"]
+    assert "127.0.0.1" not in details
+    assert BUCKET not in details
+    assert "jobs/" not in details
+
+
+def test_the_prefix_is_normalised_to_one_trailing_slash(s3_bucket):
+    assert S3Store(s3_bucket, BUCKET, "/a/b").key("jobs/X") == "a/b/jobs/X"
+    assert S3Store(s3_bucket, BUCKET, "").key("jobs/X") == "jobs/X"
+    assert S3Store(s3_bucket, BUCKET, "/").key("jobs/X") == "jobs/X"
+
+
+def test_an_s3_app_writes_nothing_to_local_disk(publish, make_settings):
+    publish(job_id=JOB)
+
+    assert not Path(make_settings().local_root).exists()
