@@ -12,7 +12,7 @@ from .devsecret import dev_secret
 
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
-LOCAL_DELIVERIES = ("stream",)
+LOCAL_DELIVERIES = ("stream", "x-accel")
 S3_DELIVERIES = ("proxy", "redirect")
 ALLOWED_ALGORITHMS = frozenset(
     {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
@@ -31,6 +31,7 @@ class Settings:
     store: str = "local"
     local_root: Path = Path("var/reports")
     local_delivery: str = "stream"
+    x_accel_prefix: str = "/_reporting_svc_files/"
     s3_bucket: str = ""
     s3_prefix: str = ""
     s3_region: str = ""
@@ -131,6 +132,8 @@ def _check(settings: Settings, embedded: bool) -> Settings:
         fail(f"{PREFIX}STORE must be one of {', '.join(STORES)}, not {settings.store!r}")
     if settings.local_delivery not in LOCAL_DELIVERIES:
         fail(f"{PREFIX}LOCAL_DELIVERY must be one of {', '.join(LOCAL_DELIVERIES)}")
+    if not settings.x_accel_prefix.startswith("/") or ".." in settings.x_accel_prefix:
+        fail(f"{PREFIX}X_ACCEL_PREFIX must be an absolute nginx location like /_files/")
     if settings.s3_delivery not in S3_DELIVERIES:
         fail(f"{PREFIX}S3_DELIVERY must be one of {', '.join(S3_DELIVERIES)}")
     if settings.store == "s3" and not settings.s3_bucket:

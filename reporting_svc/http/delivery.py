@@ -1,93 +1,162 @@
-"""Sending a job's file: one delivery class per store and mode, chosen once at start-up."""
+"""Sending a job's file: one delivery class per store and mode, chosen once at start-up.
+
+Every delivery first asks ``conditional.decide`` what to answer from the record alone
+(304, 416, 206 or the whole file); only then is the store asked for exactly those bytes.
+"""
 
 from __future__ import annotations
 
-import base64
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Request, Response
-from werkzeug.http import http_date
 from werkzeug.wsgi import wrap_file
 
 from ..errors import ReportFileUnavailable
 from ..settings import Settings
 from ..storage import Store
 from ..storage.base import FileMissing
+from ..storage.layout import content_key
 from ..storage.local import LocalStore
 from ..storage.record import JobRecord
 from ..storage.s3 import S3Store
 from .attachment import content_disposition
+from .conditional import Answer, decide
+from .file_range import FileRange
+from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
+MISMATCH = "The report file does not match its record"
 
 
-def file_headers(record: JobRecord) -> dict[str, str]:
-    """The headers of a full download, all from the record: nothing is read or hashed here."""
-    digest = base64.b64encode(bytes.fromhex(record.sha256)).decode()
-    return {
-        "Content-Type": record.contentType,
-        "Content-Disposition": content_disposition(record.fileName),
-        "Content-Length": str(record.size),
-        "ETag": f'"{record.sha256}"',
-        "Last-Modified": http_date(record.completed),
-        "Repr-Digest": f"sha-256=:{digest}:",
-    }
+class Delivery(ABC):
+    """Answers a granted download of one job: the conditional decision, then the bytes."""
+
+    def respond(self, record: JobRecord, request: Request) -> Response:
+        answer = decide(request, record)
+        if answer.status == 304:
+            return Response(status=304, headers=validators(record))
+        headers = file_headers(record, answer)
+        if request.method == "HEAD":
+            return self.head(record, headers)
+        return self.send(record, answer, headers, request)
+
+    def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
+        """A full GET's status and headers; the store is checked, the file is not read."""
+        self.check(record)
+        return Response(status=200, headers=headers)
+
+    @abstractmethod
+    def check(self, record: JobRecord) -> None:
+        """Raise FileMissing or ReportFileUnavailable unless the file matches the record."""
+
+    @abstractmethod
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
+        """Answer a GET with the bytes of ``answer``."""
 
 
-class Delivery(Protocol):
-    """Answers a granted download of one job with its file (or a redirect to it)."""
-
-    def respond(self, record: JobRecord, request: Request) -> Response: ...
-
-
-class LocalStreamDelivery:
-    """The worker sends the file through the WSGI file wrapper: sendfile under gunicorn."""
+class LocalStreamDelivery(Delivery):
+    """The worker sends the span through the WSGI file wrapper: sendfile under gunicorn."""
 
     def __init__(self, store: LocalStore):
         self.store = store
 
-    def respond(self, record: JobRecord, request: Request) -> Response:
-        if request.method == "HEAD":
-            if not self.store.content_path(record).is_file():
-                raise FileMissing(record.id)
-            return Response(status=200, headers=file_headers(record))
+    def check(self, record: JobRecord) -> None:
+        try:
+            size = self.store.content_path(record).stat().st_size
+        except FileNotFoundError:
+            raise FileMissing(record.id) from None
+        if size != record.size:
+            raise ReportFileUnavailable(MISMATCH)
+
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
         handle = self.store.open(record)
         if os.fstat(handle.fileno()).st_size != record.size:
             handle.close()
-            raise ReportFileUnavailable("The report file does not match its record")
-        body = wrap_file(request.environ, handle, BLOCK_SIZE)
-        return Response(body, headers=file_headers(record), direct_passthrough=True)
+            raise ReportFileUnavailable(MISMATCH)
+        span = FileRange(handle, answer.start, answer.length)
+        body = wrap_file(request.environ, span, BLOCK_SIZE)  # type: ignore[arg-type]
+        return Response(body, status=answer.status, headers=headers, direct_passthrough=True)
 
 
-class S3ProxyDelivery:
-    """The worker streams the object from S3 in fixed-size chunks."""
+class LocalAccelDelivery(LocalStreamDelivery):
+    """Behind nginx: the service decides, nginx sends the bytes (``X-Accel-Redirect``).
+
+    The whole file goes through an internal location with ranges switched off, so a
+    stale If-Range or a multi-range request cannot make nginx send a part; a 206 goes
+    through one where nginx applies the client's (already checked) single range.
+    """
+
+    def __init__(self, store: LocalStore, prefix: str):
+        super().__init__(store)
+        self.prefix = "/" + prefix.strip("/") + "/"
+
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
+        self.check(record)
+        kind = "range" if answer.status == 206 else "full"
+        headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
+        headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{content_key(record.id)}"
+        return Response(status=200, headers=headers)
+
+
+class S3ProxyDelivery(Delivery):
+    """The worker streams the span from S3 in fixed-size chunks; S3 does the seeking."""
 
     def __init__(self, store: S3Store, chunk_size: int):
         self.store = store
         self.chunk_size = chunk_size
 
-    def respond(self, record: JobRecord, request: Request) -> Response:
-        if request.method == "HEAD":
-            if not self.store.has_content(record):
-                raise FileMissing(record.id)
-            return Response(status=200, headers=file_headers(record))
-        body = self.store.get_content(record)
+    def check(self, record: JobRecord) -> None:
+        length = self.store.content_length(record)
+        if length is None:
+            raise FileMissing(record.id)
+        if length != record.size:
+            raise ReportFileUnavailable(MISMATCH)
+
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
+        stop = None if answer.status == 200 else answer.stop
+        body, length = self.store.get_content(record, answer.start, stop)
+        if length != answer.length:
+            body.close()
+            raise ReportFileUnavailable(MISMATCH)
         chunks = _chunks(body, self.chunk_size)
-        return Response(chunks, headers=file_headers(record), direct_passthrough=True)
+        return Response(chunks, status=answer.status, headers=headers, direct_passthrough=True)
 
 
-class S3RedirectDelivery:
-    """A 302 to a short-lived presigned URL that answers with the same type and disposition."""
+class S3RedirectDelivery(S3ProxyDelivery):
+    """A 302 to a short-lived presigned URL that answers with the same type and disposition.
 
-    def __init__(self, store: S3Store, expires: int):
-        self.store = store
+    S3 applies a Range itself when the client follows the redirect, but it knows nothing
+    of our ETag: a request whose Range must be ignored (stale If-Range, several ranges)
+    is answered with the whole file through the proxy instead.
+    """
+
+    def __init__(self, store: S3Store, chunk_size: int, expires: int):
+        super().__init__(store, chunk_size)
         self.expires = expires
 
-    def respond(self, record: JobRecord, request: Request) -> Response:
-        if not self.store.has_content(record):
-            raise FileMissing(record.id)
+    def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
+        return self.redirect(record)
+
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
+        if answer.status == 200 and "Range" in request.headers:
+            return super().send(record, answer, headers, request)
+        return self.redirect(record)
+
+    def redirect(self, record: JobRecord) -> Response:
+        self.check(record)
         url = self.store.presign(record, self.expires, content_disposition(record.fileName))
         return Response(status=302, headers={"Location": url})
 
@@ -96,9 +165,11 @@ def make_delivery(settings: Settings, store: Store) -> Delivery:
     """Pair the store with the delivery mode the settings choose for it."""
     if isinstance(store, S3Store):
         if settings.s3_delivery == "redirect":
-            return S3RedirectDelivery(store, settings.presign_expires)
+            return S3RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
         return S3ProxyDelivery(store, settings.s3_chunk_size)
     if isinstance(store, LocalStore):
+        if settings.local_delivery == "x-accel":
+            return LocalAccelDelivery(store, settings.x_accel_prefix)
         return LocalStreamDelivery(store)
     raise TypeError(f"no delivery for {type(store).__name__}")
 

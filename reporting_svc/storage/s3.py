@@ -54,13 +54,17 @@ class S3Store(Store):
         except BotoCoreError as error:
             raise StoreError(type(error).__name__) from error
 
-    def get_content(self, record: JobRecord, byte_range: str | None = None) -> Any:
-        """Start reading the job's file; ``byte_range`` is an HTTP Range value passed to S3."""
-        extra = {"Range": byte_range} if byte_range else {}
+    def get_content(self, record: JobRecord, start: int = 0, stop: int | None = None) -> Any:
+        """Start reading bytes ``[start, stop)`` of the job's file; S3 itself seeks.
+
+        Returns the streaming body and the length S3 says it will send, so the caller can
+        refuse an object that does not match its record before sending a byte.
+        """
+        extra = {} if start == 0 and stop is None else {"Range": _range(start, stop)}
         response = self._call("get_object", layout.content_key(record.id), **extra)
         if response is None:
             raise FileMissing(record.id)
-        return response["Body"]
+        return response["Body"], int(response["ContentLength"])
 
     def presign(self, record: JobRecord, expires: int, disposition: str) -> str:
         """A GET URL for the file that makes S3 answer with our type and disposition."""
@@ -78,8 +82,10 @@ class S3Store(Store):
             )
         )
 
-    def has_content(self, record: JobRecord) -> bool:
-        return self._call("head_object", layout.content_key(record.id)) is not None
+    def content_length(self, record: JobRecord) -> int | None:
+        """The stored object's size, or None when it is missing; reads no content."""
+        response = self._call("head_object", layout.content_key(record.id))
+        return None if response is None else int(response["ContentLength"])
 
     def _call(self, operation: str, relative_key: str, **params: Any) -> Any:
         """Run one S3 operation on a key: None when the key is absent, StoreError on failure."""
@@ -146,6 +152,10 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as error:
             raise _failure(error) from error
         return sorted(key[len(prefix) :] for key in keys)
+
+
+def _range(start: int, stop: int | None) -> str:
+    return f"bytes={start}-" if stop is None else f"bytes={start}-{stop - 1}"
 
 
 def _code(error: ClientError) -> str:
