@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import pytest
 from tests.conftest import SECRET, STUDY
 
 BIN = Path(sys.executable).parent
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.integration
 
 
@@ -153,6 +156,88 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
     yield start
     for process in started:
         stop(process)
+
+
+def nginx_site(port: int, upstream: str, store_root: Path) -> str:
+    """config/nginx.conf with its three deployment values replaced (see its header)."""
+    site = (CONFIG / "nginx.conf").read_text()
+    for default, value in [
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
+        ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
+    ]:
+        assert default in site, f"config/nginx.conf no longer contains {default!r}"
+        site = site.replace(default, value)
+    return site
+
+
+def write_nginx_config(folder: Path, http_block: str) -> Path:
+    """A whole nginx.conf that runs unprivileged in ``folder``, in the foreground."""
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (folder / "temp" / name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(CONFIG / "reporting-svc-file-headers.conf", folder)
+    temp = folder / "temp"
+    config = folder / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {folder}/access.log;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+{http_block}
+}}
+"""
+    )
+    return config
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start real nginx on a free port: ``nginx(http_block_for_port)``; returns its URL.
+
+    ``http_block_for_port`` is called with the port and returns what goes in http {}.
+    """
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(http_block_for_port: Callable[[int], str]) -> str:
+        port = free_port()
+        folder = tmp_path / f"nginx-{port}"
+        folder.mkdir()
+        config = write_nginx_config(folder, http_block_for_port(port))
+        process = subprocess.Popen(
+            [NGINX, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(process)
+        wait_for_port(port, process)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        stop(process)
+
+
+@pytest.fixture
+def behind_nginx(nginx: Callable[..., str]) -> Callable[..., str]:
+    """Put config/nginx.conf in front of a running service: ``behind_nginx(url, store_root)``."""
+
+    def start(upstream: str, store_root: Path) -> str:
+        return nginx(lambda port: nginx_site(port, upstream, store_root))
+
+    return start
 
 
 @pytest.fixture(scope="session")
