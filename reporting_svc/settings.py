@@ -132,7 +132,8 @@ def _check(settings: Settings, embedded: bool) -> Settings:
         fail(f"{PREFIX}STORE must be one of {', '.join(STORES)}, not {settings.store!r}")
     if settings.local_delivery not in LOCAL_DELIVERIES:
         fail(f"{PREFIX}LOCAL_DELIVERY must be one of {', '.join(LOCAL_DELIVERIES)}")
-    if not settings.x_accel_prefix.startswith("/") or ".." in settings.x_accel_prefix:
+    prefix = settings.x_accel_prefix
+    if not prefix.startswith("/") or not prefix.strip("/") or ".." in prefix:
         fail(f"{PREFIX}X_ACCEL_PREFIX must be an absolute nginx location like /_files/")
     if settings.s3_delivery not in S3_DELIVERIES:
         fail(f"{PREFIX}S3_DELIVERY must be one of {', '.join(S3_DELIVERIES)}")

@@ -99,6 +99,12 @@ def token(settings: Settings) -> Callable[..., str]:
 
 
 @pytest.fixture
+def bearer(token: Callable[..., str]) -> str:
+    """A token allowed to download the test-mode reports of STUDY."""
+    return token(f"{STUDY}:test:REPORTING_VIEW")
+
+
+@pytest.fixture
 def download(client: FlaskClient) -> Callable[..., Any]:
     """Call the download endpoint: ``download({"id": ...}, token=..., method="GET")``."""
 

@@ -194,3 +194,119 @@ def test_a_caller_without_the_grant_gets_no_bytes_and_no_url(publish, token, dow
     assert response.status_code == 401
     assert "Location" not in response.headers
     assert error_of(response)["errorCode"] == "REPT_401"
+
+
+# --- ranges, revalidation and a mismatched object (issue 3) ----------------------------
+
+
+def test_proxy_range_gives_206_with_those_bytes(publish, token, download, content):
+    record = publish(content, "listing.pdf")
+
+    response = download({"id": record.id}, token(GRANT), headers={"Range": "bytes=10-19"})
+
+    assert response.status_code == 206
+    assert response.data == content[10:20]
+    assert response.headers["Content-Range"] == f"bytes 10-19/{len(content)}"
+    assert response.headers["Content-Length"] == "10"
+    assert response.headers["ETag"] == f'"{record.sha256}"'
+
+
+def test_proxy_unsatisfiable_range_is_a_416_envelope(publish, token, download, content):
+    record = publish(content, "listing.pdf")
+
+    response = download(
+        {"id": record.id}, token(GRANT), headers={"Range": f"bytes={len(content)}-"}
+    )
+
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(content)}"
+    assert error_of(response)["errorCode"] == "REPT_416"
+
+
+def test_proxy_if_none_match_gives_304_without_a_body(publish, token, download):
+    record = publish()
+
+    response = download(
+        {"id": record.id}, token(GRANT), headers={"If-None-Match": f'"{record.sha256}"'}
+    )
+
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == f'"{record.sha256}"'
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("headers", [{}, {"Range": "bytes=0-9"}], ids=["whole", "range"])
+def test_proxy_object_whose_length_differs_from_the_record_answers_500(
+    publish, token, download, s3_bucket, content, method, headers
+):
+    record = publish(content, "listing.pdf")
+    key = PREFIX + layout.content_key(record.id)
+    s3_bucket.put_object(Bucket=BUCKET, Key=key, Body=b"something else entirely")
+
+    response = download({"id": record.id}, token(GRANT), method=method, headers=headers)
+
+    assert response.status_code == 500
+    assert response.headers["Cache-Control"] == "no-store"
+    if method == "GET":
+        assert error_of(response)["errorCode"] == "REPT_500"
+        assert b"something else" not in response.data
+
+
+@pytest.mark.parametrize("s3_delivery", ["redirect"])
+def test_redirect_if_none_match_gives_304_from_the_service(publish, token, download):
+    record = publish()
+
+    response = download({"id": record.id}, token(GRANT), headers={"If-None-Match": "*"})
+
+    assert response.status_code == 304
+    assert "Location" not in response.headers
+    assert response.headers["ETag"] == f'"{record.sha256}"'
+
+
+@pytest.mark.parametrize("s3_delivery", ["redirect"])
+def test_redirect_unsatisfiable_range_is_a_416_envelope_from_the_service(
+    publish, token, download, content
+):
+    record = publish(content, "listing.pdf")
+
+    response = download({"id": record.id}, token(GRANT), headers={"Range": "bytes=-0"})
+
+    assert response.status_code == 416
+    assert "Location" not in response.headers
+    assert response.headers["Content-Range"] == f"bytes */{len(content)}"
+    assert error_of(response)["errorCode"] == "REPT_416"
+
+
+@pytest.mark.parametrize("s3_delivery", ["redirect"])
+def test_redirect_satisfiable_range_redirects_and_s3_applies_it(publish, token, download, content):
+    record = publish(content, "listing.pdf")
+
+    response = download({"id": record.id}, token(GRANT), headers={"Range": "bytes=10-19"})
+    followed = requests.get(
+        response.headers["Location"], headers={"Range": "bytes=10-19"}, timeout=10
+    )
+
+    assert response.status_code == 302
+    assert followed.status_code == 206
+    assert followed.content == content[10:20]
+
+
+@pytest.mark.parametrize("s3_delivery", ["redirect"])
+@pytest.mark.parametrize(
+    "headers",
+    [{"Range": "bytes=10-19", "If-Range": '"stale"'}, {"Range": "bytes=0-1,5-6"}],
+    ids=["stale-if-range", "multi-range"],
+)
+def test_redirect_a_range_that_must_be_ignored_streams_the_whole_file_itself(
+    publish, token, download, content, headers
+):
+    record = publish(content, "listing.pdf")
+
+    response = download({"id": record.id}, token(GRANT), headers=headers)
+
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert response.data == content
+    assert response.headers["Content-Length"] == str(len(content))
+    assert "Content-Range" not in response.headers

@@ -30,12 +30,6 @@ Publish = Callable[..., JobRecord]
 
 
 @pytest.fixture
-def bearer(token: Callable[..., str]) -> str:
-    """A caller allowed to download the test-mode reports of STUDY."""
-    return token(f"{STUDY}:test:REPORTING_VIEW")
-
-
-@pytest.fixture
 def job(publish: Publish) -> JobRecord:
     return publish(CSV, "report.csv", kickoff=KICKOFF)
 

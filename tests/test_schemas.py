@@ -28,11 +28,6 @@ def tenant_job(publish: Callable[..., JobRecord]) -> JobRecord:
     return publish(CONTENT, "hsl.csv", study_id=None, report_name="HSL Report")
 
 
-@pytest.fixture
-def bearer(token: Callable[..., str]) -> str:
-    return token(f"{STUDY}:test:REPORTING_VIEW")
-
-
 @pytest.mark.parametrize(
     "query",
     [{}, {"id": ""}, {"studyId": STUDY, "mode": "test"}],

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Request
-from werkzeug.http import is_resource_modified, parse_if_range_header, parse_range_header
+from werkzeug.http import parse_if_range_header, parse_range_header
+from werkzeug.sansio.http import is_resource_modified
 
 from ..errors import RangeNotSatisfiable
 from ..storage.record import JobRecord
@@ -38,8 +39,13 @@ def decide(request: Request, record: JobRecord) -> Answer:
     whole file; a ``bytes`` range that cannot be satisfied raises RangeNotSatisfiable.
     """
     full = Answer(200, 0, record.size)
+    # Only the cache validators are passed: Werkzeug reads a failed If-Match as "not
+    # modified", and a 304 tells a client to keep a copy it may not have.
     if not is_resource_modified(
-        request.environ, etag=record.sha256, last_modified=record.completed
+        http_if_modified_since=request.headers.get("If-Modified-Since"),
+        http_if_none_match=request.headers.get("If-None-Match"),
+        etag=record.sha256,
+        last_modified=record.completed,
     ):
         return Answer(304, 0, 0)
     header = request.headers.get("Range")
@@ -49,11 +55,18 @@ def decide(request: Request, record: JobRecord) -> Answer:
         return full
     if not _if_range_holds(request.headers.get("If-Range"), record):
         return full
+    if "," in header:
+        # Several ranges get the whole file, in any order: Werkzeug's parser refuses
+        # unordered or overlapping sets outright, which would turn them into a 416.
+        return full
     parsed = parse_range_header(header)
     if parsed is None:
         raise RangeNotSatisfiable(record.size)
-    if len(parsed.ranges) > 1:
-        return full
+    start, stop = parsed.ranges[0]
+    if stop is None and start < -record.size:
+        # A suffix longer than the file asks for all of it (RFC 9110 §14.1.2); Werkzeug
+        # would compute a negative start and call the range unsatisfiable.
+        return Answer(206, 0, record.size)
     span = parsed.range_for_length(record.size)
     if span is None:
         raise RangeNotSatisfiable(record.size)

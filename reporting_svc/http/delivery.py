@@ -29,6 +29,13 @@ from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
 MISMATCH = "The report file does not match its record"
+VALIDATOR_HEADERS = (
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Range",
+    "If-Match",
+    "If-Unmodified-Since",
+)
 
 
 class Delivery(ABC):
@@ -125,8 +132,8 @@ class S3ProxyDelivery(Delivery):
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
         stop = None if answer.status == 200 else answer.stop
-        body, length = self.store.get_content(record, answer.start, stop)
-        if length != answer.length:
+        body, size = self.store.get_content(record, answer.start, stop)
+        if size != record.size:
             body.close()
             raise ReportFileUnavailable(MISMATCH)
         chunks = _chunks(body, self.chunk_size)
@@ -136,9 +143,11 @@ class S3ProxyDelivery(Delivery):
 class S3RedirectDelivery(S3ProxyDelivery):
     """A 302 to a short-lived presigned URL that answers with the same type and disposition.
 
-    S3 applies a Range itself when the client follows the redirect, but it knows nothing
-    of our ETag: a request whose Range must be ignored (stale If-Range, several ranges)
-    is answered with the whole file through the proxy instead.
+    S3 applies a plain Range itself when the client follows the redirect. It knows nothing
+    of our ETag, though, and evaluates If-Modified-Since even when If-None-Match fails, so
+    a request with validators, or whose Range must be ignored (several ranges, an unknown
+    unit), is answered by the service through the proxy instead: the same answer as in
+    every other mode.
     """
 
     def __init__(self, store: S3Store, chunk_size: int, expires: int):
@@ -151,7 +160,8 @@ class S3RedirectDelivery(S3ProxyDelivery):
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
-        if answer.status == 200 and "Range" in request.headers:
+        ignored_range = answer.status == 200 and "Range" in request.headers
+        if ignored_range or any(name in request.headers for name in VALIDATOR_HEADERS):
             return super().send(record, answer, headers, request)
         return self.redirect(record)
 

@@ -12,7 +12,11 @@ from .conditional import Answer
 
 
 def validators(record: JobRecord) -> dict[str, str]:
-    """The strong ETag (the file's SHA-256) and Last-Modified, as a 304 repeats them."""
+    """The strong ETag (the file's SHA-256) and Last-Modified.
+
+    On a 304 Werkzeug keeps only the ETag, which RFC 9110 §15.4.5 allows: the strong
+    validator is what a client compares.
+    """
     return {"ETag": f'"{record.sha256}"', "Last-Modified": http_date(record.completed)}
 
 

@@ -57,14 +57,17 @@ class S3Store(Store):
     def get_content(self, record: JobRecord, start: int = 0, stop: int | None = None) -> Any:
         """Start reading bytes ``[start, stop)`` of the job's file; S3 itself seeks.
 
-        Returns the streaming body and the length S3 says it will send, so the caller can
-        refuse an object that does not match its record before sending a byte.
+        Returns the streaming body and the size of the whole object (from S3's
+        Content-Range on a part), so the caller can refuse an object that no longer
+        matches its record before sending a byte.
         """
         extra = {} if start == 0 and stop is None else {"Range": _range(start, stop)}
         response = self._call("get_object", layout.content_key(record.id), **extra)
         if response is None:
             raise FileMissing(record.id)
-        return response["Body"], int(response["ContentLength"])
+        content_range = response.get("ContentRange")
+        size = content_range.rpartition("/")[2] if content_range else response["ContentLength"]
+        return response["Body"], int(size)
 
     def presign(self, record: JobRecord, expires: int, disposition: str) -> str:
         """A GET URL for the file that makes S3 answer with our type and disposition."""

@@ -1,280 +1,84 @@
-"""Real processes on 127.0.0.1: the reporting-svc command, gunicorn, moto's S3 server."""
+"""Fixtures for the integration tests: real processes on 127.0.0.1, stopped after use."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.conftest import SECRET, STUDY
-
-BIN = Path(sys.executable).parent
-CONFIG = Path(__file__).resolve().parents[2] / "config"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Wait until something accepts connections on the port, or fail with the process' output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited early with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """Stop a process group started by a fixture, politely first."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+from tests.integration import processes as p
 
 
 @pytest.fixture
 def service_env(tmp_path: Path) -> dict[str, str]:
     """Environment for the service's commands: a local store and var dir under tmp_path."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("REPORTING_SVC_")}
-    env.update(
-        REPORTING_SVC_LOCAL_ROOT=str(tmp_path / "reports"),
-        REPORTING_SVC_VAR_DIR=str(tmp_path / "var"),
-        REPORTING_SVC_JWT_SECRET=SECRET,
-        WEB_CONCURRENCY="2",
-    )
-    return env
+    return p.service_env(tmp_path)
 
 
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``reporting-svc ARGS`` with an environment; returns the completed process."""
-
-    def run(
-        *args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(BIN / "reporting-svc"), *args],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"reporting-svc {args[0]} failed: {result.stderr}")
-        return result
-
-    return run
+    return p.run_cli
 
 
 @pytest.fixture
-def cli_publish(cli: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
-    """``reporting-svc publish`` of a file as a test-mode report; returns the printed record.
-
-    Scope options default to ``--study-id STUDY``; pass ``"--tenant"`` for a tenant report.
-    """
-
-    def publish(env: dict[str, str], path: Path, *options: str) -> dict[str, Any]:
-        result = cli(
-            "publish",
-            str(path),
-            "--report-name",
-            "Subject Data Extract",
-            "--mode",
-            "test",
-            *(options or ("--study-id", STUDY)),
-            env=env,
-        )
-        record: dict[str, Any] = json.loads(result.stdout)
-        return record
-
-    return publish
+def cli_publish() -> Callable[..., dict[str, Any]]:
+    """``cli_publish(env, path, *scope_options)``: publish with the command, get the record."""
+    return p.publish_with_cli
 
 
 @pytest.fixture
-def cli_token(cli: Callable[..., Any]) -> Callable[..., str]:
-    """``reporting-svc token`` for subject alice with the given grants."""
-
-    def token(env: dict[str, str], *grants: str) -> str:
-        args = [arg for grant in grants for arg in ("--grant", grant)]
-        return str(cli("token", "--subject", "alice", *args, env=env).stdout.strip())
-
-    return token
+def cli_token() -> Callable[..., str]:
+    """``cli_token(env, *grants)``: a token minted with the command."""
+    return p.token_with_cli
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start ``reporting-svc serve`` (gunicorn) on a free port; returns its base URL.
-
-    Its standard output and error go to ``serve-<port>.stdout`` / ``.stderr`` in tmp_path.
-    """
-    started: list[subprocess.Popen[Any]] = []
-
-    def start(env: dict[str, str], *extra: str, cwd: Path | None = None) -> str:
-        port = free_port()
-        with (
-            (tmp_path / f"serve-{port}.stdout").open("w") as out,
-            (tmp_path / f"serve-{port}.stderr").open("w") as err,
-        ):
-            process = subprocess.Popen(
-                [str(BIN / "reporting-svc"), "serve", "--bind", f"127.0.0.1:{port}", *extra],
-                env=env,
-                cwd=cwd or tmp_path,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        started.append(process)
-        wait_for_port(port, process)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in started:
-        stop(process)
+def processes(tmp_path: Path) -> Iterator[p.Processes]:
+    """The servers this test starts; all stopped when it ends."""
+    started = p.Processes(tmp_path)
+    yield started
+    started.stop_all()
 
 
-def nginx_site(port: int, upstream: str, store_root: Path) -> str:
-    """config/nginx.conf with its three deployment values replaced (see its header)."""
-    site = (CONFIG / "nginx.conf").read_text()
-    for default, value in [
-        ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
-        ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
-    ]:
-        assert default in site, f"config/nginx.conf no longer contains {default!r}"
-        site = site.replace(default, value)
-    return site
-
-
-def write_nginx_config(folder: Path, http_block: str) -> Path:
-    """A whole nginx.conf that runs unprivileged in ``folder``, in the foreground."""
-    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (folder / "temp" / name).mkdir(parents=True, exist_ok=True)
-    shutil.copy(CONFIG / "reporting-svc-file-headers.conf", folder)
-    temp = folder / "temp"
-    config = folder / "nginx.conf"
-    config.write_text(
-        f"""daemon off;
-worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {folder}/access.log;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{http_block}
-}}
-"""
-    )
-    return config
+@pytest.fixture(scope="module")
+def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[p.Processes]:
+    """Servers shared by one module's tests, for read-only tests that need the same setup."""
+    started = p.Processes(tmp_path_factory.mktemp("module"))
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start real nginx on a free port: ``nginx(http_block_for_port)``; returns its URL.
-
-    ``http_block_for_port`` is called with the port and returns what goes in http {}.
-    """
-    started: list[subprocess.Popen[Any]] = []
-
-    def start(http_block_for_port: Callable[[int], str]) -> str:
-        port = free_port()
-        folder = tmp_path / f"nginx-{port}"
-        folder.mkdir()
-        config = write_nginx_config(folder, http_block_for_port(port))
-        process = subprocess.Popen(
-            [NGINX, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        started.append(process)
-        wait_for_port(port, process)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in started:
-        stop(process)
+def serve(processes: p.Processes) -> Callable[..., str]:
+    """``serve(env, *args, cwd=None)``: start ``reporting-svc serve``; returns its URL."""
+    return processes.serve
 
 
 @pytest.fixture
-def behind_nginx(nginx: Callable[..., str]) -> Callable[..., str]:
-    """Put config/nginx.conf in front of a running service: ``behind_nginx(url, store_root)``."""
+def nginx(processes: p.Processes) -> Callable[..., str]:
+    """``nginx(http_block_for_port)``: start real nginx on a free port; returns its URL."""
+    return processes.nginx
 
-    def start(upstream: str, store_root: Path) -> str:
-        return nginx(lambda port: nginx_site(port, upstream, store_root))
 
-    return start
+@pytest.fixture
+def behind_nginx(processes: p.Processes) -> Callable[..., str]:
+    """``behind_nginx(upstream_url, store_root)``: config/nginx.conf in front of a service."""
+    return processes.behind_nginx
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """moto's own S3 server as a separate process; yields its endpoint URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's own S3 server, one for the session; yields its endpoint URL."""
+    started = p.Processes(tmp_path_factory.mktemp("moto"))
+    yield started.moto_server()
+    started.stop_all()
 
 
 @pytest.fixture
 def s3_env(service_env: dict[str, str], moto_server: str) -> dict[str, str]:
     """Environment for an S3 store in a fresh bucket on moto's server."""
-    bucket = f"reports-{uuid.uuid4().hex[:12]}"
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)
-    return {
-        **service_env,
-        **credentials,
-        "REPORTING_SVC_STORE": "s3",
-        "REPORTING_SVC_S3_BUCKET": bucket,
-        "REPORTING_SVC_S3_PREFIX": "clinical/",
-        "REPORTING_SVC_S3_REGION": "us-east-1",
-        "REPORTING_SVC_S3_ENDPOINT_URL": moto_server,
-    }
+    return p.s3_env(service_env, moto_server)
