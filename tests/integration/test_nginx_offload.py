@@ -1,0 +1,132 @@
+"""nginx changes nothing a client can see: x-accel through nginx equals stream from gunicorn."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import DOWNLOAD, STUDY
+from tests.integration.processes import (
+    Processes,
+    publish_with_cli,
+    service_env,
+    token_with_cli,
+)
+
+pytestmark = pytest.mark.integration
+
+COMPARED = [
+    "Content-Type",
+    "Content-Disposition",
+    "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Repr-Digest",
+    "Cache-Control",
+    "X-Content-Type-Options",
+    "X-Request-ID",
+    "WWW-Authenticate",
+]
+
+
+@dataclass
+class Pair:
+    """The same store served two ways, and what a client needs to ask both."""
+
+    direct: str
+    through_nginx: str
+    record: dict[str, str]
+    token: str
+
+
+@pytest.fixture(scope="module")
+def pair(module_processes: Processes) -> Pair:
+    folder = module_processes.folder
+    env = service_env(folder)
+    path = folder / "Données 2025.csv"
+    path.write_bytes(os.urandom(700_000))
+    record = publish_with_cli(env, path)
+    direct = module_processes.serve({**env, "REPORTING_SVC_LOCAL_DELIVERY": "stream"})
+    accel = module_processes.serve({**env, "REPORTING_SVC_LOCAL_DELIVERY": "x-accel"})
+    nginx = module_processes.behind_nginx(accel, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
+    token = token_with_cli(env, f"{STUDY}:test:REPORTING_VIEW")
+    return Pair(direct, nginx, record, token)
+
+
+STALE = '"' + "0" * 64 + '"'
+CASES = {
+    "full": ("GET", {}),
+    "range": ("GET", {"Range": "bytes=1000-1999"}),
+    "suffix": ("GET", {"Range": "bytes=-10"}),
+    "open-ended": ("GET", {"Range": "bytes=699990-"}),
+    "several ranges": ("GET", {"Range": "bytes=0-1,5-6"}),
+    "fresh if-range": ("GET", {"Range": "bytes=5-9", "If-Range": "{etag}"}),
+    "stale if-range": ("GET", {"Range": "bytes=5-9", "If-Range": STALE}),
+    "if-range date": ("GET", {"Range": "bytes=5-9", "If-Range": "{last_modified}"}),
+    "not modified": ("GET", {"If-None-Match": "{etag}"}),
+    "modified since": ("GET", {"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}),
+    "unsatisfiable": ("GET", {"Range": "bytes=700000-"}),
+    "head": ("HEAD", {"Range": "bytes=0-9"}),
+    "no token": ("GET", {"Authorization": ""}),
+}
+
+
+def _ask(base: str, pair: Pair, method: str, headers: dict[str, str]) -> requests.Response:
+    sent = {"Authorization": f"Bearer {pair.token}", "X-Request-ID": "offload-1", **headers}
+    return requests.request(
+        method,
+        f"{base}{DOWNLOAD}",
+        params={"id": pair.record["id"]},
+        headers={name: value for name, value in sent.items() if value},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_nginx_x_accel_answers_exactly_as_gunicorn_streams(pair: Pair, case: str) -> None:
+    method, template = CASES[case]
+    reference = _ask(pair.direct, pair, method, {})
+    values = {
+        "etag": reference.headers["ETag"],
+        "last_modified": reference.headers["Last-Modified"],
+    }
+    headers = {name: value.format(**values) for name, value in template.items()}
+
+    direct = _ask(pair.direct, pair, method, headers)
+    offloaded = _ask(pair.through_nginx, pair, method, headers)
+
+    assert offloaded.status_code == direct.status_code
+    assert offloaded.content == direct.content
+    for name in COMPARED:
+        assert offloaded.headers.get(name) == direct.headers.get(name), name
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_nginx_sends_no_header_twice(pair: Pair, case: str) -> None:
+    method, template = CASES[case]
+    headers = {
+        name: value.format(etag='"x"', last_modified="x") for name, value in template.items()
+    }
+
+    response = _ask(pair.through_nginx, pair, method, headers)
+
+    names = [name.lower() for name in response.raw.headers]
+    assert sorted(names) == sorted(set(names))
+
+
+def test_internal_location_is_not_reachable_from_outside(pair: Pair) -> None:
+    key = f"jobs/{pair.record['id']}/content"
+    for kind in ("full", "range"):
+        response = requests.get(
+            f"{pair.through_nginx}/_reporting_svc_files/{kind}/{key}", timeout=30
+        )
+
+        assert response.status_code == 404
+        assert len(response.content) < 1000
