@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
 LOCAL_DELIVERIES = ("stream", "x-accel")
 S3_DELIVERIES = ("proxy", "redirect")
+AUDIT_SINKS = ("file", "stdout")
 ALLOWED_ALGORITHMS = frozenset(
     {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
 )
@@ -41,6 +43,7 @@ class Settings:
     presign_expires: int = 60
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
+    jwt_jwks_file: str = ""
     jwt_issuer: str = "reporting-svc"
     jwt_audience: str = "reporting-svc"
     jwt_algorithms: tuple[str, ...] = ()
@@ -49,6 +52,10 @@ class Settings:
     authenticator: str = ""
     authoriser: str = ""
     var_dir: Path = Path("var")
+    audit_sink: tuple[str, ...] = ("file",)
+    audit_file: str = ""
+    audit_fsync: bool = True
+    trusted_proxies: tuple[str, ...] = ()
     embedded_default: bool = field(default=False, compare=False)
     dev_secret: bool = field(default=False, compare=False)
 
@@ -57,7 +64,14 @@ class Settings:
         """The JWT algorithms accepted: as configured, else the one the key type implies."""
         if self.jwt_algorithms:
             return self.jwt_algorithms
+        if self.jwt_jwks_file:
+            return ("RS256", "ES256")
         return ("RS256",) if self.jwt_public_key_file else ("HS256",)
+
+    @property
+    def audit_path(self) -> Path:
+        """The audit trail's JSON Lines file: as configured, else under the var dir."""
+        return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
 
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
@@ -116,49 +130,99 @@ def _convert(name: str, kind: object, value: object) -> object:
             return Path(str(value))
         if kind == "int":
             return int(str(value))
+        if kind == "bool":
+            return _boolean(value)
         if kind == "tuple[str, ...]":
             items = value if isinstance(value, list) else str(value).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
     except ValueError:
-        raise SettingsError(f"{env_name} must be a whole number, not {value!r}") from None
+        raise SettingsError(f"{env_name} must be a {_KINDS[str(kind)]}, not {value!r}") from None
     return str(value).strip()
 
 
-def _check(settings: Settings, embedded: bool) -> Settings:
-    def fail(message: str) -> None:
-        raise SettingsError(message)
+_KINDS = {"int": "whole number", "bool": "boolean (true or false)"}
 
-    if settings.store not in STORES:
-        fail(f"{PREFIX}STORE must be one of {', '.join(STORES)}, not {settings.store!r}")
-    if settings.local_delivery not in LOCAL_DELIVERIES:
-        fail(f"{PREFIX}LOCAL_DELIVERY must be one of {', '.join(LOCAL_DELIVERIES)}")
-    prefix = settings.x_accel_prefix
-    if not prefix.startswith("/") or not prefix.strip("/") or ".." in prefix:
-        fail(f"{PREFIX}X_ACCEL_PREFIX must be an absolute nginx location like /_files/")
-    if settings.s3_delivery not in S3_DELIVERIES:
-        fail(f"{PREFIX}S3_DELIVERY must be one of {', '.join(S3_DELIVERIES)}")
-    if settings.store == "s3" and not settings.s3_bucket:
-        fail(f"{PREFIX}STORE is s3 but {PREFIX}S3_BUCKET is not set")
-    if not 1 <= settings.presign_expires <= MAX_PRESIGN_SECONDS:
-        fail(f"{PREFIX}PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
-    if settings.s3_chunk_size < 64 * 1024:
-        fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
-    if settings.jwt_leeway < 0:
-        fail(f"{PREFIX}JWT_LEEWAY must not be negative")
-    if settings.jwt_secret and settings.jwt_public_key_file:
-        fail(f"set either {PREFIX}JWT_SECRET or {PREFIX}JWT_PUBLIC_KEY_FILE, not both")
-    if settings.jwt_public_key_file and not Path(settings.jwt_public_key_file).is_file():
-        fail(f"{PREFIX}JWT_PUBLIC_KEY_FILE {settings.jwt_public_key_file} is not a readable file")
-    if settings.grants_file and not Path(settings.grants_file).is_file():
-        fail(f"{PREFIX}GRANTS_FILE {settings.grants_file} is not a readable file")
-    bad = [alg for alg in settings.algorithms if alg not in ALLOWED_ALGORITHMS]
-    if bad:
-        fail(f"{PREFIX}JWT_ALGORITHMS has unsupported algorithm(s): {', '.join(bad)}")
-    symmetric = {alg.startswith("HS") for alg in settings.algorithms}
-    if settings.jwt_public_key_file and True in symmetric:
-        fail(f"{PREFIX}JWT_ALGORITHMS lists HS* but a public key file is configured")
-    if settings.jwt_secret and False in symmetric:
-        fail(f"{PREFIX}JWT_ALGORITHMS lists public-key algorithms but only a secret is set")
-    generated = not settings.jwt_secret and not settings.jwt_public_key_file
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _check(settings: Settings, embedded: bool) -> Settings:
+    _check_store(settings)
+    _check_keys(settings)
+    _check_audit(settings)
+    generated = not (settings.jwt_secret or settings.jwt_public_key_file or settings.jwt_jwks_file)
     secret = dev_secret(settings.var_dir) if generated else settings.jwt_secret
     return replace(settings, jwt_secret=secret, dev_secret=generated, embedded_default=embedded)
+
+
+def _fail(message: str) -> None:
+    raise SettingsError(message)
+
+
+def _check_store(settings: Settings) -> None:
+    if settings.store not in STORES:
+        _fail(f"{PREFIX}STORE must be one of {', '.join(STORES)}, not {settings.store!r}")
+    if settings.local_delivery not in LOCAL_DELIVERIES:
+        _fail(f"{PREFIX}LOCAL_DELIVERY must be one of {', '.join(LOCAL_DELIVERIES)}")
+    prefix = settings.x_accel_prefix
+    if not prefix.startswith("/") or not prefix.strip("/") or ".." in prefix:
+        _fail(f"{PREFIX}X_ACCEL_PREFIX must be an absolute nginx location like /_files/")
+    if settings.s3_delivery not in S3_DELIVERIES:
+        _fail(f"{PREFIX}S3_DELIVERY must be one of {', '.join(S3_DELIVERIES)}")
+    if settings.store == "s3" and not settings.s3_bucket:
+        _fail(f"{PREFIX}STORE is s3 but {PREFIX}S3_BUCKET is not set")
+    if not 1 <= settings.presign_expires <= MAX_PRESIGN_SECONDS:
+        _fail(f"{PREFIX}PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    if settings.s3_chunk_size < 64 * 1024:
+        _fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
+
+
+def _check_keys(settings: Settings) -> None:
+    keys = [
+        name
+        for name, value in [
+            ("JWT_SECRET", settings.jwt_secret),
+            ("JWT_PUBLIC_KEY_FILE", settings.jwt_public_key_file),
+            ("JWT_JWKS_FILE", settings.jwt_jwks_file),
+        ]
+        if value
+    ]
+    if len(keys) > 1:
+        _fail(f"set only one of {', '.join(PREFIX + name for name in keys)}")
+    for name, path in [
+        ("JWT_PUBLIC_KEY_FILE", settings.jwt_public_key_file),
+        ("JWT_JWKS_FILE", settings.jwt_jwks_file),
+        ("GRANTS_FILE", settings.grants_file),
+    ]:
+        if path and not Path(path).is_file():
+            _fail(f"{PREFIX}{name} {path} is not a readable file")
+    if settings.jwt_leeway < 0:
+        _fail(f"{PREFIX}JWT_LEEWAY must not be negative")
+    bad = [alg for alg in settings.algorithms if alg not in ALLOWED_ALGORITHMS]
+    if bad:
+        _fail(f"{PREFIX}JWT_ALGORITHMS has unsupported algorithm(s): {', '.join(bad)}")
+    symmetric = {alg.startswith("HS") for alg in settings.algorithms}
+    public = settings.jwt_public_key_file or settings.jwt_jwks_file
+    if public and True in symmetric:
+        _fail(f"{PREFIX}JWT_ALGORITHMS lists HS* but public keys are configured")
+    if settings.jwt_secret and False in symmetric:
+        _fail(f"{PREFIX}JWT_ALGORITHMS lists public-key algorithms but only a secret is set")
+
+
+def _check_audit(settings: Settings) -> None:
+    unknown = sorted(set(settings.audit_sink) - set(AUDIT_SINKS))
+    if unknown or not settings.audit_sink:
+        _fail(f"{PREFIX}AUDIT_SINK must be file, stdout or file,stdout, not {unknown}")
+    for network in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            _fail(f"{PREFIX}TRUSTED_PROXIES has {network!r}, which is no address or network")
