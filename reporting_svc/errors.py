@@ -94,6 +94,20 @@ class StoreUnavailable(ApiError):
         super().__init__(details, headers={"Retry-After": str(self.retry_after)})
 
 
+class AuditUnavailable(ApiError):
+    """The audit record a download needs could not be written: nothing is served without it."""
+
+    status = 503
+    message = "Audit trail unavailable"
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The download cannot be recorded, so it is refused; try again later",
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+
 class ReportFileUnavailable(ApiError):
     """The record exists but its file is gone or wrong: a fault of the store, not the caller."""
 
@@ -112,7 +126,8 @@ def envelope(status: int, message: str, details: str | None) -> Response:
     return response
 
 
-def _respond(error: ApiError) -> Response:
+def error_response(error: ApiError) -> Response:
+    """The envelope for ``error``, for the rare place that must answer instead of raising."""
     response = envelope(error.status, error.message, error.details)
     response.headers.update(error.headers)
     return response
@@ -121,17 +136,17 @@ def _respond(error: ApiError) -> Response:
 def _api_error(error: ApiError) -> Response:
     if error.status >= 500:
         log.error("%s: %s", error.message, error.details)
-    return _respond(error)
+    return error_response(error)
 
 
 def _store_error(error: StoreError) -> Response:
     log.error("report store failed: %s", error)
-    return _respond(StoreUnavailable())
+    return error_response(StoreUnavailable())
 
 
 def _file_missing(error: FileMissing) -> Response:
     log.error("report file missing from the store for job %s", error)
-    return _respond(ReportFileUnavailable("The report file is missing from the store"))
+    return error_response(ReportFileUnavailable("The report file is missing from the store"))
 
 
 def _http_error(error: HTTPException) -> Response:

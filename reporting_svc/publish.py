@@ -7,12 +7,11 @@ import mimetypes
 import os
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .ids import normalise_guid
 from .storage import JobRecord, Store
-from .storage.record import COMPLETED, DEFAULT_PERMISSION, MODES, parse_instant
+from .storage.record import COMPLETED, DEFAULT_PERMISSION, MODES, now_instant, parse_instant
 
 _EXTRA_TYPES = {
     ".csv": "text/csv",
@@ -66,7 +65,7 @@ def publish_report(
         contentType=content_type_for(name),
         size=size,
         sha256=sha256,
-        completedAt=_now(),
+        completedAt=now_instant(),
         requiredPermission=permission,
     )
     with path.open("rb") as source:
@@ -108,16 +107,12 @@ def _permission(permission: str) -> str:
 
 def _kickoff(kickoff: str | None) -> str:
     if kickoff is None:
-        return _now()
+        return now_instant()
     try:
         parse_instant(kickoff)
     except ValueError:
         raise PublishError(f"kickoff {kickoff!r} is not an ISO-8601 date-time") from None
     return kickoff
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _measure(path: Path) -> tuple[int, str]:

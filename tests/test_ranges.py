@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from reporting_svc import create_app
-from reporting_svc.http.file_range import FileRange
+from reporting_svc.http.bodies import FileRange
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore

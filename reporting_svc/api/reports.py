@@ -1,13 +1,15 @@
 """The reports API: download a completed report job's file."""
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from ..errors import JobNotFound, PermissionDenied
 from ..services import Services
 from .arguments import parser
+from .attempts import record_attempt
 from .schemas import DownloadQuerySchema
 
 bp = Blueprint("reports", __name__, url_prefix="/ec-reporting-svc/rest/v2.0/reports")
+bp.after_request(record_attempt)
 _schema = DownloadQuerySchema()
 
 
@@ -15,10 +17,10 @@ _schema = DownloadQuerySchema()
 def download() -> Response:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
     services: Services = current_app.extensions["reporting_svc"]
-    principal = services.authenticate(request)
+    g.principal = services.authenticate(request)
     query = parser.parse(_schema, request)
-    record = services.find_job(query.id)
-    if not services.authorise(principal, record):
+    g.job = record = services.find_job(query.id)
+    if not services.authorise(g.principal, record):
         raise PermissionDenied(record.requiredPermission)
     if not query.matches(record):
         raise JobNotFound()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable
 
 from flask import Request, Response
 from werkzeug.wsgi import wrap_file
@@ -23,8 +22,8 @@ from ..storage.local import LocalStore
 from ..storage.record import JobRecord
 from ..storage.s3 import S3Store
 from .attachment import content_disposition
+from .bodies import ChunkStream, FileRange, TrackedBody
 from .conditional import Answer, decide
-from .file_range import FileRange
 from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
@@ -38,8 +37,28 @@ VALIDATOR_HEADERS = (
 )
 
 
+class FileResponse(Response):
+    """A response that sends file bytes itself; ``body`` reports what it sent on close."""
+
+    def __init__(
+        self, body: TrackedBody, status: int, headers: dict[str, str], wsgi: Iterable[bytes]
+    ):
+        super().__init__(wsgi, status=status, headers=headers, direct_passthrough=True)
+        self.body = body
+
+
+class AccelResponse(Response):
+    """An X-Accel-Redirect answer; ``status_sent`` is what nginx will send (200 or 206)."""
+
+    def __init__(self, status_sent: int, headers: dict[str, str]):
+        super().__init__(status=200, headers=headers)
+        self.status_sent = status_sent
+
+
 class Delivery(ABC):
     """Answers a granted download of one job: the conditional decision, then the bytes."""
+
+    name: str
 
     def respond(self, record: JobRecord, request: Request) -> Response:
         answer = decide(request, record)
@@ -69,6 +88,8 @@ class Delivery(ABC):
 class LocalStreamDelivery(Delivery):
     """The worker sends the span through the WSGI file wrapper: sendfile under gunicorn."""
 
+    name = "stream"
+
     def __init__(self, store: LocalStore):
         self.store = store
 
@@ -88,8 +109,8 @@ class LocalStreamDelivery(Delivery):
             handle.close()
             raise ReportFileUnavailable(MISMATCH)
         span = FileRange(handle, answer.start, answer.length)
-        body = wrap_file(request.environ, span, BLOCK_SIZE)  # type: ignore[arg-type]
-        return Response(body, status=answer.status, headers=headers, direct_passthrough=True)
+        wrapped = wrap_file(request.environ, span, BLOCK_SIZE)  # type: ignore[arg-type]
+        return FileResponse(span, answer.status, headers, wrapped)
 
 
 class LocalAccelDelivery(LocalStreamDelivery):
@@ -99,6 +120,8 @@ class LocalAccelDelivery(LocalStreamDelivery):
     stale If-Range or a multi-range request cannot make nginx send a part; a 206 goes
     through one where nginx applies the client's (already checked) single range.
     """
+
+    name = "x-accel"
 
     def __init__(self, store: LocalStore, prefix: str):
         super().__init__(store)
@@ -111,11 +134,13 @@ class LocalAccelDelivery(LocalStreamDelivery):
         kind = "range" if answer.status == 206 else "full"
         headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
         headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{content_key(record.id)}"
-        return Response(status=200, headers=headers)
+        return AccelResponse(answer.status, headers)
 
 
 class S3ProxyDelivery(Delivery):
     """The worker streams the span from S3 in fixed-size chunks; S3 does the seeking."""
+
+    name = "proxy"
 
     def __init__(self, store: S3Store, chunk_size: int):
         self.store = store
@@ -136,8 +161,8 @@ class S3ProxyDelivery(Delivery):
         if size != record.size:
             body.close()
             raise ReportFileUnavailable(MISMATCH)
-        chunks = _chunks(body, self.chunk_size)
-        return Response(chunks, status=answer.status, headers=headers, direct_passthrough=True)
+        stream = ChunkStream(body, answer.length, self.chunk_size)
+        return FileResponse(stream, answer.status, headers, stream)
 
 
 class S3RedirectDelivery(S3ProxyDelivery):
@@ -149,6 +174,8 @@ class S3RedirectDelivery(S3ProxyDelivery):
     unit), is answered by the service through the proxy instead: the same answer as in
     every other mode.
     """
+
+    name = "redirect"
 
     def __init__(self, store: S3Store, chunk_size: int, expires: int):
         super().__init__(store, chunk_size)
@@ -182,11 +209,3 @@ def make_delivery(settings: Settings, store: Store) -> Delivery:
             return LocalAccelDelivery(store, settings.x_accel_prefix)
         return LocalStreamDelivery(store)
     raise TypeError(f"no delivery for {type(store).__name__}")
-
-
-def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
-    """Yield the object's bytes; a failure mid-way propagates so the connection is cut short."""
-    try:
-        yield from body.iter_chunks(chunk_size)
-    finally:
-        body.close()

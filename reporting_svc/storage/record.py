@@ -52,6 +52,11 @@ class JobRecord:
         return cls(**{key: value for key, value in raw.items() if key in names})
 
 
+def now_instant() -> str:
+    """The current UTC time as ISO-8601 with milliseconds and a ``Z``, as records store it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def parse_instant(value: str) -> datetime:
     """Parse an ISO-8601 date-time; one without a zone is taken as UTC."""
     parsed = datetime.fromisoformat(value)

@@ -1,0 +1,93 @@
+"""Where audit records go: a JSON Lines file shared by every process, and standard output."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from .chain import GENESIS, line_of, seal
+
+
+class FileSink:
+    """Appends sealed records to one file; any number of processes and threads may share it.
+
+    An exclusive ``flock`` on the file serialises appenders, so records never interleave
+    and the chain never forks. Beside the file, ``<file>.head`` names the number of
+    records and the last hash: it is where the next ``prev`` comes from, and it lets
+    ``audit verify`` notice records cut from the end, which no chain can show by itself.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True):
+        self.path = Path(path)
+        self.head_path = self.path.with_name(self.path.name + ".head")
+        self.fsync = fsync
+
+    def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Seal and write one record; OSError (disk full, permission denied) propagates."""
+        with self._locked() as fd:
+            count, prev = self.head()
+            record = seal(fields, prev)
+            os.write(fd, line_of(record))
+            if self.fsync:
+                os.fsync(fd)
+            self._write_head(count + 1, record["hash"])
+        return record
+
+    def head(self) -> tuple[int, str]:
+        """(records, last hash) as the head file states them; (0, genesis) for a new trail."""
+        try:
+            head = json.loads(self.head_path.read_text())
+            return int(head["records"]), str(head["hash"])
+        except FileNotFoundError:
+            return 0, GENESIS
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _write_head(self, records: int, last_hash: str) -> None:
+        temp = self.head_path.with_name(f".{self.head_path.name}.{os.getpid()}")
+        temp.write_text(json.dumps({"records": records, "hash": last_hash}))
+        os.replace(temp, self.head_path)
+
+
+class StdoutSink:
+    """Emits each record as one JSON line on standard output, for platforms that ship logs.
+
+    Beside a file sink it repeats the file's sealed records; alone, it keeps a chain of
+    its own per process.
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.prev = GENESIS
+
+    def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            record = seal(fields, self.prev)
+            self._write(record)
+            self.prev = record["hash"]
+        return record
+
+    def emit(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(line_of(record).decode())
+        stream.flush()
