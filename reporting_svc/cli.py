@@ -1,4 +1,4 @@
-"""The ``reporting-svc`` command: serve, publish and token, all reading the same settings."""
+"""The ``reporting-svc`` command: serve, check, publish, token and audit, on the same settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import create_app
+from .audit.commands import add_audit_commands
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .publish import PublishError, publish_report
@@ -76,6 +77,14 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def check(settings: Settings, args: argparse.Namespace) -> int:
+    """Build the app as a worker would: run before a reload, since a worker that cannot
+    start (a broken key file, say) makes gunicorn stop altogether."""
+    create_app(settings)
+    print("OK: settings, keys and hooks load")
+    return 0
+
+
 def token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a token signed with the configured secret, for development and tests."""
     grants = [parse_grant(text) for text in args.grant]
@@ -100,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
     run.set_defaults(run=serve)
 
+    verify = commands.add_parser("check", help="check settings, keys and hooks load")
+    verify.set_defaults(run=check)
+
     put = commands.add_parser("publish", help="publish a report file into the store")
     put.add_argument("file", type=Path)
     put.add_argument("--report-name", required=True)
@@ -117,4 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--grant", action="append", required=True, metavar="SCOPE:MODES:PERMISSIONS")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
+
+    audit = commands.add_parser("audit", help="verify or show the audit trail of downloads")
+    add_audit_commands(audit)
     return parser

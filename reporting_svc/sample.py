@@ -43,8 +43,15 @@ def ensure_sample(store: Store) -> JobRecord:
 
 
 def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
-    """A ready command, with a day-long token for the sample's study, that downloads it."""
+    """A ready command, with a day-long token for the sample's study, that downloads it.
+
+    With public keys only the service cannot sign, so the line says where the token goes.
+    """
     grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
-    token = mint_token(settings, "newcomer", [grant], ttl=SAMPLE_TOKEN_TTL)
+    token = (
+        mint_token(settings, "newcomer", [grant], ttl=SAMPLE_TOKEN_TTL)
+        if settings.jwt_secret
+        else "$TOKEN"
+    )
     url = f"{base_url}/ec-reporting-svc/rest/v2.0/reports/download?id={record.id}"
     return f"curl -fsS -o {record.fileName} -H 'Authorization: Bearer {token}' '{url}'"

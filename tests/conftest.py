@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from moto import mock_aws
 
 from reporting_svc import create_app
+from reporting_svc.audit.chain import verify
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.cli import main
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, Store
@@ -142,3 +149,90 @@ def error_of(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = body["errorData"]
     assert data["errorCode"] == f"REPT_{response.status_code}"
     return data
+
+
+def public_jwk(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -> Any:
+    """The public half of an RSA (RS256) or P-256 (ES256) key as a JWK with its ``kid``."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
+    jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    return {**jwk, "kid": kid, "alg": "ES256", "use": "sig"}
+
+
+@pytest.fixture
+def write_jwks(tmp_path: Path) -> Callable[..., Path]:
+    """Write a JWKS file of public keys: ``write_jwks({"kid": private_key, ...})``."""
+    path = tmp_path / "jwks.json"
+
+    def write(keys: dict[str, Any]) -> Path:
+        path.write_text(json.dumps({"keys": [public_jwk(key, kid) for kid, key in keys.items()]}))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def audit_records(tmp_path: Path) -> Callable[..., list[dict[str, Any]]]:
+    """The records of an audit trail (default: the test app's), after checking its chain."""
+
+    def read(path: Path | None = None) -> list[dict[str, Any]]:
+        path = path or tmp_path / "var" / "audit.jsonl"
+        if not path.exists():
+            return []
+        with path.open("rb") as handle:
+            lines = list(handle)
+        verdict = verify(lines)
+        assert verdict.ok, f"the audit chain breaks: {verdict}"
+        return [json.loads(line) for line in lines]
+
+    return read
+
+
+@pytest.fixture
+def audit_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``reporting-svc audit ARGS`` in process with the test's var dir: (exit, out, err).
+
+    Without a FILE argument the commands read tmp_path/var/audit.jsonl, the test app's trail.
+    """
+    for name in list(os.environ):
+        if name.startswith("REPORTING_SVC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REPORTING_SVC_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REPORTING_SVC_JWT_SECRET", SECRET)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["audit", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+_JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Grep every log the whole run produced for the secret and for any token.
+
+    Servers started by the tests log to ``*.stderr`` and nginx to ``*.log`` under the
+    run's temporary directory; neither may ever hold the signing secret or a JWT.
+    """
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = factory.getbasetemp()
+    leaks = [
+        str(path)
+        for pattern in ("*.stderr", "*.log")
+        for path in base.rglob(pattern)
+        if path.is_file() and (SECRET.encode() in (data := path.read_bytes()) or _JWT.search(data))
+    ]
+    if leaks:
+        session.config.get_terminal_writer().line(
+            "a secret or a token was logged in: " + ", ".join(leaks), red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -153,7 +153,7 @@ def test_bad_argument_is_refused_and_nothing_written(
 ):
     with pytest.raises(PublishError, match=message):
         publish_to(local_store, report_file(), **options)
-    assert not (tmp_path / "reports").exists()
+    assert list((tmp_path / "reports").rglob("*")) == []
 
 
 def test_unreadable_file_is_refused(local_store, tmp_path):

@@ -14,14 +14,19 @@ from typing import Any, TextIO
 
 from .chain import GENESIS, line_of, seal
 
+MIN_FREE_BYTES = 1024 * 1024
+
 
 class FileSink:
     """Appends sealed records to one file; any number of processes and threads may share it.
 
     An exclusive ``flock`` on the file serialises appenders, so records never interleave
     and the chain never forks. Beside the file, ``<file>.head`` names the number of
-    records and the last hash: it is where the next ``prev`` comes from, and it lets
-    ``audit verify`` notice records cut from the end, which no chain can show by itself.
+    records, the last hash and the file's size: it is where the next ``prev`` comes from,
+    and it lets ``audit verify`` notice records cut from the end, which no chain can show
+    by itself. A file that does not end where its head says (a write cut short by a full
+    disk, a crash between the two, an edit) is refused for appending until an operator
+    has looked: appending would fork the chain or glue a record onto half a line.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True):
@@ -32,21 +37,49 @@ class FileSink:
     def append(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Seal and write one record; OSError (disk full, permission denied) propagates."""
         with self._locked() as fd:
-            count, prev = self.head()
+            count, prev, size = self._read_head()
+            if size is not None and os.fstat(fd).st_size != size:
+                raise ValueError(
+                    f"{self.path} does not end where its head says; run 'reporting-svc audit "
+                    "verify'"
+                )
             record = seal(fields, prev)
             os.write(fd, line_of(record))
             if self.fsync:
                 os.fsync(fd)
-            self._write_head(count + 1, record["hash"])
+            self._write_head(count + 1, record["hash"], os.fstat(fd).st_size)
         return record
 
+    def check(self) -> str | None:
+        """Why a record could not be appended now, or None: the file opens and space is left."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+            space = os.statvfs(self.path.parent)
+        except OSError as error:
+            return f"the audit file cannot be opened for appending ({error.strerror})"
+        if space.f_bavail * space.f_frsize < MIN_FREE_BYTES:
+            return "the audit file's disk is (nearly) full"
+        return None
+
     def head(self) -> tuple[int, str]:
-        """(records, last hash) as the head file states them; (0, genesis) for a new trail."""
+        """(records, last hash) as the head file states them; (0, genesis) for a new trail.
+
+        A damaged head raises ValueError, which the trail turns into "audit unavailable".
+        """
+        records, last_hash, _ = self._read_head()
+        return records, last_hash
+
+    def _read_head(self) -> tuple[int, str, int | None]:
+        """(records, last hash, file size); the size is absent from heads of older trails."""
         try:
             head = json.loads(self.head_path.read_text())
-            return int(head["records"]), str(head["hash"])
+            size = head.get("size")
+            return int(head["records"]), str(head["hash"]), None if size is None else int(size)
         except FileNotFoundError:
-            return 0, GENESIS
+            return 0, GENESIS, None
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"the head file {self.head_path} is damaged") from error
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
@@ -58,9 +91,9 @@ class FileSink:
         finally:
             os.close(fd)
 
-    def _write_head(self, records: int, last_hash: str) -> None:
+    def _write_head(self, records: int, last_hash: str, size: int) -> None:
         temp = self.head_path.with_name(f".{self.head_path.name}.{os.getpid()}")
-        temp.write_text(json.dumps({"records": records, "hash": last_hash}))
+        temp.write_text(json.dumps({"records": records, "hash": last_hash, "size": size}))
         os.replace(temp, self.head_path)
 
 

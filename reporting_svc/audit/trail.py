@@ -43,6 +43,10 @@ class AuditTrail:
         self.file = file
         self.stdout = stdout
 
+    def check(self) -> str | None:
+        """Why records could not be written now (for readiness), or None."""
+        return self.file.check() if self.file is not None else None
+
     def write(self, **fields: Any) -> dict[str, Any]:
         """Seal and write one record with the contract's fields, in the contract's order."""
         unknown = set(fields) - set(FIELDS)

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import jwt
 from flask import Request
-from jwt.algorithms import get_default_algorithms
 
 from ..errors import Unauthenticated
 from ..settings import PREFIX, Settings, SettingsError
 from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
+from .keys import MissingKeyIdError, UnknownKeyIdError, load_keys
 
 _REASONS: list[tuple[type[Exception], str]] = [
+    (MissingKeyIdError, "token names no key (kid)"),
+    (UnknownKeyIdError, "token key (kid) is not known"),
     (jwt.ExpiredSignatureError, "token has expired"),
     (jwt.ImmatureSignatureError, "token is not yet valid"),
     (jwt.InvalidAudienceError, "token is meant for another audience"),
@@ -29,8 +31,7 @@ class JwtAuthenticator:
     """Verify ``Authorization: Bearer <jwt>``; grants from a grants file, else the token."""
 
     def __init__(self, settings: Settings):
-        self.key = _verification_key(settings)
-        self.algorithms = list(settings.algorithms)
+        self.keys = load_keys(settings)
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway
@@ -51,10 +52,11 @@ class JwtAuthenticator:
 
     def _verify(self, token: str) -> dict[str, object]:
         try:
+            key, algorithms = self.keys.for_token(token)
             return jwt.decode(
                 token,
-                self.key,
-                algorithms=self.algorithms,
+                key,
+                algorithms=algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
@@ -72,29 +74,6 @@ def _grants_file(settings: Settings) -> dict[str, tuple[Grant, ...]] | None:
         return load_grants_file(Path(settings.grants_file))
     except (OSError, ValueError) as error:
         raise SettingsError(f"{PREFIX}GRANTS_FILE {settings.grants_file}: {error}") from None
-
-
-def _verification_key(settings: Settings) -> str:
-    """The secret or public key PEM, checked against every configured algorithm now.
-
-    PyJWT parses the key only when a token arrives, so an unusable key file would
-    otherwise pass start-up and turn every request into a 500.
-    """
-    if settings.jwt_public_key_file:
-        setting = "JWT_PUBLIC_KEY_FILE"
-        try:
-            key = Path(settings.jwt_public_key_file).read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise SettingsError(f"{PREFIX}{setting} cannot be read: {error}") from None
-    else:
-        setting, key = "JWT_SECRET", settings.jwt_secret
-    algorithms = get_default_algorithms()
-    for name in settings.algorithms:
-        try:
-            algorithms[name].prepare_key(key)
-        except jwt.InvalidKeyError as error:
-            raise SettingsError(f"{PREFIX}{setting} is not a usable {name} key: {error}") from None
-    return key
 
 
 def _reason(error: jwt.InvalidTokenError) -> str:

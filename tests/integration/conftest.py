@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +58,16 @@ def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[p.Pro
 def serve(processes: p.Processes) -> Callable[..., str]:
     """``serve(env, *args, cwd=None)``: start ``reporting-svc serve``; returns its URL."""
     return processes.serve
+
+
+@pytest.fixture
+def reload_server(processes: p.Processes) -> Callable[[], None]:
+    """``reload_server()``: SIGHUP the last server ``serve`` started; gunicorn restarts workers."""
+
+    def reload() -> None:
+        os.kill(processes.started[-1].pid, signal.SIGHUP)
+
+    return reload
 
 
 @pytest.fixture

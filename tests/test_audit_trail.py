@@ -1,0 +1,257 @@
+"""The sinks and the trail: the file sink's chain and head, stdout, field order, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporting_svc.audit import AuditTrail, AuditUnavailableError, make_audit_trail
+from reporting_svc.audit.chain import GENESIS, verify
+from reporting_svc.audit.sinks import FileSink, StdoutSink
+from tests.conftest import OTHER_STUDY, STUDY
+
+# SPEC §4, in its order, then the chain's two fields.
+SPEC_FIELDS = [
+    "time",
+    "event",
+    "requestId",
+    "subject",
+    "clientAddress",
+    "userAgent",
+    "jobId",
+    "studyId",
+    "mode",
+    "reportName",
+    "status",
+    "delivery",
+    "bytesSent",
+    "complete",
+    "sha256",
+    "prev",
+    "hash",
+]
+MILLISECONDS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+CONTENT = b"subjectId,arm\nS-0001,UNBLINDED-ARM-7f3a9c\n" * 64
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """Settings of this module's app beyond the defaults; tests parametrize it."""
+    return {}
+
+
+@pytest.fixture
+def settings(make_settings: Any, overrides: dict[str, Any]) -> Any:
+    return make_settings(**overrides)
+
+
+def test_file_sink_chains_from_the_genesis_and_keeps_count_and_last_hash_in_the_head(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+
+    first = sink.append({"event": "head"})
+    second = sink.append({"event": "refused"})
+
+    assert first["prev"] == GENESIS
+    assert second["prev"] == first["hash"]
+    assert json.loads(sink.head_path.read_text()) == {
+        "records": 2,
+        "hash": second["hash"],
+        "size": sink.path.stat().st_size,
+    }
+    assert sink.path.read_bytes().count(b"\n") == 2
+
+
+def test_a_trail_that_does_not_end_where_its_head_says_refuses_further_records(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    sink.append({"event": "head"})
+    with sink.path.open("ab") as trail:
+        trail.write(b'{"event":"start","requestId":"cut-sh')  # a write a full disk cut short
+
+    with pytest.raises(ValueError, match="does not end where its head says"):
+        sink.append({"event": "refused"})
+
+    assert sink.head()[0] == 1
+
+
+def test_a_new_file_sink_on_an_existing_trail_continues_its_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    FileSink(path, fsync=False).append({"event": "head"})
+
+    FileSink(path, fsync=False).append({"event": "head"})
+
+    verdict = verify(path.read_bytes().splitlines(keepends=True))
+    assert verdict.ok
+    assert verdict.records == 2
+
+
+@pytest.mark.parametrize(("fsync", "calls"), [(True, 3), (False, 0)])
+def test_file_sink_syncs_each_record_to_disk_unless_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool, calls: int
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=fsync)
+
+    for _ in range(3):
+        sink.append({"event": "head"})
+
+    assert len(synced) == calls
+
+
+def test_file_sink_write_failure_raises_and_leaves_the_head_alone(tmp_path: Path) -> None:
+    sink = FileSink(Path("/dev/full"), fsync=False)
+
+    with pytest.raises(OSError, match="No space left"):
+        sink.append({"event": "start"})
+
+    assert sink.head() == (0, GENESIS)
+
+
+def test_trail_writes_the_contracts_fields_in_the_contracts_order(tmp_path: Path) -> None:
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=False), None)
+
+    record = trail.write(event="refused", requestId="r1", status=401)
+
+    assert list(record) == SPEC_FIELDS
+    stored = json.loads((tmp_path / "audit.jsonl").read_text())
+    assert list(stored) == SPEC_FIELDS
+    assert stored["subject"] is None
+    assert MILLISECONDS_UTC.fullmatch(stored["time"])
+
+
+def test_trail_refuses_a_field_the_contract_does_not_name(tmp_path: Path) -> None:
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=False), None)
+
+    with pytest.raises(TypeError, match="token"):
+        trail.write(event="start", token="eyJ...")
+
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_trail_needs_at_least_one_sink() -> None:
+    with pytest.raises(ValueError, match="at least one sink"):
+        AuditTrail(None, None)
+
+
+def test_trail_write_failure_is_logged_and_raised_as_audit_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trail = AuditTrail(FileSink(Path("/dev/full"), fsync=False), None)
+
+    with caplog.at_level(logging.ERROR), pytest.raises(AuditUnavailableError):
+        trail.write(event="start", requestId="req-full")
+
+    assert any(
+        "req-full" in entry.getMessage() and entry.levelno == logging.ERROR
+        for entry in caplog.records
+    )
+
+
+def test_stdout_alone_chains_records_per_process_from_the_genesis() -> None:
+    streams = [io.StringIO(), io.StringIO()]
+    trails = [AuditTrail(None, StdoutSink(stream)) for stream in streams]
+
+    for number in range(3):
+        for trail in trails:
+            trail.write(event="head", requestId=f"r{number}")
+
+    for stream in streams:
+        lines = stream.getvalue().encode().splitlines(keepends=True)
+        assert json.loads(lines[0])["prev"] == GENESIS
+        assert verify(lines).records == 3
+
+
+def test_make_audit_trail_builds_the_sinks_the_settings_name(make_settings: Any) -> None:
+    both = make_audit_trail(make_settings(audit_sink="file,stdout", audit_fsync=False))
+    stdout_only = make_audit_trail(make_settings(audit_sink="stdout"))
+
+    assert both.file is not None and both.stdout is not None
+    assert both.file.path == make_settings().audit_path
+    assert both.file.fsync is False
+    assert stdout_only.file is None and stdout_only.stdout is not None
+
+
+def exercise(publish: Any, download: Any, token: Any) -> tuple[Any, list[str]]:
+    """Granted and refused attempts of every kind; returns the job and the tokens sent."""
+    job = publish(CONTENT, "unblinded.csv")
+    granted = token(f"{STUDY}:test:REPORTING_VIEW")
+    other = token(f"{OTHER_STUDY}:test:REPORTING_VIEW", subject="bob")
+    bogus = "not-a-jwt-5e1f0c7d9a2b"
+    assert download({"id": job.id}, granted).data == CONTENT
+    assert download({"id": job.id}, granted, headers={"Range": "bytes=10-99"}).status_code == 206
+    etag = download({"id": job.id}, granted, method="HEAD").headers["ETag"]
+    assert download({"id": job.id}, granted, headers={"If-None-Match": etag}).status_code == 304
+    assert download({"id": job.id}, other).status_code == 401
+    assert download({"id": job.id}, bogus).status_code == 401
+    return job, [granted, other, bogus]
+
+
+@pytest.mark.parametrize("overrides", [{"audit_sink": "file,stdout"}], ids=["file,stdout"])
+def test_file_and_stdout_carry_the_very_same_sealed_records(
+    publish: Any, download: Any, token: Any, settings: Any, capsys: Any
+) -> None:
+    capsys.readouterr()
+
+    exercise(publish, download, token)
+
+    stdout = capsys.readouterr().out
+    assert stdout.encode() == settings.audit_path.read_bytes()
+    assert [json.loads(line)["event"] for line in stdout.splitlines()] == [
+        "start",
+        "end",
+        "start",
+        "end",
+        "head",
+        "not-modified",
+        "refused",
+        "refused",
+    ]
+
+
+@pytest.mark.parametrize("overrides", [{"audit_sink": "file,stdout"}], ids=["file,stdout"])
+def test_records_hold_no_token_no_secret_and_no_file_content(
+    publish: Any,
+    download: Any,
+    token: Any,
+    settings: Any,
+    capsys: Any,
+    audit_records: Any,
+) -> None:
+    job, tokens = exercise(publish, download, token)
+
+    for trail in (settings.audit_path.read_bytes(), capsys.readouterr().out.encode()):
+        for sent in tokens:
+            assert sent.encode() not in trail
+            for part in sent.split("."):
+                assert part.encode() not in trail
+        assert settings.jwt_secret.encode() not in trail
+        assert b"UNBLINDED-ARM" not in trail
+        assert CONTENT[10:100] not in trail
+    records = audit_records()
+    assert {record["sha256"] for record in records} == {job.sha256, None}
+    assert all(list(record) == SPEC_FIELDS for record in records)
+
+
+@pytest.mark.parametrize("damage", ["{}", '{"records": "many", "hash": "x"}', "[]", "{"])
+def test_a_damaged_head_makes_the_trail_unavailable_instead_of_forking_the_chain(
+    tmp_path: Path, damage: str
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    sink.append({"event": "head"})
+    sink.head_path.write_text(damage)
+
+    with pytest.raises(AuditUnavailableError):
+        AuditTrail(sink, None).write(event="start")
+
+    assert sink.path.read_bytes().count(b"\n") == 1
