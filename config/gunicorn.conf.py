@@ -2,17 +2,24 @@
 
 gthread workers keep a heartbeat on the main thread, so ``timeout`` never kills a healthy
 download that streams for minutes; it only catches a worker that is truly stuck.
-Override any value with ``GUNICORN_CMD_ARGS`` (for example ``--workers 4 --threads 16``).
+``WEB_CONCURRENCY`` and ``GUNICORN_THREADS`` override the worker and thread counts;
+``GUNICORN_CMD_ARGS`` overrides anything else (for example ``--graceful-timeout 600``).
 """
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
+cpus = multiprocessing.cpu_count()
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-threads = 8
+workers = int(os.environ.get("WEB_CONCURRENCY", cpus * 2))
+# Threads wait on disks, S3 and slow clients far more than they compute.
+threads = int(os.environ.get("GUNICORN_THREADS", max(4, cpus * 4)))
 timeout = 60
-graceful_timeout = 120
+# On SIGTERM (a deploy, a scale-in) a worker stops accepting and lets downloads in
+# progress run this long before it is killed.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 120))
 keepalive = 5
 
 # A request line or header longer than this is refused by gunicorn itself (400/414).
@@ -20,8 +27,30 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-# nginx on the same host is the only proxy trusted for X-Forwarded-* headers.
+# Only the nginx in front may set X-Forwarded-*; reporting-svc reads them only from
+# REPORTING_SVC_TRUSTED_PROXIES too.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# Access and error log as JSON lines on standard error, like the app's own log.
+logger_class = "reporting_svc.logs.GunicornLogger"
 accesslog = "-"
 errorlog = "-"
+
+# Prometheus multiprocess mode: every worker writes its counters into one directory,
+# fresh for each master, and /metrics sums them. Set before any worker imports the app;
+# a directory given in the environment must be emptied before each start.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="reporting-svc-metrics-")
+
+
+def child_exit(server, worker):
+    """A worker that is gone no longer counts in gauges such as downloads in flight."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from flask import Flask
 
 from .errors import register_error_handlers
+from .http.client_address import TrustedProxies, trusted_networks
+from .http.observe import register_observers
 from .http.response_headers import register_response_headers
+from .logs import configure_logging
 from .services import Services
 from .settings import Settings, load_settings
 
@@ -14,11 +17,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI app: settings, the services it shares, its blueprints and handlers."""
     settings = settings or load_settings()
     app = Flask(__name__)
+    configure_logging(settings.log_level.upper())
     register_services(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
     register_response_headers(app)
+    register_observers(app)
+    trust_proxies(app, settings)
     return app
+
+
+def trust_proxies(app: Flask, settings: Settings) -> None:
+    """Believe X-Forwarded-For/-Proto from the configured proxies, and only from them."""
+    if settings.trusted_proxies:
+        trusted = trusted_networks(settings.trusted_proxies)
+        app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
 
 
 def register_services(app: Flask, settings: Settings) -> None:
@@ -26,9 +39,11 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .api import reports
+    from .api import health, openapi, reports
 
     app.register_blueprint(reports.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
 
 
 __all__ = ["Settings", "create_app", "load_settings"]

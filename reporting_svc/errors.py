@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .metrics import STORE_ERRORS
 from .storage.base import FileMissing, StoreError
 
 log = logging.getLogger(__name__)
@@ -134,17 +135,21 @@ def error_response(error: ApiError) -> Response:
 
 
 def _api_error(error: ApiError) -> Response:
+    if isinstance(error, ReportFileUnavailable):
+        STORE_ERRORS.labels("mismatch").inc()
     if error.status >= 500:
         log.error("%s: %s", error.message, error.details)
     return error_response(error)
 
 
 def _store_error(error: StoreError) -> Response:
+    STORE_ERRORS.labels("unavailable").inc()
     log.error("report store failed: %s", error)
     return error_response(StoreUnavailable())
 
 
 def _file_missing(error: FileMissing) -> Response:
+    STORE_ERRORS.labels("missing").inc()
     log.error("report file missing from the store for job %s", error)
     return error_response(ReportFileUnavailable("The report file is missing from the store"))
 

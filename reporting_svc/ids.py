@@ -2,8 +2,10 @@
 
 import re
 
-_GUID = re.compile(r"[0-9A-Fa-f]{32}")
-_DASHED = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+GUID_PATTERN = r"[0-9A-Fa-f]{32}"
+DASHED_GUID_PATTERN = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_GUID = re.compile(GUID_PATTERN)
+_DASHED = re.compile(DASHED_GUID_PATTERN)
 
 GUID_RULE = "must be a GUID of 32 hexadecimal digits"
 

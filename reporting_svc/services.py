@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from .audit import AuditTrail, make_audit_trail
 from .auth import Authenticator, Authoriser, make_authenticator, make_authoriser
 from .errors import JobNotFound
-from .http.client_address import Network, trusted_networks
 from .http.delivery import Delivery, make_delivery
 from .settings import Settings
 from .storage import JobRecord, Store, make_store
@@ -23,7 +22,6 @@ class Services:
     authorise: Authoriser
     delivery: Delivery
     audit: AuditTrail
-    trusted_proxies: tuple[Network, ...]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -35,7 +33,6 @@ class Services:
             authorise=make_authoriser(settings),
             delivery=make_delivery(settings, store),
             audit=make_audit_trail(settings),
-            trusted_proxies=trusted_networks(settings.trusted_proxies),
         )
 
     def find_job(self, job_id: str) -> JobRecord:

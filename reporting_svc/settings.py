@@ -56,6 +56,9 @@ class Settings:
     audit_file: str = ""
     audit_fsync: bool = True
     trusted_proxies: tuple[str, ...] = ()
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    metrics_token: str = field(default="", repr=False)
+    log_level: str = "INFO"
     embedded_default: bool = field(default=False, compare=False)
     dev_secret: bool = field(default=False, compare=False)
 
@@ -133,7 +136,7 @@ def _convert(name: str, kind: object, value: object) -> object:
         if kind == "bool":
             return _boolean(value)
         if kind == "tuple[str, ...]":
-            items = value if isinstance(value, list) else str(value).split(",")
+            items = value if isinstance(value, list | tuple) else str(value).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
     except ValueError:
         raise SettingsError(f"{env_name} must be a {_KINDS[str(kind)]}, not {value!r}") from None
@@ -221,8 +224,14 @@ def _check_audit(settings: Settings) -> None:
     unknown = sorted(set(settings.audit_sink) - set(AUDIT_SINKS))
     if unknown or not settings.audit_sink:
         _fail(f"{PREFIX}AUDIT_SINK must be file, stdout or file,stdout, not {unknown}")
-    for network in settings.trusted_proxies:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            _fail(f"{PREFIX}TRUSTED_PROXIES has {network!r}, which is no address or network")
+    for name, networks in [
+        ("TRUSTED_PROXIES", settings.trusted_proxies),
+        ("METRICS_ALLOW", settings.metrics_allow),
+    ]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                _fail(f"{PREFIX}{name} has {network!r}, which is no address or network")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        _fail(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")

@@ -8,15 +8,16 @@ the download is refused with 503 instead. Every other answer gets one record.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Response, current_app, g, request
 
 from ..audit import AuditUnavailableError
 from ..errors import AuditUnavailable, error_response
-from ..http.client_address import client_address
 from ..http.delivery import AccelResponse, FileResponse
 from ..http.response_headers import request_id
+from ..metrics import track_download
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _fields(services: Services, response: Response, event: str) -> dict[str, Any
         "event": event,
         "requestId": request_id(),
         "subject": principal.subject if principal else None,
-        "clientAddress": client_address(request, services.trusted_proxies),
+        "clientAddress": request.remote_addr,
         "userAgent": request.user_agent.string[:MAX_TEXT] or None,
         "jobId": job.id if job else requested and requested[:MAX_JOB_ID],
         "studyId": job.studyId if job else None,
@@ -77,14 +78,16 @@ def _fields(services: Services, response: Response, event: str) -> dict[str, Any
 
 
 def _end_on_close(services: Services, response: Response, start: dict[str, Any]) -> None:
-    """Arrange the ``end`` record; with x-accel nginx sends the bytes, so their count is
-    nginx's to log (its access log carries the same X-Request-ID)."""
+    """Arrange the ``end`` record (and the download's metrics); with x-accel nginx sends
+    the bytes, so their count is nginx's to log (its access log has the same requestId)."""
     if isinstance(response, FileResponse):
         body = response.body
+        finished = track_download(services.delivery.name, g.get("started", time.perf_counter()))
 
         def ended(sent: int) -> None:
             end = {**start, "event": "end", "bytesSent": sent, "complete": sent == body.length}
             _write_quietly(services, end)
+            finished(sent)
 
         body.on_close = ended
     else:

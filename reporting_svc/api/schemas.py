@@ -8,16 +8,20 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
-from ..ids import GUID_RULE, normalise_guid
+from ..ids import DASHED_GUID_PATTERN, GUID_PATTERN, GUID_RULE, normalise_guid
 from ..storage.record import MODES, JobRecord
 
 MAX_REPORT_NAME = 255
-_EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime")
+EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime")
+CASE_INSENSITIVE = ("mode",)
 MISSING_ID = "is required"
 
 
 class Guid(fields.Field[str]):
     """A GUID in plain or dashed form, any case, loaded as 32 upper-case hex digits."""
+
+    #: The text this field accepts, for the OpenAPI document (``_deserialize`` is the rule).
+    pattern = f"^(?:{GUID_PATTERN}|{DASHED_GUID_PATTERN})$"
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         try:
@@ -28,6 +32,8 @@ class Guid(fields.Field[str]):
 
 class StudyId(Guid):
     """A study GUID, or empty / ``null`` (any case) for a tenant-level report: None."""
+
+    pattern = f"^(?:{GUID_PATTERN}|{DASHED_GUID_PATTERN}|[Nn][Uu][Ll][Ll])?$"
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if str(value) == "" or str(value).lower() == "null":
@@ -85,21 +91,30 @@ class DownloadQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    id = Guid(required=True, error_messages={"required": MISSING_ID})
-    studyId = StudyId()  # noqa: N815 - the API's parameter name
+    id = Guid(
+        required=True,
+        error_messages={"required": MISSING_ID},
+        metadata={"description": "The report job id: 32 hex digits or the dashed form."},
+    )
+    studyId = StudyId(  # noqa: N815 - the API's parameter name
+        metadata={"description": "The job's study id, or empty or null for a tenant report."}
+    )
     mode = fields.String(
-        validate=validate.OneOf(MODES, error="must be one of test, active, training")
+        validate=validate.OneOf(MODES, error="must be one of test, active, training"),
+        metadata={"description": "The job's mode, any letter case."},
     )
     reportName = fields.String(  # noqa: N815
         validate=[
             validate.Length(1, MAX_REPORT_NAME, error="must be 1 to 255 characters"),
             _printable,
-        ]
+        ],
+        metadata={"description": "The job's report name, printable characters only."},
     )
     rptKickoffDatetime = Instant(  # noqa: N815
         format="iso",
         default_timezone=UTC,
         error_messages={"invalid": "must be an ISO-8601 date-time"},
+        metadata={"description": "The job's kickoff time, compared as an instant."},
     )
 
     @pre_load
@@ -107,10 +122,11 @@ class DownloadQuerySchema(Schema):
         cleaned = {
             key: value
             for key, value in data.items()
-            if not (key in _EMPTY_MEANS_ABSENT and value == "")
+            if not (key in EMPTY_MEANS_ABSENT and value == "")
         }
-        if "mode" in cleaned:
-            cleaned["mode"] = cleaned["mode"].lower()
+        for key in CASE_INSENSITIVE:
+            if key in cleaned:
+                cleaned[key] = cleaned[key].lower()
         return cleaned
 
     @post_load

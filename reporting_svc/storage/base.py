@@ -32,5 +32,9 @@ class Store(ABC):
         """Write the file, its index entry and, last, its record; raise JobExists if taken."""
 
     @abstractmethod
+    def check(self) -> str | None:
+        """Why the store cannot serve now (for readiness), or None when it can; cheap."""
+
+    @abstractmethod
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         """Return the ids of one study's (None: the tenant's) jobs in one mode."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -17,7 +18,11 @@ class LocalStore(Store):
     """Files under ``root``; every path is built from a validated job id, never from input."""
 
     def __init__(self, root: Path):
+        """Create the root when missing, so a new deployment with no reports yet is ready;
+        when it cannot be created, readiness says so."""
         self.root = Path(root).absolute()
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def content_path(self, record: JobRecord) -> Path:
         return self.root / layout.content_key(record.id)
@@ -52,6 +57,11 @@ class LocalStore(Store):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         _write_atomically(self.root / layout.record_key(record.id), io.BytesIO(record.to_json()))
+
+    def check(self) -> str | None:
+        if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
+            return "the local store's root directory cannot be read"
+        return None
 
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         directory = self.root / layout.index_prefix(study_id, mode)

@@ -143,6 +143,13 @@ class S3Store(Store):
             IfNoneMatch="*",
         )
 
+    def check(self) -> str | None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as error:
+            return f"the S3 bucket cannot be reached ({_failure(error)})"
+        return None
+
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         prefix = self.key(layout.index_prefix(study_id, mode))
         paginator = self.client.get_paginator("list_objects_v2")

@@ -132,13 +132,22 @@ def token_with_cli(env: dict[str, str], *grants: str) -> str:
     return run_cli("token", "--subject", "alice", *args, env=env).stdout.strip()
 
 
-def nginx_site(port: int, upstream: str, store_root: Path) -> str:
-    """config/nginx.conf with its three deployment values replaced (see its header)."""
+UNLIMITED = "100000r/s"
+
+
+def nginx_site(port: int, upstream: str, store_root: Path, rate: str = UNLIMITED) -> str:
+    """config/nginx.conf with its deployment values replaced (see its header).
+
+    The request rate is raised by default, so tests that send many requests measure the
+    service rather than the limit; the rate-limit test passes the config's own.
+    """
     site = (CONFIG / "nginx.conf").read_text()
     for default, value in [
         ("listen 80;", f"listen 127.0.0.1:{port};"),
         ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
+        ("rate=10r/s", f"rate={rate}"),
+        ("/var/log/nginx/", f"{store_root.absolute().parent}/"),
     ]:
         assert default in site, f"config/nginx.conf no longer contains {default!r}"
         site = site.replace(default, value)
@@ -222,9 +231,9 @@ class Processes:
         wait_for_port(port, process)
         return f"http://127.0.0.1:{port}"
 
-    def behind_nginx(self, upstream: str, store_root: Path) -> str:
+    def behind_nginx(self, upstream: str, store_root: Path, rate: str = UNLIMITED) -> str:
         """Put config/nginx.conf in front of a running service; returns nginx's URL."""
-        return self.nginx(lambda port: nginx_site(port, upstream, store_root))
+        return self.nginx(lambda port: nginx_site(port, upstream, store_root, rate))
 
     def moto_server(self) -> str:
         """moto's own S3 server as a separate process; returns its endpoint URL."""

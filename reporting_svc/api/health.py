@@ -1,0 +1,53 @@
+"""Liveness, readiness and metrics, outside the API prefix, unauthenticated and unaudited."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ..errors import envelope
+from ..metrics import exposition
+from ..services import Services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """The store is reachable and the audit trail writable; 503 naming what is not."""
+    services: Services = current_app.extensions["reporting_svc"]
+    problems = [problem for problem in (services.store.check(), services.audit.check()) if problem]
+    if problems:
+        response = envelope(503, "Not ready", "; ".join(problems))
+        response.headers["Retry-After"] = "5"
+        return response
+    return jsonify(status="ready")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, for the networks (or the token) the settings allow."""
+    if not _may_scrape():
+        return envelope(403, "Forbidden", "metrics are not open to this client")
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)
+
+
+def _may_scrape() -> bool:
+    settings = current_app.extensions["reporting_svc"].settings
+    if settings.metrics_token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return secrets.compare_digest(sent.encode(), settings.metrics_token.encode())
+    try:
+        peer = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(net, strict=False) for net in settings.metrics_allow)

@@ -1,0 +1,212 @@
+"""The OpenAPI document, generated from the schemas that validate requests, and its docs page."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, jsonify, render_template_string, url_for
+from marshmallow import Schema, fields, validate
+
+from .reports import download
+from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, DownloadQuerySchema, Guid
+
+bp = Blueprint("openapi", __name__, url_prefix="/ec-reporting-svc")
+
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+ERROR_STATUSES = {
+    400: "Insufficient or invalid parameters; `details` names each one and its rule.",
+    401: "No valid credentials (step 1), or no permission for the job (step 4).",
+    404: "No completed job with this id, or a filter differs from the job's value.",
+    416: "The single `Range` cannot be satisfied; `Content-Range` gives the size.",
+    429: "Too many requests from this client (answered by the proxy in front).",
+    500: "A fault of the service or its store, never a stack trace or a path.",
+    503: "The report store or the audit trail is unavailable; retry later.",
+}
+
+
+def _header(description: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+REQUEST_ID = _header(
+    "The caller's X-Request-ID when sane, else a new one; on every response.",
+    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    required=True,
+)
+ETAG = _header(
+    "Strong, from the file's SHA-256.", {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}
+)
+FILE_HEADERS = {
+    "Content-Disposition": _header(
+        "attachment, with an ASCII filename and RFC 5987 filename* (RFC 6266).",
+        {"type": "string", "pattern": "^attachment"},
+        required=True,
+    ),
+    "ETag": {**ETAG, "required": True},
+    "Repr-Digest": _header(
+        "SHA-256 of the whole file (RFC 9530), also on a 206.",
+        {"type": "string", "pattern": "^sha-256=:[A-Za-z0-9+/]{43}=:$"},
+        required=True,
+    ),
+    "X-Request-ID": REQUEST_ID,
+}
+CONTENT_RANGE = _header(
+    "The span sent (206) or the file's size (416).",
+    {"type": "string", "pattern": r"^bytes ([0-9]+-[0-9]+|\*)/[0-9]+$"},
+    required=True,
+)
+RETRY_AFTER = _header("Seconds to wait before retrying.", {"type": "string", "pattern": "^[0-9]+$"})
+# Werkzeug's helpers read these, not a schema; listed so clients (and schemathesis) use them.
+RANGE_HEADERS = [
+    {"in": "header", "name": name, "schema": {"type": "string"}} for name in ("Range", "If-Range")
+]
+OTHER_HEADERS = [
+    {"in": "header", "name": name, "schema": {"type": "string"}}
+    for name in ("If-None-Match", "If-Modified-Since", "X-Request-ID")
+]
+
+
+class ErrorDataSchema(Schema):
+    """What went wrong: ``REPT_`` plus the status, a fixed message per kind, details or null."""
+
+    errorCode = fields.String(required=True, metadata={"pattern": "^REPT_[0-9]{3}$"})  # noqa: N815
+    errorMessage = fields.String(required=True)  # noqa: N815
+    details = fields.String(required=True, allow_none=True)
+
+
+class ErrorSchema(Schema):
+    """The envelope of every error, as ``errors.envelope`` builds it."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["error"]))
+    result = fields.Raw(required=True, metadata={"type": "null"})
+    errorData = fields.Nested(ErrorDataSchema, required=True)  # noqa: N815
+
+
+def build_spec(download_path: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the download endpoint at ``download_path``, for GET and HEAD."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec("reporting-svc", version("reporting-svc"), "3.1.0", plugins=[plugin])
+    converter = plugin.converter
+    assert converter is not None, "APISpec sets it up when it takes the plugin"
+    converter.add_attribute_function(_guid_pattern)  # type: ignore[no-untyped-call]
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    spec.components.schema("Error", schema=ErrorSchema)
+    query = [
+        _document_normalising(parameter)
+        for parameter in converter.schema2parameters(DownloadQuerySchema, location="query")
+    ]
+    spec.path(
+        path=download_path,
+        operations={
+            "get": _operation("downloadReport", query + RANGE_HEADERS + OTHER_HEADERS, body=True),
+            # HEAD ignores Range (RFC 9110 defines ranges for GET only).
+            "head": _operation("headReport", query + OTHER_HEADERS, body=False),
+        },
+    )
+    return spec.to_dict()
+
+
+def _guid_pattern(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """Guid fields parse text themselves; their ``pattern`` is the text they accept."""
+    if isinstance(field, Guid):
+        return {"type": "string", "pattern": field.pattern}
+    return {}
+
+
+def _document_normalising(parameter: dict[str, Any]) -> dict[str, Any]:
+    """Show what the schema's ``pre_load`` does, which no field declares: case and emptiness."""
+    schema = parameter["schema"]
+    if parameter["name"] in CASE_INSENSITIVE:
+        choices = schema.pop("enum")
+        schema.update(pattern=_any_case(choices), examples=choices)
+    if parameter["name"] in EMPTY_MEANS_ABSENT and not parameter.get("required"):
+        parameter["description"] = parameter.get("description", "") + " Empty counts as absent."
+    return parameter
+
+
+def _any_case(choices: list[str]) -> str:
+    """A regex for the choices in any letter case: ECMA-262 patterns have no inline flags."""
+    spelled = (
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in choice)
+        for choice in choices
+    )
+    return f"^(?:{'|'.join(spelled)})$"
+
+
+def _operation(
+    operation_id: str, parameters: list[dict[str, Any]], *, body: bool
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": (download.__doc__ or "").strip(),
+        "tags": ["reports"],
+        "security": [{"bearerAuth": []}],
+        "parameters": parameters,
+        "responses": _responses(body=body),
+    }
+
+
+def _responses(*, body: bool) -> dict[int, Any]:
+    """Every status the endpoint answers; a HEAD answer has the headers and never a body."""
+    file = {"content": {"application/octet-stream": BINARY, "*/*": BINARY}} if body else {}
+    error = {"content": {"application/json": {"schema": ErrorSchema}}} if body else {}
+    only_id = {"X-Request-ID": REQUEST_ID}
+    responses: dict[int, Any] = {
+        200: {"description": "The whole file, byte for byte.", "headers": FILE_HEADERS, **file},
+        206: {
+            "description": "The single range asked for.",
+            "headers": {**FILE_HEADERS, "Content-Range": CONTENT_RANGE},
+            **file,
+        },
+        302: {
+            "description": "S3 redirect mode: a presigned URL with the same type and disposition.",
+            "headers": {
+                "Location": _header("The presigned URL.", {"type": "string"}, required=True),
+                **only_id,
+            },
+        },
+        304: {"description": "The caller's copy is current.", "headers": {"ETag": ETAG, **only_id}},
+    }
+    for status, description in ERROR_STATUSES.items():
+        headers: dict[str, Any] = dict(only_id)
+        if status == 401:
+            headers["WWW-Authenticate"] = _header(
+                "Bearer, with error=invalid_token or insufficient_scope.",
+                {"type": "string", "pattern": "^Bearer"},
+                required=True,
+            )
+        elif status == 416:
+            headers["Content-Range"] = CONTENT_RANGE
+        elif status in (429, 503):
+            headers["Retry-After"] = RETRY_AFTER
+        responses[status] = {"description": description, "headers": headers, **error}
+    return responses
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>reporting-svc API</title></head>
+<body>
+<p>The OpenAPI document: <a href="{{ spec_url }}">{{ spec_url }}</a></p>
+<redoc spec-url="{{ spec_url }}"></redoc>
+<script src="https://cdn.redoc.ly/redoc/v2.1.5/bundles/redoc.standalone.js"></script>
+</body>
+</html>
+"""
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI document, unauthenticated: integrators read it before they hold a token."""
+    return jsonify(build_spec(url_for("reports.download")))
+
+
+@bp.get("/docs")
+def docs() -> str:
+    """A page that renders the document with Redoc, loaded by the reader's browser."""
+    return render_template_string(DOCS_PAGE, spec_url=url_for("openapi.openapi_document"))

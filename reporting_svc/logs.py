@@ -1,0 +1,95 @@
+"""Logs as one JSON object per line on standard error, for the app and gunicorn alike.
+
+Nothing logged here carries a header, a token or file content: only the fields named
+below and the message, which the code writes itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import has_request_context
+from gunicorn import glogging
+
+from .http.response_headers import request_id
+
+FIELDS = ("requestId", "subject", "route", "method", "status", "duration", "clientAddress")
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message, the request fields present, and any exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp every record logged during a request with that request's id.
+
+    The id is fixed on first use, not only once a response hook has asked for it: errors
+    are logged before any hook runs, and they are the lines that most need the id.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "requestId") and has_request_context():
+            record.requestId = request_id()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """Send the service's own loggers to standard error as JSON, once per process."""
+    logger = logging.getLogger("reporting_svc")
+    logger.setLevel(level)
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's error and access logs in the same JSON lines as the app's."""
+
+    def setup(self, cfg: Any) -> None:
+        """JSON everywhere; ``-`` means standard error for the access log too, since
+        standard output carries the audit records and the start-up curl line."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+                if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                    handler.setStream(sys.stderr)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        headers = {name.lower(): value for name, value in resp.headers}
+        self.access_log.info(
+            "access",
+            extra={
+                "requestId": headers.get("x-request-id"),
+                "method": environ.get("REQUEST_METHOD"),
+                "route": environ.get("PATH_INFO"),
+                "status": resp.status_code,
+                "duration": round(request_time.total_seconds(), 6),
+                "clientAddress": environ.get("REMOTE_ADDR"),
+            },
+        )

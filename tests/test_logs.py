@@ -1,0 +1,371 @@
+"""JSON log lines for the app and gunicorn: their fields, the request id, and no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from gunicorn.config import Config
+
+from reporting_svc.logs import GunicornLogger, JsonFormatter, RequestIdFilter
+from reporting_svc.settings import Settings
+from reporting_svc.storage import JobRecord, Store, StoreError
+from tests.conftest import DOWNLOAD, SECRET
+
+METRICS_TOKEN = "metrics-scrape-token-that-must-not-be-logged"
+SANE_ID = "trace-42.a:b_c"
+
+Download = Callable[..., Any]
+
+
+class Keep(logging.Handler):
+    """Keeps every record it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_level() -> Iterator[None]:
+    """This module's apps log at DEBUG; later tests get the level they had."""
+    logger = logging.getLogger("reporting_svc")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """DEBUG, so that no record, however chatty, escapes the secret checks."""
+    return make_settings(log_level="DEBUG", metrics_token=METRICS_TOKEN)
+
+
+@pytest.fixture
+def records(app: Flask) -> Iterator[list[logging.LogRecord]]:
+    """Every record of the ``reporting_svc`` logger tree during the test."""
+    handler = Keep()
+    logger = logging.getLogger("reporting_svc")
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def stderr_lines(app: Flask) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """What the app's JSON handler writes to standard error, parsed line by line."""
+    handler = next(
+        h
+        for h in logging.getLogger("reporting_svc").handlers
+        if isinstance(h.formatter, JsonFormatter) and isinstance(h, logging.StreamHandler)
+    )
+    buffer = io.StringIO()
+    original = handler.setStream(buffer)
+    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
+    handler.setStream(original or sys.stderr)
+
+
+@pytest.fixture
+def job(publish: Callable[..., JobRecord]) -> JobRecord:
+    return publish()
+
+
+def _record(message: str = "hello %s", *args: object, **extra: Any) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "reporting_svc.test", logging.WARNING, __file__, 1, message, args, None
+    )
+    record.__dict__.update(extra)
+    return record
+
+
+def _break(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every record lookup fail as an unreachable store does."""
+
+    def fail(job_id: str) -> JobRecord:
+        raise StoreError("disk on fire")
+
+    monkeypatch.setattr(store, "get_record", fail)
+
+
+# --- JsonFormatter ---------------------------------------------------------------------
+
+
+def test_formatter_writes_time_level_logger_and_message_as_one_json_line() -> None:
+    line = JsonFormatter().format(_record("hello %s", "world"))
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert set(entry) == {"time", "level", "logger", "message"}
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "reporting_svc.test"
+    assert entry["message"] == "hello world"
+    assert datetime.fromisoformat(entry["time"]).utcoffset() == timedelta(0)
+
+
+def test_formatter_adds_the_request_fields_present_and_omits_absent_ones() -> None:
+    record = _record(requestId="r-1", route="download", status=206, duration=0.5, subject=None)
+
+    entry = json.loads(JsonFormatter().format(record))
+
+    assert entry["requestId"] == "r-1"
+    assert entry["route"] == "download"
+    assert entry["status"] == 206
+    assert entry["duration"] == 0.5
+    assert "subject" not in entry
+    assert "method" not in entry
+
+
+def test_formatter_ignores_extra_fields_it_does_not_name() -> None:
+    entry = json.loads(JsonFormatter().format(_record(authorization="Bearer x", body="data")))
+
+    assert "authorization" not in entry
+    assert "body" not in entry
+
+
+def test_formatter_puts_an_exception_in_error_on_the_same_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = _record("failed")
+        record.exc_info = sys.exc_info()
+
+    line = JsonFormatter().format(record)
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "failed"
+    assert entry["error"].startswith("Traceback")
+    assert entry["error"].endswith("ValueError: boom")
+
+
+# --- RequestIdFilter -------------------------------------------------------------------
+
+
+def test_filter_stamps_records_with_the_request_id(app: Flask) -> None:
+    record = _record()
+
+    with app.test_request_context(headers={"X-Request-ID": SANE_ID}):
+        assert RequestIdFilter().filter(record)
+
+    assert vars(record)["requestId"] == SANE_ID
+
+
+def test_filter_leaves_records_outside_a_request_alone() -> None:
+    record = _record()
+
+    assert RequestIdFilter().filter(record)
+
+    assert not hasattr(record, "requestId")
+
+
+# --- the app's request log line --------------------------------------------------------
+
+
+def _request_lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [record for record in records if record.name == "reporting_svc.requests"]
+
+
+def test_request_log_line_carries_the_request_fields(
+    job: JobRecord,
+    bearer: str,
+    download: Download,
+    records: list[logging.LogRecord],
+    stderr_lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    response = download({"id": job.id}, bearer, headers={"X-Request-ID": SANE_ID})
+
+    assert response.status_code == 200
+    (record,) = _request_lines(records)
+    fields = vars(record)
+    assert fields["requestId"] == SANE_ID
+    assert fields["subject"] == "alice"
+    assert fields["route"] == "download"
+    assert fields["method"] == "GET"
+    assert fields["status"] == 200
+    assert isinstance(fields["duration"], float)
+    assert fields["duration"] >= 0
+    (line,) = [entry for entry in stderr_lines() if entry["logger"] == "reporting_svc.requests"]
+    assert line["requestId"] == SANE_ID
+    assert line["level"] == "info"
+    assert {"subject", "route", "method", "status", "duration"} <= set(line)
+
+
+def test_request_log_line_uses_the_made_id_when_the_sent_one_is_insane(
+    client: FlaskClient, records: list[logging.LogRecord]
+) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "not sane\u00e9"})
+
+    (record,) = _request_lines(records)
+    fields = vars(record)
+    assert fields["requestId"] == response.headers["X-Request-ID"]
+    assert fields["requestId"] != "not sane\u00e9"
+    assert fields["route"] == "healthz"
+    assert fields["subject"] is None
+
+
+def test_request_log_line_of_a_refusal_has_no_subject(
+    download: Download, records: list[logging.LogRecord]
+) -> None:
+    download({"id": "6A7C29DD011241DFBE1B64399283C860"})
+
+    (record,) = _request_lines(records)
+    assert vars(record)["status"] == 401
+    assert vars(record)["subject"] is None
+
+
+def test_an_error_logged_during_a_request_carries_its_request_id(
+    job: JobRecord,
+    store: Store,
+    bearer: str,
+    download: Download,
+    monkeypatch: pytest.MonkeyPatch,
+    stderr_lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    _break(store, monkeypatch)
+
+    assert download({"id": job.id}, bearer, headers={"X-Request-ID": SANE_ID}).status_code == 503
+
+    errors = [entry for entry in stderr_lines() if entry["level"] == "error"]
+    assert [entry["message"] for entry in errors] == ["report store failed: disk on fire"]
+    assert errors[0]["requestId"] == SANE_ID
+
+
+# --- nothing secret in the logs --------------------------------------------------------
+
+
+def test_no_token_or_secret_reaches_any_log(
+    job: JobRecord,
+    token: Callable[..., str],
+    bearer: str,
+    download: Download,
+    client: FlaskClient,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    records: list[logging.LogRecord],
+    stderr_lines: Callable[[], list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    expired = token(f"{job.studyId}:test:REPORTING_VIEW", ttl=-60)
+    forged = bearer[: bearer.rindex(".") + 1] + "c2lnbmF0dXJl"
+    secrets = [SECRET, METRICS_TOKEN, bearer, expired, forged]
+
+    download({"id": job.id}, bearer)
+    download({"id": job.id}, bearer, headers={"Range": "bytes=3-9"})
+    download({"id": "not-a-guid"}, bearer)
+    download({"id": job.id}, expired)
+    download({"id": job.id}, forged)
+    download({"id": job.id}, "not.a.jwt")
+    for name in ("X-Api-Key", "X-Auth-Token", "X-Request-ID", "Cookie", "Proxy-Authorization"):
+        download({"id": job.id}, headers={name: bearer})
+    download({"id": job.id, "access_token": bearer, "token": bearer})
+    download({"id": job.id}, headers={"Authorization": f"Token {bearer}"})
+    client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    client.get("/metrics", headers={"Authorization": f"Bearer {bearer}"})
+    _break(store, monkeypatch)
+    download({"id": job.id}, bearer)
+
+    assert len(_request_lines(records)) == 16
+    logged = [json.dumps(vars(record), default=str) + record.getMessage() for record in records] + [
+        json.dumps(entry) for entry in stderr_lines()
+    ]
+    out, err = capsys.readouterr()
+    for secret in secrets:
+        assert not [text for text in logged if secret in text]
+        assert secret not in out
+        assert secret not in err
+
+
+# --- gunicorn --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gunicorn_logger() -> Iterator[Callable[..., GunicornLogger]]:
+    """Make a GunicornLogger from config settings; its handlers go when the test ends."""
+
+    def make(**options: Any) -> GunicornLogger:
+        config = Config()
+        for name, value in options.items():
+            config.set(name, value)
+        return GunicornLogger(config)
+
+    yield make
+    for name in ("gunicorn.access", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if getattr(handler, "_gunicorn", False):
+                logger.removeHandler(handler)
+
+
+def _access(logger: GunicornLogger) -> None:
+    response = SimpleNamespace(
+        status_code=206,
+        status="206 Partial Content",
+        headers=[("Content-Type", "text/csv"), ("X-Request-ID", SANE_ID)],
+        sent=10,
+        response_length=10,
+    )
+    request = SimpleNamespace(method="GET", path=DOWNLOAD, query="", version=(1, 1), headers=[])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": DOWNLOAD,
+        "QUERY_STRING": "id=6A7C29DD011241DFBE1B64399283C860&access_token=query-secret",
+        "HTTP_AUTHORIZATION": "Bearer header-secret",
+        "REMOTE_ADDR": "192.0.2.7",
+    }
+    logger.access(response, request, environ, timedelta(seconds=1, microseconds=250))
+
+
+def test_gunicorn_access_log_is_a_json_line_on_stderr(
+    gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger(accesslog="-")
+
+    _access(logger)
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    entry = json.loads(line)
+    assert entry["logger"] == "gunicorn.access"
+    assert entry["requestId"] == SANE_ID
+    assert entry["route"] == DOWNLOAD
+    assert entry["method"] == "GET"
+    assert entry["status"] == 206
+    assert entry["duration"] == 1.00025
+    assert entry["clientAddress"] == "192.0.2.7"
+    assert "secret" not in line
+
+
+def test_gunicorn_access_log_is_silent_when_not_configured(
+    gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger()
+
+    _access(logger)
+
+    assert capsys.readouterr() == ("", "")
+
+
+def test_gunicorn_error_log_is_json_too(
+    gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger(accesslog="-", errorlog="-")
+
+    logger.error("worker %s timed out", 7)
+
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["logger"] == "gunicorn.error"
+    assert entry["level"] == "error"
+    assert entry["message"] == "worker 7 timed out"
