@@ -86,27 +86,29 @@ class RangeNotSatisfiable(ApiError):
         )
 
 
-class StoreUnavailable(ApiError):
+class Unavailable(ApiError):
+    """A 503 the client should retry: ``Retry-After`` tells it when."""
+
     status = 503
-    message = "Report store unavailable"
     retry_after = 5
+    default_details = ""
 
-    def __init__(self, details: str = "The report store cannot be reached; try again later"):
-        super().__init__(details, headers={"Retry-After": str(self.retry_after)})
+    def __init__(self, details: str | None = None):
+        super().__init__(
+            details or self.default_details, headers={"Retry-After": str(self.retry_after)}
+        )
 
 
-class AuditUnavailable(ApiError):
+class StoreUnavailable(Unavailable):
+    message = "Report store unavailable"
+    default_details = "The report store cannot be reached; try again later"
+
+
+class AuditUnavailable(Unavailable):
     """The audit record a download needs could not be written: nothing is served without it."""
 
-    status = 503
     message = "Audit trail unavailable"
-    retry_after = 5
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The download cannot be recorded, so it is refused; try again later",
-            headers={"Retry-After": str(self.retry_after)},
-        )
+    default_details = "The download cannot be recorded, so it is refused; try again later"
 
 
 class ReportFileUnavailable(ApiError):
