@@ -1,11 +1,12 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
+# `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test lint system-packages
+.PHONY: run test lint system-packages bench
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
@@ -17,6 +18,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Scenarios against nginx, Flask and S3 anchors; pass options with BENCH_ARGS="--rounds 1".
+bench: $(VENV)/.installed-test
+	scripts/install-system-packages --bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # nginx, curl and wget for the integration tests (apt-get; skipped when present).
 system-packages:

@@ -133,6 +133,9 @@ def token_with_cli(env: dict[str, str], *grants: str) -> str:
 
 
 UNLIMITED = "100000r/s"
+# nginx refuses requests over the burst that arrive in the same millisecond, whatever the
+# rate, so a test that lifts the rate lifts the burst too.
+UNLIMITED_BURST = "100000"
 
 
 def nginx_site(port: int, upstream: str, store_root: Path, rate: str = UNLIMITED) -> str:
@@ -147,6 +150,7 @@ def nginx_site(port: int, upstream: str, store_root: Path, rate: str = UNLIMITED
         ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
         ("rate=10r/s", f"rate={rate}"),
+        ("burst=20 ", f"burst={UNLIMITED_BURST if rate == UNLIMITED else 20} "),
         ("/var/log/nginx/", f"{store_root.absolute().parent}/"),
     ]:
         assert default in site, f"config/nginx.conf no longer contains {default!r}"

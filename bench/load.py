@@ -1,0 +1,166 @@
+"""The clients: wrk for many small requests, one timed download for a large file.
+
+wrk gets a Lua script that sends the token and prints its summary as JSON, so nothing is
+parsed out of its human-readable report. Large files are fetched once and timed by the
+client itself: curl writing to /dev/null, or boto3 reading 1 MiB chunks for the S3 anchor.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .reports import MIB
+
+WRK = shutil.which("wrk") or "wrk"
+CURL = shutil.which("curl") or "curl"
+
+# wrk calls done() once at the end; latency percentiles are in microseconds.
+_WRK_SCRIPT = """
+local token = os.getenv("BENCH_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one measurement saw from the client's side."""
+
+    requests: int
+    seconds: float
+    bytes: int
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    error_kinds: dict[str, int] | None = None
+
+    @property
+    def requests_per_second(self) -> float:
+        """Completed requests per second of the run."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def mib_per_second(self) -> float:
+        """Bytes received (bodies and headers) per second, in MiB."""
+        return self.bytes / MIB / self.seconds if self.seconds else 0.0
+
+
+def write_wrk_script(folder: Path) -> Path:
+    """Write the Lua script once per run; wrk reads the token from the environment."""
+    path = folder / "bench.lua"
+    path.write_text(_WRK_SCRIPT)
+    return path
+
+
+def run_wrk(
+    url: str, *, connections: int, seconds: float, script: Path, token: str | None
+) -> Sample:
+    """wrk at ``connections`` open connections for ``seconds``, on 1 thread per core (2)."""
+    threads = min(connections, 2)
+    command = [
+        WRK,
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={max(1, round(seconds))}s",
+        "--timeout=30s",
+        "--latency",
+        f"--script={script}",
+        url,
+    ]
+    result = subprocess.run(
+        command,
+        env={"BENCH_TOKEN": token or "", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    line = next(row for row in result.stdout.splitlines() if row.startswith("BENCH "))
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    kinds = {key: data[key] for key in ("connect", "read", "write", "status", "timeout")}
+    return Sample(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        bytes=data["bytes"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=sum(kinds.values()),
+        error_kinds={key: count for key, count in kinds.items() if count},
+    )
+
+
+def curl_status(url: str, token: str | None, *, follow: bool) -> tuple[int, int]:
+    """One request with curl: the final status and the body size (a sanity check)."""
+    command = [
+        CURL,
+        "--silent",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_code} %{size_download}",
+    ]
+    if follow:
+        command.append("--location")
+    if token:
+        command += ["--header", f"Authorization: Bearer {token}"]
+    result = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=600, check=True
+    )
+    status, size = result.stdout.split()
+    return int(status), int(size)
+
+
+def curl_download(url: str, token: str | None, *, expected: int, follow: bool) -> Sample:
+    """One whole download to /dev/null, timed by curl (``time_total``, all of it)."""
+    command = [
+        CURL,
+        "--silent",
+        "--show-error",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_code} %{time_total} %{size_download}",
+    ]
+    if follow:
+        command.append("--location")
+    if token:
+        command += ["--header", f"Authorization: Bearer {token}"]
+    result = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=1800, check=True
+    )
+    status, total, size = result.stdout.split()
+    seconds = float(total)
+    errors = int(int(status) != 200 or int(size) != expected)
+    return _single(int(size), seconds, errors)
+
+
+def boto3_download(client: Any, bucket: str, key: str, *, expected: int) -> Sample:
+    """``get_object`` straight from the S3 server, the body read in 1 MiB chunks."""
+    started = time.perf_counter()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    size = 0
+    for chunk in iter(lambda: body.read(MIB), b""):
+        size += len(chunk)
+    seconds = time.perf_counter() - started
+    return _single(size, seconds, int(size != expected))
+
+
+def _single(size: int, seconds: float, errors: int) -> Sample:
+    """A single download: its latency is its whole time."""
+    return Sample(1, seconds, size, seconds * 1000, seconds * 1000, errors)
