@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,28 @@ def test_a_damaged_head_makes_the_trail_unavailable_instead_of_forking_the_chain
         AuditTrail(sink, None).write(event="start")
 
     assert sink.path.read_bytes().count(b"\n") == 1
+
+
+def test_concurrent_appends_share_fsyncs_and_each_caller_gets_its_own_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+    real_fsync = os.fsync
+    fsyncs = []
+
+    def slow_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        time.sleep(0.02)  # a slow disk, so that appends pile up behind one another
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        returned = list(pool.map(lambda n: sink.append({"requestId": f"r{n}"}), range(200)))
+
+    lines = [json.loads(line) for line in sink.path.read_text().splitlines()]
+    assert [record["requestId"] for record in returned] == [f"r{n}" for n in range(200)]
+    assert sorted(json.dumps(r, sort_keys=True) for r in returned) == sorted(
+        json.dumps(r, sort_keys=True) for r in lines
+    )
+    assert verify(line.encode() for line in sink.path.read_text().splitlines(True)).ok
+    assert len(fsyncs) < 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -27,15 +28,51 @@ class FileSink:
     by itself. A file that does not end where its head says (a write cut short by a full
     disk, a crash between the two, an edit) is refused for appending until an operator
     has looked: appending would fork the chain or glue a record onto half a line.
+
+    Group commit: records that threads of one process append while another thread is
+    writing go out together in the next batch, under one lock with one write, one fsync
+    and one head update. Each caller still returns only once its own record is on disk.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True):
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
         self.fsync = fsync
+        self._turn = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._writing = False
 
     def append(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Seal and write one record; OSError (disk full, permission denied) propagates."""
+        """Seal and write one record; OSError (disk full, permission denied) and ValueError
+        (a trail that does not end where its head says) propagate to the caller."""
+        entry = _Pending(fields)
+        with self._turn:
+            self._pending.append(entry)
+            while self._writing and not entry.done:
+                self._turn.wait()
+            if not entry.done:
+                self._writing = True
+                batch, self._pending = self._pending, []
+        if not entry.done:
+            self._write_batch(batch)
+        return entry.result()
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            records = self._append_all([entry.fields for entry in batch])
+            for entry, record in zip(batch, records, strict=True):
+                entry.record = record
+        except (OSError, ValueError) as error:
+            for entry in batch:
+                entry.error = error
+        finally:
+            with self._turn:
+                for entry in batch:
+                    entry.done = True
+                self._writing = False
+                self._turn.notify_all()
+
+    def _append_all(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._locked() as fd:
             count, prev, size = self._read_head()
             if size is not None and os.fstat(fd).st_size != size:
@@ -43,12 +80,17 @@ class FileSink:
                     f"{self.path} does not end where its head says; run 'reporting-svc audit "
                     "verify'"
                 )
-            record = seal(fields, prev)
-            os.write(fd, line_of(record))
+            records = []
+            for fields in batch:
+                records.append(seal(fields, prev))
+                prev = records[-1]["hash"]
+            data = b"".join(line_of(record) for record in records)
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write to the audit file")
             if self.fsync:
                 os.fsync(fd)
-            self._write_head(count + 1, record["hash"], os.fstat(fd).st_size)
-        return record
+            self._write_head(count + len(records), prev, os.fstat(fd).st_size)
+        return records
 
     def check(self) -> str | None:
         """Why a record could not be appended now, or None: the file opens and space is left."""
@@ -95,6 +137,22 @@ class FileSink:
         temp = self.head_path.with_name(f".{self.head_path.name}.{os.getpid()}")
         temp.write_text(json.dumps({"records": records, "hash": last_hash, "size": size}))
         os.replace(temp, self.head_path)
+
+
+class _Pending:
+    """One record waiting for its batch: filled in by whichever thread writes the batch."""
+
+    def __init__(self, fields: dict[str, Any]):
+        self.fields = fields
+        self.done = False
+        self.record: dict[str, Any] | None = None
+        self.error: Exception | None = None
+
+    def result(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        assert self.record is not None
+        return self.record
 
 
 class StdoutSink:
