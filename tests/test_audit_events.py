@@ -378,3 +378,16 @@ def test_a_damaged_head_file_refuses_downloads_with_503_and_still_answers_refusa
     assert granted.status_code == 503
     assert error_of(granted)["errorMessage"] == "Audit trail unavailable"
     assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "POST", "DELETE"])
+def test_another_method_on_the_download_url_is_refused_with_one_record(
+    client, audit_records, method
+):
+    response = client.open(
+        DOWNLOAD, method=method, query_string={"id": "A" * 32}, headers={"X-Request-ID": "m1"}
+    )
+
+    assert response.status_code == 405
+    records = [record for record in audit_records() if record["requestId"] == "m1"]
+    assert [(record["event"], record["status"]) for record in records] == [("refused", 405)]

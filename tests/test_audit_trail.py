@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from reporting_svc.audit import AuditTrail, AuditUnavailableError, make_audit_trail
-from reporting_svc.audit.chain import GENESIS, verify
+from reporting_svc.audit.chain import GENESIS, seal, verify
 from reporting_svc.audit.sinks import FileSink, StdoutSink
 from tests.conftest import OTHER_STUDY, STUDY
 
@@ -282,3 +282,30 @@ def test_concurrent_appends_share_fsyncs_and_each_caller_gets_its_own_record(
     )
     assert verify(line.encode() for line in sink.path.read_text().splitlines(True)).ok
     assert len(fsyncs) < 100
+
+
+def test_whole_records_left_past_the_head_by_a_killed_writer_are_taken_in(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    sink.append({"requestId": "before"})
+    head = sink.head_path.read_text()
+    orphan = sink.append({"requestId": "orphan"})
+    sink.head_path.write_text(head)  # the writer died after its record, before its head
+
+    after = sink.append({"requestId": "after"})
+
+    assert after["prev"] == orphan["hash"]
+    assert sink.head() == (3, after["hash"])
+    assert verify(sink.path.read_bytes().splitlines(keepends=True)).records == 3
+
+
+def test_bytes_past_the_head_that_do_not_chain_on_are_refused(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    sink.append({"requestId": "one"})
+    forged = seal({"requestId": "forged"}, GENESIS)
+    with sink.path.open("ab") as trail:
+        trail.write(json.dumps(forged).encode() + b"\n")
+
+    with pytest.raises(ValueError, match="does not end where its head says"):
+        sink.append({"requestId": "two"})

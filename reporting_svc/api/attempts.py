@@ -52,6 +52,8 @@ def _event(response: Response) -> str:
         return "redirect"
     if request.method == "HEAD":
         return "head"
+    if request.method != "GET":
+        return "refused"
     return "start"
 
 

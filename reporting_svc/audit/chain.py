@@ -50,7 +50,12 @@ class Verdict:
 
 def verify(lines: Iterable[bytes]) -> Verdict:
     """Walk the chain from the genesis; stop at the first record (1-based line) that breaks."""
-    prev, count = GENESIS, 0
+    return verify_from(lines, GENESIS)
+
+
+def verify_from(lines: Iterable[bytes], prev: str) -> Verdict:
+    """Walk records that must chain on from ``prev``; line numbers count from 1."""
+    count = 0
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)

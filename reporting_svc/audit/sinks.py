@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import sys
 import threading
@@ -13,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from .chain import GENESIS, line_of, seal
+from .chain import GENESIS, line_of, seal, verify_from
 
 MIN_FREE_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class FileSink:
@@ -76,10 +78,7 @@ class FileSink:
         with self._locked() as fd:
             count, prev, size = self._read_head()
             if size is not None and os.fstat(fd).st_size != size:
-                raise ValueError(
-                    f"{self.path} does not end where its head says; run 'reporting-svc audit "
-                    "verify'"
-                )
+                count, prev = self._recover(count, prev, size)
             records = []
             for fields in batch:
                 records.append(seal(fields, prev))
@@ -91,6 +90,26 @@ class FileSink:
                 os.fsync(fd)
             self._write_head(count + len(records), prev, os.fstat(fd).st_size)
         return records
+
+    def _recover(self, count: int, prev: str, size: int) -> tuple[int, str]:
+        """Take in whole records written after the head by a process that died before it
+        could update the head (a killed worker); refuse anything else.
+
+        Bytes past the head must be complete lines that chain on from the head's hash: a
+        torn line, a foreign line, or a file shorter than its head is left for an
+        operator, and the sink refuses to append until then.
+        """
+        with self.path.open("rb") as trail:
+            trail.seek(size)
+            tail = trail.read()
+        lines = tail.splitlines(keepends=True)
+        verdict = verify_from(lines, prev)
+        if os.path.getsize(self.path) < size or not tail.endswith(b"\n") or not verdict.ok:
+            raise ValueError(
+                f"{self.path} does not end where its head says; run 'reporting-svc audit verify'"
+            )
+        log.warning("audit trail: took in %d record(s) written past the head", len(lines))
+        return count + len(lines), verdict.last_hash
 
     def check(self) -> str | None:
         """Why a record could not be appended now, or None: the file opens and space is left."""

@@ -1,0 +1,57 @@
+"""Fixtures for the reliability suite: the integration tests' real processes, under stress.
+
+The servers are started by ``tests.integration.processes``; every one is stopped when
+the test (or, for moto's S3 server, the session) that started it ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.processes import Processes, stop
+
+
+def load_seconds() -> float:
+    """How long the load tests run: ``RELIABILITY_SECONDS``, else 30 in CI and 60 elsewhere."""
+    default = "30" if os.environ.get("CI", "").lower() == "true" else "60"
+    return float(os.environ.get("RELIABILITY_SECONDS", default))
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """The servers this test starts; all stopped when it ends, the last started first.
+
+    Front-ends go first: nginx holds keep-alive connections to gunicorn, which would
+    otherwise wait for them through its graceful timeout.
+    """
+    started = Processes(tmp_path)
+    yield started
+    stop_in_reverse(started)
+
+
+def stop_in_reverse(started: Processes) -> None:
+    for process in reversed(started.started):
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Servers shared by one module's tests; each test sends its own request ids."""
+    started = Processes(tmp_path_factory.mktemp("module"))
+    yield started
+    stop_in_reverse(started)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's own S3 server, one for the session; yields its endpoint URL.
+
+    Tests that stop or kill an S3 server start their own with ``processes.moto_server()``.
+    """
+    started = Processes(tmp_path_factory.mktemp("moto"))
+    yield started.moto_server()
+    started.stop_all()
