@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from .errors import register_error_handlers
@@ -18,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
     configure_logging(settings.log_level.upper())
+    warn_about_dev_secret(settings)
     register_services(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
@@ -25,6 +28,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_observers(app)
     trust_proxies(app, settings)
     return app
+
+
+def warn_about_dev_secret(settings: Settings) -> None:
+    """A generated secret suits a laptop, never production: say so in every worker's log."""
+    if settings.dev_secret:
+        logging.getLogger(__name__).warning(
+            "no signing key is configured: tokens are checked with the development secret "
+            "kept under %s; set REPORTING_SVC_JWT_JWKS_FILE (or another key) in production",
+            settings.var_dir,
+        )
 
 
 def trust_proxies(app: Flask, settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
@@ -259,3 +260,34 @@ def test_repr_hides_the_secret(env, tmp_path):
     assert SECRET not in repr(load_settings(env))
     generated = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "dev")})
     assert generated.jwt_secret not in repr(generated)
+
+
+def test_app_warns_when_it_runs_on_the_generated_development_secret(tmp_path, caplog):
+    from reporting_svc import create_app
+
+    settings = load_settings({}, {"var_dir": tmp_path / "var", "local_root": tmp_path / "r"})
+    logger = logging.getLogger("reporting_svc")
+    logger.addHandler(caplog.handler)
+    try:
+        create_app(settings)
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    assert settings.dev_secret
+    assert any("development secret" in record.getMessage() for record in caplog.records)
+
+
+def test_app_does_not_warn_when_a_key_is_configured(tmp_path, caplog):
+    from reporting_svc import create_app
+
+    settings = load_settings(
+        {}, {"var_dir": tmp_path / "var", "local_root": tmp_path / "r", "jwt_secret": "k" * 40}
+    )
+    logger = logging.getLogger("reporting_svc")
+    logger.addHandler(caplog.handler)
+    try:
+        create_app(settings)
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    assert not any("development secret" in record.getMessage() for record in caplog.records)
