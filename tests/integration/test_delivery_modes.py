@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,59 +197,58 @@ def test_thousand_random_ranges_are_exact(deployment: Deployment) -> None:
 
 
 def _interrupted(command: list[str], target: Path, size: int) -> None:
-    """Start a slow download and kill the client once part of the file is on disk."""
-    client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and client.poll() is None:
-        if target.exists() and target.stat().st_size > 0:
-            break
-        time.sleep(0.01)
+    """Run a download that writes to a pipe and cut it off a third of the way in.
+
+    Closing the pipe kills the client mid-transfer, as a dropped connection would; what
+    it delivered until then is the partial file to resume. No rate limit or timer is
+    involved, so the cut always lands inside the file.
+    """
+    client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert client.stdout is not None
+    part = client.stdout.read(size // 3)
+    client.stdout.close()
     client.kill()
     client.wait()
-    assert 0 < target.stat().st_size < size, f"not interrupted: {target.stat().st_size} bytes"
+    target.write_bytes(part)
+    assert len(part) == size // 3, f"the first download ended early at {len(part)} bytes"
 
 
 def test_curl_resumes_an_interrupted_download_to_an_identical_file(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     target = tmp_path / "curl.zip"
-    base = [
-        "curl",
-        "-sS",
-        "-L",
-        "-o",
-        str(target),
-        "-H",
-        f"Authorization: Bearer {deployment.token}",
-    ]
-    _interrupted(
-        [*base, "--limit-rate", "64K", deployment.url],
-        target,
-        len(deployment.content),
+    auth = ["-H", f"Authorization: Bearer {deployment.token}"]
+    _interrupted(["curl", "-sS", "-L", *auth, deployment.url], target, len(deployment.content))
+
+    command = ["curl", "-sS", "-L", "-f", "-o", str(target), "-C", "-", "-w", "%{http_code}"]
+    resumed = subprocess.run(
+        [*command, *auth, deployment.url],
+        timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
-    subprocess.run([*base, "-C", "-", "-f", deployment.url], timeout=60, check=True)
-
+    assert resumed.stdout == "206"
     assert hashlib.sha256(target.read_bytes()).hexdigest() == deployment.record["sha256"]
 
 
 def test_wget_continues_an_interrupted_download_to_an_identical_file(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    target = tmp_path / "wget.zip"
-    base = [
-        "wget",
-        "-q",
-        "-O",
-        str(target),
-        f"--header=Authorization: Bearer {deployment.token}",
-    ]
-    _interrupted(
-        [*base, "--limit-rate=64k", deployment.url],
-        target,
-        len(deployment.content),
+    # wget -c resumes only the file it names itself (with -O it starts again from 0).
+    target = tmp_path / deployment.url.rsplit("/", 1)[1]
+    auth = f"--header=Authorization: Bearer {deployment.token}"
+    _interrupted(["wget", "-q", "-O", "-", auth, deployment.url], target, len(deployment.content))
+
+    resumed = subprocess.run(
+        ["wget", "-S", "-c", auth, deployment.url],
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
-    subprocess.run([*base, "-c", deployment.url], timeout=60, check=True)
-
+    assert re.search(r"HTTP/1\.[01] 206 ", resumed.stderr), "wget did not resume with a range"
     assert hashlib.sha256(target.read_bytes()).hexdigest() == deployment.record["sha256"]
