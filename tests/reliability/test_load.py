@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests.integration.processes import Processes, run_cli
 from tests.reliability.conftest import load_seconds
@@ -81,6 +83,21 @@ def _failed(outcome: Outcome, problem: str) -> Outcome:
     return Outcome(**{**outcome.__dict__, "problem": problem})
 
 
+def keep_alive_session() -> requests.Session:
+    """A session that resends a GET once when a reused connection closes before any answer.
+
+    gunicorn closes a connection idle for its ``keepalive`` seconds; a client that picks
+    it from its pool at that moment sees it close with no response. RFC 9112 §9.3.1 lets
+    a client retry an idempotent request then, and curl and browsers do. The retry cannot
+    hide a request the service saw: that one would leave two more audit records under the
+    same request id, and ``audit_discrepancies`` finds them.
+    """
+    session = requests.Session()
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods={"GET"})
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 def run_load(deployments: list[Deployment], seconds: float) -> list[Outcome]:
     """CONCURRENCY threads, a session each, sending random requests until the time is up."""
     deadline = time.monotonic() + seconds
@@ -88,7 +105,7 @@ def run_load(deployments: list[Deployment], seconds: float) -> list[Outcome]:
     def client(number: int) -> list[Outcome]:
         rng = random.Random(number)
         outcomes = []
-        with requests.Session() as session:
+        with keep_alive_session() as session:
             while time.monotonic() < deadline:
                 request_id = f"load-{number:02d}-{len(outcomes):05d}"
                 deployment = rng.choice(deployments)
