@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
@@ -109,6 +110,46 @@ def test_file_sink_syncs_each_record_to_disk_unless_switched_off(
         sink.append({"event": "head"})
 
     assert len(synced) == calls
+
+
+def test_file_sink_syncs_after_releasing_the_lock_so_other_processes_can_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+    lock_free_during_sync: list[bool] = []
+
+    def fsync(fd: int) -> None:
+        other = os.open(sink.path, os.O_WRONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_free_during_sync.append(True)
+        except BlockingIOError:
+            lock_free_during_sync.append(False)
+        finally:
+            os.close(other)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    sink.append({"event": "head"})
+
+    assert lock_free_during_sync == [True]
+
+
+def test_a_head_longer_than_the_sinks_own_is_replaced_whole(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    sink.append({"event": "head"})
+    records, last_hash = sink.head()
+    size = sink.path.stat().st_size
+    pretty = {"records": records, "hash": last_hash, "size": size}
+    sink.head_path.write_text(json.dumps(pretty, indent=40))  # an operator's hand-made head
+
+    second = sink.append({"event": "head"})
+
+    assert json.loads(sink.head_path.read_text()) == {
+        "records": 2,
+        "hash": second["hash"],
+        "size": sink.path.stat().st_size,
+    }
 
 
 def test_file_sink_write_failure_raises_and_leaves_the_head_alone(tmp_path: Path) -> None:
