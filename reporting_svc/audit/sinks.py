@@ -145,19 +145,27 @@ class FileSink:
     def _read_head(self) -> tuple[int, str, int | None]:
         """(records, last hash, file size); the size is absent from heads of older trails."""
         try:
-            head = json.loads(self.head_path.read_text())
-            size = head.get("size")
-            return int(head["records"]), str(head["hash"]), None if size is None else int(size)
+            fd = os.open(self.head_path, os.O_RDONLY)
         except FileNotFoundError:
             return 0, GENESIS, None
+        try:
+            head = json.loads(os.pread(fd, HEAD_BYTES * 4, 0))
+            size = head.get("size")
+            return int(head["records"]), str(head["hash"]), None if size is None else int(size)
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"the head file {self.head_path} is damaged") from error
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _opened(self) -> Iterator[int]:
         """The trail opened for appending; closing it releases a lock still held."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        try:
+            fd = os.open(self.path, flags, 0o640)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags, 0o640)
         try:
             yield fd
         finally:
