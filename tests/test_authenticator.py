@@ -20,7 +20,7 @@ from flask import Request
 from reporting_svc import create_app
 from reporting_svc.auth import Grant, Principal
 from reporting_svc.auth.grants import parse_grant
-from reporting_svc.auth.tokens import JwtAuthenticator
+from reporting_svc.auth.tokens import JwtAuthenticator, VerifiedTokens
 from reporting_svc.errors import Unauthenticated
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
@@ -163,6 +163,70 @@ def test_empty_bearer_token_is_an_invalid_token(settings):
     with pytest.raises(Unauthenticated) as caught:
         JwtAuthenticator(settings)(request_with({"Authorization": "Bearer "}))
     assert caught.value.headers["WWW-Authenticate"] == INVALID_TOKEN
+
+
+def bearer(token: str) -> Request:
+    return request_with({"Authorization": f"Bearer {token}"})
+
+
+def test_a_verified_token_is_not_verified_again_while_it_is_valid(settings, monkeypatch):
+    authenticate = JwtAuthenticator(settings)
+    checked: list[str] = []
+    decode = jwt.decode
+    monkeypatch.setattr(
+        jwt, "decode", lambda token, *a, **k: checked.append(token) or decode(token, *a, **k)
+    )
+    token = sign()
+
+    first = authenticate(bearer(token))
+    second = authenticate(bearer(token))
+
+    assert first == second == Principal("alice", (parse_grant(VIEW),))
+    assert checked == [token]
+
+
+def test_a_verified_token_is_refused_once_it_has_expired(settings):
+    authenticate = JwtAuthenticator(settings)
+    expires = int(time.time()) + 1
+    token = sign(exp=expires)
+    assert authenticate(bearer(token)).subject == "alice"
+
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+
+    with pytest.raises(Unauthenticated, match="token has expired"):
+        authenticate(bearer(token))
+
+
+def test_a_token_differing_from_a_verified_one_is_verified_in_full(settings):
+    authenticate = JwtAuthenticator(settings)
+    authenticate(bearer(sign()))
+
+    with pytest.raises(Unauthenticated, match="signature is invalid"):
+        authenticate(bearer(sign(key="another-" + SECRET)))
+
+
+def test_a_token_with_malformed_grants_is_refused_every_time(settings):
+    authenticate = JwtAuthenticator(settings)
+    token = sign(grants=[f"{STUDY}:production:REPORTING_VIEW"])
+
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="grants"):
+            authenticate(bearer(token))
+
+
+def test_verified_tokens_keep_only_the_most_recently_used() -> None:
+    verified = VerifiedTokens(size=2)
+    principals = {name: Principal(name, ()) for name in ("a", "b", "c")}
+    now = time.time()
+    verified.put("a", principals["a"], now + 60)
+    verified.put("b", principals["b"], now + 60)
+    assert verified.get("a", now) == principals["a"]
+
+    verified.put("c", principals["c"], now + 60)
+
+    assert verified.get("b", now) is None
+    assert verified.get("a", now) == principals["a"]
+    assert verified.get("c", now) == principals["c"]
 
 
 def test_malformed_grants_claim_is_an_invalid_token(job_id, download):

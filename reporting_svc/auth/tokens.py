@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
+from typing import cast
 
 import jwt
 from flask import Request
@@ -36,12 +39,22 @@ class JwtAuthenticator:
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway
         self.grants_by_subject = _grants_file(settings)
+        self.verified = VerifiedTokens()
 
     def __call__(self, request: Request) -> Principal:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             raise Unauthenticated("a bearer token is required", token_sent=False)
-        claims = self._verify(token.strip())
+        token = token.strip()
+        principal = self.verified.get(token, time.time())
+        if principal is None:
+            claims = self._verify(token)
+            principal = self._principal(claims)
+            expires = cast(int, claims["exp"])  # PyJWT has checked that it is an integer
+            self.verified.put(token, principal, expires + self.leeway)
+        return principal
+
+    def _principal(self, claims: dict[str, object]) -> Principal:
         subject = str(claims["sub"])
         if self.grants_by_subject is not None:
             return Principal(subject, self.grants_by_subject.get(subject, ()))
@@ -64,6 +77,44 @@ class JwtAuthenticator:
             )
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(_reason(error), token_sent=True) from None
+
+
+class VerifiedTokens:
+    """Tokens this process has verified, each kept until it expires.
+
+    A data pipeline sends the same token with every request, and checking its signature
+    was the largest single cost of a small download. Only a token that passed every check
+    is kept, under its exact text, so a token altered by one byte is checked in full. Keys
+    and the grants file are read once per process, so an entry cannot outlive them; the
+    expiry is checked on every use, and the claims ``nbf`` and ``iat`` only become more
+    valid with time.
+    """
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> Principal | None:
+        """The token's principal if it was verified and has not expired since."""
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            principal, expires = entry
+            if now >= expires:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return principal
+
+    def put(self, token: str, principal: Principal, expires: float) -> None:
+        """Keep a verified token until ``expires``; the least recently used one makes room."""
+        with self._lock:
+            self._entries[token] = (principal, expires)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 def _grants_file(settings: Settings) -> dict[str, tuple[Grant, ...]] | None:
