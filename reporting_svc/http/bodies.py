@@ -6,13 +6,8 @@ that fails, half way leaves ``complete: false``.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
-
-# Chunks an S3 reader thread may hold ready for the client.
-READ_AHEAD = 2
 
 
 class TrackedBody:
@@ -70,11 +65,7 @@ class FileRange(TrackedBody):
 
 
 class ChunkStream(TrackedBody):
-    """An S3 object body streamed in fixed-size chunks, read ahead by a thread of its own.
-
-    Reading from S3 and writing to the client take turns in one thread otherwise: each
-    waits while the other works. A reader thread keeps up to ``READ_AHEAD`` chunks ready,
-    so memory stays bounded by a few chunks whatever the size of the file.
+    """An S3 object body streamed in fixed-size chunks.
 
     A failure mid-way propagates to the server, which cuts the connection short of
     Content-Length: the client sees a short read, never a complete-looking file.
@@ -84,44 +75,12 @@ class ChunkStream(TrackedBody):
         super().__init__(length)
         self.body = body
         self.chunk_size = chunk_size
-        self._chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(READ_AHEAD)
-        self._stop = threading.Event()
-        self._reader: threading.Thread | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        self._reader = threading.Thread(target=self._read, name="s3-read-ahead", daemon=True)
-        self._reader.start()
-        while (chunk := self._chunks.get()) is not None:
-            if isinstance(chunk, BaseException):
-                raise chunk
+        for chunk in self.body.iter_chunks(self.chunk_size):
             self.sent += len(chunk)
             yield chunk
 
-    def _read(self) -> None:
-        try:
-            for chunk in self.body.iter_chunks(self.chunk_size):
-                if not self._hand_over(chunk):
-                    return
-            self._hand_over(None)
-        except Exception as error:
-            self._hand_over(error)
-        finally:
-            self.body.close()
-
-    def _hand_over(self, item: bytes | BaseException | None) -> bool:
-        """Queue ``item`` unless the response was closed meanwhile; False if it was."""
-        while not self._stop.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def close(self) -> None:
-        self._stop.set()
-        if self._reader is None:
-            self.body.close()
-        else:
-            self._reader.join()
+        self.body.close()
         self._finish()
