@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="no 256 MiB file: a fast check while developing"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where latest.* go")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: write latest.md again from the raw figures of an earlier run",
+    )
     return parser
 
 
@@ -52,13 +58,15 @@ def plan_from(args: argparse.Namespace) -> Plan:
 def _notes(result: RunResult, plan: Plan) -> list[str]:
     """What a reader needs to weigh the figures: conditions, method, caveats."""
     cores = os.cpu_count() or 1
-    busy = max(float(result.load_before.split()[0]), float(result.load_after.split()[0]))
+    # Only the load before the run tells of other work: the load after is mostly our own.
+    busy = float(result.load_before.split()[0])
+    after = f"{result.load_after} after (mostly the benchmark's own load)"
     shared = (
-        f"**Shared machine**: load average {result.load_before} before and "
-        f"{result.load_after} after the run (other work ran beside it), so absolute figures "
-        "are lower and noisier than on an idle machine; ratios in the same run still hold."
+        f"**Shared machine**: load average {result.load_before} before the run (other work "
+        f"was running), {after}, so absolute figures are lower and noisier than on an idle "
+        "machine; ratios in the same run still hold."
         if busy >= 0.5 * cores
-        else f"Load average {result.load_before} before, {result.load_after} after."
+        else f"Load average {result.load_before} before the run, {after}."
     )
     return [
         shared,
@@ -82,22 +90,26 @@ def _notes(result: RunResult, plan: Plan) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write latest.md and latest.json."""
     args = _parser().parse_args(argv)
-    plan = plan_from(args)
-    try:
-        result = run(plan, log=lambda line: print(line, flush=True))
-    except KeyboardInterrupt:
-        print("interrupted; every server was stopped", file=sys.stderr)
-        return 130
+    if args.render is not None:
+        raw = json.loads(args.render.read_text())
+        plan, result, info = Plan(**raw["plan"]), RunResult.from_json(raw), raw["machine"]
+    else:
+        plan = plan_from(args)
+        try:
+            result = run(plan, log=lambda line: print(line, flush=True))
+        except KeyboardInterrupt:
+            print("interrupted; every server was stopped", file=sys.stderr)
+            return 130
+        info = machine()
     rows = summarise(result.measurements)
-    results = verdicts(rows)
-    info = machine()
-    text = markdown(rows, results, info, _notes(result, plan))
+    text = markdown(rows, verdicts(rows), info, _notes(result, plan))
     print(text)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.md").write_text(text)
-    raw = {"machine": info, "plan": vars(plan), **result.as_json()}
-    (args.output / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
-    print(f"wrote {args.output / 'latest.md'} and latest.json", file=sys.stderr)
+    if args.render is None:
+        raw = {"machine": info, "plan": vars(plan), **result.as_json()}
+        (args.output / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
+    print(f"wrote {args.output / 'latest.md'}", file=sys.stderr)
     return 0
 
 

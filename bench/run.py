@@ -66,6 +66,16 @@ class RunResult:
     load_after: str
     seconds: float
 
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RunResult:
+        """The result as ``as_json`` stored it in latest.json."""
+        return cls(
+            [Measurement(**entry) for entry in raw["measurements"]],
+            raw["load_before"],
+            raw["load_after"],
+            raw["seconds"],
+        )
+
     def as_json(self) -> dict[str, Any]:
         """The raw figures, one dict per measurement."""
         return {
