@@ -71,7 +71,8 @@ def _notes(result: RunResult, plan: Plan) -> list[str]:
     return [
         shared,
         f"{plan.rounds} rounds, wrk {plan.duration:g} s per run at {plan.connections} "
-        "connections (2 threads); single downloads timed by curl to /dev/null, "
+        "connections (2 threads); large files one download at a time, repeated for "
+        f"{plan.duration:g} s, timed by curl to /dev/null, "
         "the S3 anchor by boto3 get_object read in 1 MiB chunks. "
         f"The whole run took {result.seconds / 60:.1f} min.",
         "Client and servers share the same cores; every server listens on 127.0.0.1 only. "

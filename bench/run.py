@@ -218,10 +218,16 @@ def _measure(
     elif target.name == S3_DIRECT:
         client, bucket = s3
         key = CONTENT_KEY.format(job_id=report.job_id)
-        sample = load.boto3_download(client, bucket, key, expected=report.size)
+        sample = load.repeated(
+            lambda: load.boto3_download(client, bucket, key, expected=report.size),
+            plan.duration,
+        )
     else:
-        sample = load.curl_download(
-            target.url(report), sent_token, expected=report.size, follow=target.follow
+        sample = load.repeated(
+            lambda: load.curl_download(
+                target.url(report), sent_token, expected=report.size, follow=target.follow
+            ),
+            plan.duration,
         )
     cpu, peaks = probe.finish() if probe else (None, [])
     nginx_cpu = tree_cpu_seconds(target.nginx_pid) - nginx_before if target.nginx_pid else None
