@@ -21,6 +21,7 @@ from tests.reliability.deployments import (
     Deployment,
     deploy,
     wait_for_records,
+    wait_for_workers,
     worker_pids,
 )
 
@@ -128,7 +129,8 @@ def test_client_leaving_mid_stream_frees_the_stream_and_keeps_the_worker(
 ) -> None:
     """One worker, so "the same worker serves the next request" is what is checked."""
     deployment = deploy(processes, "stream", {"large.bin": LARGE}, workers=1)
-    [worker] = workers_before = worker_pids(deployment.master)
+    # The port answers once the master listens, which may be before its worker exists.
+    [worker] = workers_before = wait_for_workers(deployment.master, 1)
 
     with send_download(deployment, "large.bin", "walked-away", receive_buffer=16384) as sock:
         status, _, body = read_head(sock)

@@ -148,8 +148,8 @@ def test_killed_worker_fails_only_its_own_connections_and_is_replaced(
     by its connections (a client reconnects after a failure, to a live worker).
 
     The kill lands at a chosen moment of the audit trail's append: outside it, and in the
-    middle (record written, head not yet), where a real SIGKILL (the OOM killer, gunicorn's
-    own timeout) lands more often than not under load, since the fsync happens there.
+    middle (record written, head not yet): a short window, but a real SIGKILL (the OOM
+    killer, gunicorn's own timeout) lands there sooner or later under load.
     """
     deployment = deploy(processes, "stream", REPORTS, workers=WORKERS)
     host, port = deployment.address()
