@@ -20,6 +20,8 @@ timeout = 60
 # On SIGTERM (a deploy, a scale-in) a worker stops accepting and lets downloads in
 # progress run this long before it is killed.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 120))
+# Longer than the upstream keepalive_timeout in config/nginx.conf (4 s): the proxy, not
+# gunicorn, closes an idle connection, so no request is sent on one being closed.
 keepalive = 5
 
 # A request line or header longer than this is refused by gunicorn itself (400/414).
