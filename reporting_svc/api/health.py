@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
 
@@ -50,4 +51,12 @@ def _may_scrape() -> bool:
         peer = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return any(peer in ipaddress.ip_network(net, strict=False) for net in settings.metrics_allow)
+    return any(peer in network for network in _networks(settings.metrics_allow))
+
+
+@functools.cache
+def _networks(
+    allowed: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The allowed networks, parsed on the first scrape (the settings have checked them)."""
+    return tuple(ipaddress.ip_network(network, strict=False) for network in allowed)
