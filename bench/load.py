@@ -109,49 +109,38 @@ def run_wrk(
     )
 
 
-def curl_status(url: str, token: str | None, *, follow: bool) -> tuple[int, int]:
-    """One request with curl: the final status and the body size (a sanity check)."""
-    command = [
-        CURL,
-        "--silent",
-        "--output",
-        "/dev/null",
-        "--write-out",
-        "%{http_code} %{size_download}",
-    ]
+def _curl(url: str, token: str | None, *, follow: bool, write_out: str, timeout: int) -> list[str]:
+    """Fetch ``url`` to /dev/null with curl; the fields ``write_out`` asks for."""
+    command = [CURL, "--silent", "--show-error", "--output", "/dev/null", "--write-out", write_out]
     if follow:
         command.append("--location")
     if token:
         command += ["--header", f"Authorization: Bearer {token}"]
     result = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=600, check=True
+        [*command, url], capture_output=True, text=True, timeout=timeout, check=True
     )
-    status, size = result.stdout.split()
+    return result.stdout.split()
+
+
+def curl_status(url: str, token: str | None, *, follow: bool) -> tuple[int, int]:
+    """One request with curl: the final status and the body size (a sanity check)."""
+    status, size = _curl(
+        url, token, follow=follow, write_out="%{http_code} %{size_download}", timeout=600
+    )
     return int(status), int(size)
 
 
 def curl_download(url: str, token: str | None, *, expected: int, follow: bool) -> Sample:
     """One whole download to /dev/null, timed by curl (``time_total``, all of it)."""
-    command = [
-        CURL,
-        "--silent",
-        "--show-error",
-        "--output",
-        "/dev/null",
-        "--write-out",
-        "%{http_code} %{time_total} %{size_download}",
-    ]
-    if follow:
-        command.append("--location")
-    if token:
-        command += ["--header", f"Authorization: Bearer {token}"]
-    result = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=1800, check=True
+    status, total, size = _curl(
+        url,
+        token,
+        follow=follow,
+        write_out="%{http_code} %{time_total} %{size_download}",
+        timeout=1800,
     )
-    status, total, size = result.stdout.split()
-    seconds = float(total)
     errors = int(int(status) != 200 or int(size) != expected)
-    return _single(int(size), seconds, errors)
+    return _single(int(size), float(total), errors)
 
 
 def boto3_download(client: Any, bucket: str, key: str, *, expected: int) -> Sample:
