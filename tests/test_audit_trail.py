@@ -341,6 +341,20 @@ def test_whole_records_left_past_the_head_by_a_killed_writer_are_taken_in(
     assert verify(sink.path.read_bytes().splitlines(keepends=True)).records == 3
 
 
+def test_records_written_before_the_first_head_are_taken_in_not_forked(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
+    first = sink.append({"requestId": "first"})
+    sink.head_path.write_bytes(b"")  # the first writer died before its head was written
+
+    after = sink.append({"requestId": "after"})
+
+    assert after["prev"] == first["hash"]
+    assert sink.head() == (2, after["hash"])
+    assert verify(sink.path.read_bytes().splitlines(keepends=True)).records == 2
+
+
 def test_bytes_past_the_head_that_do_not_chain_on_are_refused(tmp_path: Path) -> None:
     sink = FileSink(tmp_path / "audit.jsonl", fsync=False)
     sink.append({"requestId": "one"})

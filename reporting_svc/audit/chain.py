@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
+# Built once: json.dumps with options makes a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_LINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def canonical(record: dict[str, Any]) -> bytes:
     """The bytes hashed: sorted keys, no spaces, ASCII only, ``hash`` left out."""
     fields = {key: value for key, value in record.items() if key != "hash"}
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(fields).encode()
 
 
 def seal(fields: dict[str, Any], prev: str) -> dict[str, Any]:
@@ -31,7 +34,7 @@ def seal(fields: dict[str, Any], prev: str) -> dict[str, Any]:
 
 def line_of(record: dict[str, Any]) -> bytes:
     """One JSON Lines line, fields in the order they were given."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    return _LINE.encode(record).encode() + b"\n"
 
 
 @dataclass(frozen=True)

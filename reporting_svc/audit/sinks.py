@@ -86,17 +86,22 @@ class FileSink:
     def _append_all(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            count, prev, size = self._read_head()
-            if size is not None and os.fstat(fd).st_size != size:
-                count, prev = self._recover(count, prev, size)
-            records = []
-            for fields in batch:
-                records.append(seal(fields, prev))
-                prev = records[-1]["hash"]
-            data = b"".join(line_of(record) for record in records)
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, "short write to the audit file")
-            self._write_head(count + len(records), prev, os.fstat(fd).st_size)
+            with self._head_opened() as head_fd:
+                head = os.pread(head_fd, HEAD_BYTES * 4, 0)
+                count, prev, size = _parse_head(head, self.head_path)
+                actual = os.fstat(fd).st_size
+                if size is not None and actual != size:
+                    count, prev = self._recover(count, prev, size)
+                records = []
+                for fields in batch:
+                    records.append(seal(fields, prev))
+                    prev = records[-1]["hash"]
+                data = b"".join(line_of(record) for record in records)
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write to the audit file")
+                # O_APPEND under the lock: the file now ends here, no fstat needed.
+                size = actual + len(data)
+                _write_head(head_fd, count + len(records), prev, size, replaces=len(head))
             fcntl.flock(fd, fcntl.LOCK_UN)
             if self.fsync:
                 os.fsync(fd)
@@ -149,11 +154,7 @@ class FileSink:
         except FileNotFoundError:
             return 0, GENESIS, None
         try:
-            head = json.loads(os.pread(fd, HEAD_BYTES * 4, 0))
-            size = head.get("size")
-            return int(head["records"]), str(head["hash"]), None if size is None else int(size)
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"the head file {self.head_path} is damaged") from error
+            return _parse_head(os.pread(fd, HEAD_BYTES * 4, 0), self.head_path)
         finally:
             os.close(fd)
 
@@ -171,16 +172,39 @@ class FileSink:
         finally:
             os.close(fd)
 
-    def _write_head(self, records: int, last_hash: str, size: int) -> None:
-        head = json.dumps({"records": records, "hash": last_hash, "size": size}).encode()
-        fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o640)
+    @contextmanager
+    def _head_opened(self) -> Iterator[int]:
+        """The head file opened for reading and rewriting; created empty for a new trail."""
+        fd = os.open(self.head_path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
-            if os.pwrite(fd, head.ljust(HEAD_BYTES), 0) != HEAD_BYTES:
-                raise OSError(errno.ENOSPC, "short write to the audit head file")
-            if os.fstat(fd).st_size > HEAD_BYTES:
-                os.ftruncate(fd, HEAD_BYTES)
+            yield fd
         finally:
             os.close(fd)
+
+
+def _parse_head(head: bytes, path: Path) -> tuple[int, str, int | None]:
+    """(records, last hash, file size) from a head's bytes.
+
+    An empty head (just created) says nothing was written yet: a trail that has lines
+    anyway must chain on from the genesis, and is checked as if written past the head.
+    """
+    if not head:
+        return 0, GENESIS, 0
+    try:
+        fields = json.loads(head)
+        size = fields.get("size")
+        return int(fields["records"]), str(fields["hash"]), None if size is None else int(size)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"the head file {path} is damaged") from error
+
+
+def _write_head(fd: int, records: int, last_hash: str, size: int, *, replaces: int) -> None:
+    """Overwrite the head in place; cut whatever a longer head (``replaces`` bytes) left."""
+    head = json.dumps({"records": records, "hash": last_hash, "size": size}).encode()
+    if os.pwrite(fd, head.ljust(HEAD_BYTES), 0) != HEAD_BYTES:
+        raise OSError(errno.ENOSPC, "short write to the audit head file")
+    if replaces > HEAD_BYTES:
+        os.ftruncate(fd, HEAD_BYTES)
 
 
 class _Pending:
