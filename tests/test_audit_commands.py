@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,29 @@ def test_verify_of_a_trail_copied_without_its_head_passes_with_a_warning(
     assert code == 0
     assert out.startswith(f"OK: {len(ROWS)} records")
     assert err.startswith("WARNING: no head file")
+
+
+def test_verify_of_a_trail_being_appended_to_checks_it_as_it_stood(
+    trail: FileSink, audit_command: Any
+) -> None:
+    writer = FileSink(trail.path, fsync=False)  # another process's sink: its own descriptors
+    stop = threading.Event()
+
+    def append_until_stopped() -> None:
+        while not stop.is_set():
+            writer.append({"event": "refused", "status": 401})
+
+    appender = threading.Thread(target=append_until_stopped)
+    appender.start()
+    try:
+        results = [audit_command("verify", str(trail.path)) for _ in range(30)]
+    finally:
+        stop.set()
+        appender.join()
+
+    assert [code for code, _, _ in results] == [0] * 30
+    counts = [int(out.split()[1]) for _, out, _ in results]
+    assert counts == sorted(counts) and counts[-1] > counts[0] >= len(ROWS)
 
 
 def test_verify_of_a_missing_trail_is_an_error(audit_command: Any, tmp_path: Path) -> None:

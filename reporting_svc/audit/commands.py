@@ -19,7 +19,7 @@ from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
 from ..storage.record import parse_instant
 from .chain import Verdict, verify
-from .sinks import FileSink
+from .sinks import FileSink, Snapshot
 
 COLUMNS = (
     ("time", 24),
@@ -54,16 +54,26 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0 only if every record chains to the one before it and the head agrees."""
+    """Exit 0 only if every record chains to the one before it and the head agrees.
+
+    A live trail is checked as it stood when its head was read: records appended while
+    the check runs are left for the next one.
+    """
     path: Path = args.file or settings.audit_path
     sink = FileSink(path)
     if not path.is_file() and not sink.head_path.is_file():
         raise ValueError(f"no audit trail at {path}")
-    verdict = verify(_lines(path))
+    try:
+        head = sink.snapshot()
+    except ValueError:
+        print(f"BROKEN: the head file {sink.head_path} is not readable")
+        return 1
+    limit = head.length if head is not None and head.agrees else None
+    verdict = verify(_lines(path, limit))
     if not verdict.ok:
         print(f"BROKEN at record {verdict.broken_at}{_identify(path, verdict)}: {verdict.reason}")
         return 1
-    problem = _head_problem(sink, verdict)
+    problem = _head_problem(sink, head, verdict)
     if problem:
         print(f"BROKEN: {problem}")
         return 1
@@ -84,12 +94,18 @@ def show_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    """The file's lines, split on ``\\n`` only, so line numbers are the records' numbers."""
+def _lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """The file's lines (its first ``limit`` bytes), split on ``\\n`` only, so line numbers
+    are the records' numbers."""
     if not path.is_file():
         return
     with path.open("rb") as handle:
-        yield from handle
+        for line in handle:
+            if limit is not None:
+                if limit <= 0:
+                    return
+                limit -= len(line)
+            yield line
 
 
 def _identify(path: Path, verdict: Verdict) -> str:
@@ -103,12 +119,12 @@ def _identify(path: Path, verdict: Verdict) -> str:
         return ""
 
 
-def _head_problem(sink: FileSink, verdict: Verdict) -> str | None:
+def _head_problem(sink: FileSink, head: Snapshot | None, verdict: Verdict) -> str | None:
     """Why the head disagrees with the chain: records cut from the end, or added behind it.
 
     Without a head file (a trail copied without it) a cut cannot be seen: warn, don't fail.
     """
-    if not sink.head_path.is_file():
+    if head is None:
         if verdict.records:
             print(
                 f"WARNING: no head file {sink.head_path}; records cut from the end "
@@ -116,14 +132,12 @@ def _head_problem(sink: FileSink, verdict: Verdict) -> str | None:
                 file=sys.stderr,
             )
         return None
-    try:
-        records, last_hash = sink.head()
-    except (ValueError, TypeError, KeyError):
-        return f"the head file {sink.head_path} is not readable"
-    if records != verdict.records:
-        return f"the head names {records} records but the trail holds {verdict.records}"
-    if last_hash != verdict.last_hash:
-        return f"the head names last hash {last_hash} but the trail ends with {verdict.last_hash}"
+    if head.records != verdict.records:
+        return f"the head names {head.records} records but the trail holds {verdict.records}"
+    if head.last_hash != verdict.last_hash:
+        return (
+            f"the head names last hash {head.last_hash} but the trail ends with {verdict.last_hash}"
+        )
     return None
 
 

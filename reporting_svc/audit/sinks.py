@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from .chain import GENESIS, line_of, seal, verify_from
 
@@ -139,6 +139,29 @@ class FileSink:
             return "the audit file's disk is (nearly) full"
         return None
 
+    def snapshot(self) -> Snapshot | None:
+        """The head together with the trail's length at one moment; None without a head.
+
+        Appenders write a batch and its head under the exclusive lock, so under a shared
+        lock the two agree unless something is wrong. The lock is held only for these
+        reads: a verifier then walks the first ``size`` bytes while downloads go on
+        appending behind them.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            if not self.head_path.is_file():
+                return None
+            records, last_hash, size = self._read_head()
+            return Snapshot(records, last_hash, size, os.fstat(fd).st_size if fd >= 0 else 0)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
     def head(self) -> tuple[int, str]:
         """(records, last hash) as the head file states them; (0, genesis) for a new trail.
 
@@ -205,6 +228,20 @@ def _write_head(fd: int, records: int, last_hash: str, size: int, *, replaces: i
         raise OSError(errno.ENOSPC, "short write to the audit head file")
     if replaces > HEAD_BYTES:
         os.ftruncate(fd, HEAD_BYTES)
+
+
+class Snapshot(NamedTuple):
+    """A head as read under the lock, and how long the trail was then."""
+
+    records: int
+    last_hash: str
+    size: int | None
+    length: int
+
+    @property
+    def agrees(self) -> bool:
+        """The trail ended where its head says (older heads name no size: taken as so)."""
+        return self.size is None or self.size == self.length
 
 
 class _Pending:
