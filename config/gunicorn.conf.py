@@ -12,7 +12,8 @@ import shutil
 import tempfile
 
 cpus = multiprocessing.cpu_count()
-worker_class = "gthread"
+# gthread, answering gunicorn's own refusals (a request line too long...) in the envelope.
+worker_class = "reporting_svc.worker.EnvelopeThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", cpus * 2))
 # Threads wait on disks, S3 and slow clients far more than they compute.
 threads = int(os.environ.get("GUNICORN_THREADS", max(4, cpus * 4)))

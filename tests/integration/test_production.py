@@ -225,6 +225,38 @@ def test_nginx_refuses_oversized_requests_in_the_envelope(
     assert answer.headers["X-Request-ID"]
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (f"GET {DOWNLOAD}?id={'A' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"x" * 9000 + b"\r\n\r\n", 431),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400),
+    ],
+)
+def test_gunicorn_refuses_unparsable_requests_in_the_envelope_without_nginx(
+    processes: Processes, service_env: dict[str, str], request_bytes: bytes, status: int
+) -> None:
+    base = processes.serve(service_env)
+    host, port = base.removeprefix("http://").split(":")
+
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request_bytes)
+        answer = _read_until_closed(conn)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Content-Type: application/json" in head
+    assert int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) == len(body)
+    assert json.loads(body)["errorData"]["errorCode"] == f"REPT_{status}"
+
+
+def _read_until_closed(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def test_readyz_follows_the_s3_bucket_on_a_real_s3_server(
     processes: Processes, s3_env: dict[str, str]
 ) -> None:

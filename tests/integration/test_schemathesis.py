@@ -33,10 +33,10 @@ CHECKS = [
 # Per operation and generation mode: 12 runs of 60 cases finish in about a minute.
 EXAMPLES = 60
 
-# Known limit, outside what these bounds generate: gunicorn itself answers a request line
-# over 8190 bytes with 414 and an oversized header with 431, as text/html without the
-# envelope or X-Request-ID, before the app sees the request. Documented values (reportName
-# at most 255 characters) stay far below that; see the report of the OpenAPI work.
+# Outside what these bounds generate: gunicorn itself answers a request line over 8190
+# bytes with 414 and an oversized header with 431 (in the envelope, reporting_svc.worker),
+# before the app sees the request. Documented values (reportName at most 255 characters)
+# stay far below that.
 
 
 @dataclass(frozen=True)
