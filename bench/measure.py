@@ -10,27 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
+
+from harness.processes import PROC, children
 
 TICKS = os.sysconf("SC_CLK_TCK")
-PROC = Path("/proc")
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (gunicorn's workers, nginx's workers), by scanning /proc."""
-    found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields follow the last ')'.
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,11 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import nginx
+from harness.processes import free_port
+
 from . import load
 from .anchors import STORE_ROOT_VARIABLE
 from .measure import ServerProbe, load_average, tree_cpu_seconds
 from .reports import Report, bench_token, local_env, publish_all, s3_client, s3_env
-from .servers import Servers, free_port, nginx_site, static_site
+from .servers import Servers, static_site
 from .targets import ORDER, S3_DIRECT, Endpoints, Target, build_targets, rotated
 
 CONTENT_KEY = "clinical/jobs/{job_id}/content"
@@ -143,11 +146,11 @@ def _start(
     front, static = free_port(), free_port()
     front_pid = servers.nginx(
         "service",
-        nginx_site(front, x_accel.url, store_root, folder) + static_site(static, store_root),
+        nginx.site(front, x_accel.url, store_root, folder) + static_site(static, store_root),
         [front, static],
     )
     bare = free_port()
-    bare_pid = servers.nginx("anchors", nginx_site(bare, anchors.url, store_root, folder), [bare])
+    bare_pid = servers.nginx("anchors", nginx.site(bare, anchors.url, store_root, folder), [bare])
     client = s3_client(endpoint)
     bucket = s3["REPORTING_SVC_S3_BUCKET"]
 

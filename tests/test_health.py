@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
+from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, s3
@@ -49,13 +49,6 @@ def _assert_not_ready(response: Any, reason: str) -> None:
     data = error_of(response)
     assert data["errorMessage"] == "Not ready"
     assert reason in data["details"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # --- liveness and readiness ------------------------------------------------------------
@@ -127,7 +120,7 @@ def test_readyz_is_503_naming_the_bucket_when_s3_is_unreachable(
         store="s3",
         s3_bucket=BUCKET,
         s3_region="us-east-1",
-        s3_endpoint_url=f"http://127.0.0.1:{_free_port()}",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
 
     response = create_app(settings).test_client().get("/readyz")

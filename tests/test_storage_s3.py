@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 from pathlib import Path
 
 import boto3
@@ -12,6 +11,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
+from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobExists, StoreError, layout
@@ -37,12 +37,6 @@ def _keys(client) -> set[str]:
 
 def _object(client, key: str) -> bytes:
     return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_publish_writes_record_content_and_index_marker_under_the_prefix(publish, s3_bucket):
@@ -156,7 +150,7 @@ def unreachable_store(s3_bucket) -> S3Store:
     client = boto3.client(
         "s3",
         region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{_free_port()}",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
         config=Config(connect_timeout=1, retries={"max_attempts": 1}),
     )
     return S3Store(client, BUCKET, PREFIX)
@@ -224,7 +218,7 @@ def test_an_unreachable_store_answers_503_with_retry_after(make_settings, token,
         store="s3",
         s3_bucket=BUCKET,
         s3_region="us-east-1",
-        s3_endpoint_url=f"http://127.0.0.1:{_free_port()}",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
     client = create_app(settings).test_client()
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,42 +13,11 @@ from typing import Any
 
 import boto3
 
+from harness import nginx
+from harness.processes import free_port, stop, wait_for_port
 from tests.conftest import SECRET, STUDY
 
 BIN = Path(sys.executable).parent
-CONFIG = Path(__file__).resolve().parents[2] / "config"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Wait until something accepts connections on the port, or fail if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited early with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """Stop a process group, politely first."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def service_env(folder: Path) -> dict[str, str]:
@@ -132,68 +96,6 @@ def token_with_cli(env: dict[str, str], *grants: str) -> str:
     return run_cli("token", "--subject", "alice", *args, env=env).stdout.strip()
 
 
-UNLIMITED = "100000r/s"
-# nginx refuses requests over the burst that arrive in the same millisecond, whatever the
-# rate, so a test that lifts the rate lifts the burst too.
-UNLIMITED_BURST = "100000"
-
-
-def nginx_site(port: int, upstream: str, store_root: Path, rate: str = UNLIMITED) -> str:
-    """config/nginx.conf with its deployment values replaced (see its header).
-
-    The request rate is raised by default, so tests that send many requests measure the
-    service rather than the limit; the rate-limit test passes the config's own.
-    """
-    site = (CONFIG / "nginx.conf").read_text()
-    for default, value in [
-        ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
-        ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
-        ("rate=10r/s", f"rate={rate}"),
-        ("burst=20 ", f"burst={UNLIMITED_BURST if rate == UNLIMITED else 20} "),
-        ("/var/log/nginx/", f"{store_root.absolute().parent}/"),
-    ]:
-        assert default in site, f"config/nginx.conf no longer contains {default!r}"
-        site = site.replace(default, value)
-    return site
-
-
-def write_nginx_config(folder: Path, http_block: str) -> Path:
-    """A whole nginx.conf that runs in ``folder``, in the foreground.
-
-    Workers run as the test's own user (``user`` is ignored when that is not root), so
-    they can read the store under pytest's private temporary directory.
-    """
-    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (folder / "temp" / name).mkdir(parents=True, exist_ok=True)
-    shutil.copy(CONFIG / "reporting-svc-file-headers.conf", folder)
-    temp = folder / "temp"
-    config = folder / "nginx.conf"
-    config.write_text(
-        f"""daemon off;
-user {getpass.getuser()};
-worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {folder}/access.log;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{http_block}
-}}
-"""
-    )
-    return config
-
-
 class Processes:
     """The servers one test (or one module) starts under ``folder``; ``stop_all`` ends them."""
 
@@ -226,18 +128,24 @@ class Processes:
         port = free_port()
         folder = self.folder / f"nginx-{port}"
         folder.mkdir()
-        config = write_nginx_config(folder, http_block_for_port(port))
+        config = nginx.main_config(folder, http_block_for_port(port))
         process = self._start(
-            [NGINX, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(config)],
+            nginx.command(folder, config),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(port, process)
         return f"http://127.0.0.1:{port}"
 
-    def behind_nginx(self, upstream: str, store_root: Path, rate: str = UNLIMITED) -> str:
-        """Put config/nginx.conf in front of a running service; returns nginx's URL."""
-        return self.nginx(lambda port: nginx_site(port, upstream, store_root, rate))
+    def behind_nginx(self, upstream: str, store_root: Path, rate: str | None = None) -> str:
+        """Put config/nginx.conf in front of a running service; returns nginx's URL.
+
+        The per-client rate limit is lifted unless ``rate`` is given, so tests that send
+        many requests measure the service rather than the limit; its log goes beside the
+        store root.
+        """
+        log_dir = store_root.absolute().parent
+        return self.nginx(lambda port: nginx.site(port, upstream, store_root, log_dir, rate=rate))
 
     def moto_server(self) -> str:
         """moto's own S3 server as a separate process; returns its endpoint URL."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.processes import Processes, stop
+from harness.processes import stop
+from tests.integration.processes import Processes
 
 
 def load_seconds() -> float:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.publish import publish_report
@@ -134,30 +135,13 @@ def make_test_store(settings: Settings) -> Store:
     return S3Store(client, settings.s3_bucket, settings.s3_prefix)
 
 
-def worker_pids(master: int) -> set[int]:
-    """The live (not yet reaped) children of a gunicorn master, from /proc."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields follow the last ')'.
-        state, parent = stat.rpartition(")")[2].split()[:2]
-        if int(parent) == master and state not in ("Z", "X"):
-            children.add(int(entry.name))
-    return children
-
-
 def wait_for_workers(master: int, count: int, timeout: float = 30.0) -> set[int]:
     """Poll until the master has ``count`` live workers (or the timeout); returns their pids."""
     deadline = time.monotonic() + timeout
-    pids = worker_pids(master)
+    pids = children(master)
     while len(pids) != count and time.monotonic() < deadline:
         time.sleep(0.1)
-        pids = worker_pids(master)
+        pids = children(master)
     return pids
 
 

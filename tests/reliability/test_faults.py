@@ -14,15 +14,15 @@ import boto3
 import pytest
 import requests
 
+from harness.processes import children, stop
 from reporting_svc.storage.layout import content_key
-from tests.integration.processes import Processes, stop
+from tests.integration.processes import Processes
 from tests.reliability.clients import error_data, read_head, read_to_end, send_download
 from tests.reliability.deployments import (
     Deployment,
     deploy,
     wait_for_records,
     wait_for_workers,
-    worker_pids,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -144,11 +144,11 @@ def test_client_leaving_mid_stream_frees_the_stream_and_keeps_the_worker(
     assert records[1]["complete"] is False
     assert 0 < records[1]["bytesSent"] < len(LARGE)
     assert content_files_open(worker, deployment) == []
-    assert worker_pids(deployment.master) == workers_before
+    assert children(deployment.master) == workers_before
     response = get(deployment, "large.bin", "after-walk")
     assert response.status_code == 200
     assert hashlib.sha256(response.content).digest() == hashlib.sha256(LARGE).digest()
-    assert worker_pids(deployment.master) == workers_before
+    assert children(deployment.master) == workers_before
 
 
 def delete_file(deployment: Deployment, job_id: str) -> None:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import children
 from tests.integration.processes import Processes
-from tests.reliability.deployments import Deployment, deploy, wait_for_workers, worker_pids
+from tests.reliability.deployments import Deployment, deploy, wait_for_workers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -134,7 +135,7 @@ def wait_for_replacement(master: int, victim: int, timeout: float = 30.0) -> set
     """Poll until the victim is gone and the master has WORKERS workers again, or the timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = worker_pids(master)
+        pids = children(master)
         if (victim not in pids and len(pids) == WORKERS) or time.monotonic() > deadline:
             return pids
         time.sleep(0.1)

@@ -1,0 +1,81 @@
+"""nginx with the project's config/nginx.conf, run in the foreground in a folder.
+
+The site is the shipped one with its deployment values (listen address, upstream, store
+root, log directory) replaced, so what the tests and the benchmark put in front of
+gunicorn is what a deployment copies; a value that is no longer in the file stops the run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+from pathlib import Path
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# nginx counts excess per millisecond: whatever the rate, more than ``burst`` requests in
+# one millisecond get 429, which 64 connections reach. Lifting the rate lifts the burst.
+UNLIMITED_RATE = "1000000r/s"
+UNLIMITED_BURST = "1000000"
+
+
+def site(
+    port: int, upstream: str, store_root: Path, log_dir: Path, *, rate: str | None = None
+) -> str:
+    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit."""
+    text = (CONFIG / "nginx.conf").read_text()
+    for default, value in [
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
+        ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
+        ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
+        ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),
+        ("/var/log/nginx/", f"{log_dir.absolute()}/"),
+    ]:
+        if default not in text:
+            raise RuntimeError(f"config/nginx.conf no longer contains {default!r}")
+        text = text.replace(default, value)
+    return text
+
+
+def main_config(
+    folder: Path, http_block: str, *, workers: str = "1", connections: int = 1024
+) -> Path:
+    """A whole nginx.conf that runs in ``folder`` in the foreground; returns its path.
+
+    Workers run as the current user (``user`` is ignored when that is not root), so they
+    can read a store under a private temporary directory.
+    """
+    temp = folder / "temp"
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (temp / name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(CONFIG / "reporting-svc-file-headers.conf", folder)
+    config = folder / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+user {getpass.getuser()};
+worker_processes {workers};
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections {connections}; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {folder}/access.log;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+{http_block}
+}}
+"""
+    )
+    return config
+
+
+def command(folder: Path, config: Path) -> list[str]:
+    """The nginx command line for a config written by ``main_config``."""
+    return [NGINX, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(config)]
