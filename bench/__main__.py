@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,10 @@ def _notes(result: RunResult, plan: Plan) -> list[str]:
     ]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write latest.md and latest.json."""
     args = _parser().parse_args(argv)
@@ -96,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan, result, info = Plan(**raw["plan"]), RunResult.from_json(raw), raw["machine"]
     else:
         plan = plan_from(args)
+        # A run stopped with kill stops its servers too, as one stopped with Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             result = run(plan, log=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
