@@ -112,6 +112,40 @@ def test_file_sink_syncs_each_record_to_disk_unless_switched_off(
     assert len(synced) == calls
 
 
+def test_a_record_that_is_not_durable_is_written_without_an_fsync_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+
+    sink.append({"event": "end"}, durable=False)
+    assert synced == []
+    sink.append({"event": "start"})
+
+    assert len(synced) == 1  # one fsync of the file puts both on disk
+    assert [json.loads(line)["event"] for line in sink.path.read_text().splitlines()] == [
+        "end",
+        "start",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "fsyncs"),
+    [("start", 1), ("redirect", 1), ("refused", 1), ("not-modified", 1), ("head", 1), ("end", 0)],
+)
+def test_every_record_but_the_end_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: str, fsyncs: int
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=True), None)
+
+    trail.write(event=event, requestId="r1")
+
+    assert len(synced) == fsyncs
+
+
 def test_file_sink_syncs_after_releasing_the_lock_so_other_processes_can_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

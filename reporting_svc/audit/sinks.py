@@ -37,7 +37,7 @@ class FileSink:
     writing go out together in the next batch, under one lock with one write and one head
     update. The fsync comes after the lock is released, so other processes append while
     this one waits for the disk, and the kernel folds their flushes into one journal
-    commit. Each caller still returns only once its own record is on disk.
+    commit. Each caller of a durable record returns only once that record is on disk.
 
     The head is rewritten in place, padded to a fixed width, rather than replaced by a
     rename: ext4 flushes a file renamed over another at once, which cost more than the
@@ -53,10 +53,15 @@ class FileSink:
         self._pending: list[_Pending] = []
         self._writing = False
 
-    def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Seal and write one record; OSError (disk full, permission denied) and ValueError
-        (a trail that does not end where its head says) propagate to the caller."""
-        entry = _Pending(fields)
+        (a trail that does not end where its head says) propagate to the caller.
+
+        A record that is not ``durable`` is written like any other but waits for no
+        ``fsync`` of its own: the next durable batch's ``fsync`` (which flushes the whole
+        file) or the kernel's writeback puts it on disk.
+        """
+        entry = _Pending(fields, durable)
         with self._turn:
             self._pending.append(entry)
             while self._writing and not entry.done:
@@ -70,7 +75,8 @@ class FileSink:
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:
-            records = self._append_all([entry.fields for entry in batch])
+            durable = any(entry.durable for entry in batch)
+            records = self._append_all([entry.fields for entry in batch], durable=durable)
             for entry, record in zip(batch, records, strict=True):
                 entry.record = record
         except (OSError, ValueError) as error:
@@ -83,7 +89,7 @@ class FileSink:
                 self._writing = False
                 self._turn.notify_all()
 
-    def _append_all(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _append_all(self, batch: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with self._head_opened() as head_fd:
@@ -103,7 +109,7 @@ class FileSink:
                 size = actual + len(data)
                 _write_head(head_fd, count + len(records), prev, size, replaces=len(head))
             fcntl.flock(fd, fcntl.LOCK_UN)
-            if self.fsync:
+            if self.fsync and durable:
                 os.fsync(fd)
         return records
 
@@ -247,8 +253,9 @@ class Snapshot(NamedTuple):
 class _Pending:
     """One record waiting for its batch: filled in by whichever thread writes the batch."""
 
-    def __init__(self, fields: dict[str, Any]):
+    def __init__(self, fields: dict[str, Any], durable: bool):
         self.fields = fields
+        self.durable = durable
         self.done = False
         self.record: dict[str, Any] | None = None
         self.error: Exception | None = None

@@ -30,6 +30,14 @@ FIELDS = (
 )
 
 
+# Records that wait for the disk before the request goes on: all but ``end``. A ``start``
+# or ``redirect`` must be on disk before any byte is served (SPEC §4), and a refusal, 304
+# or HEAD leaves no other record. Nothing waits for an ``end``: it reaches the disk with
+# the next record that does, or with the kernel's writeback, so a power cut can lose the
+# ``end`` of the last downloads, never their ``start``.
+UNAWAITED_EVENTS = frozenset({"end"})
+
+
 class AuditUnavailableError(Exception):
     """A record could not be written; a download that needs it must not go ahead."""
 
@@ -56,7 +64,8 @@ class AuditTrail:
         ordered["time"] = ordered["time"] or now_instant()
         try:
             if self.file is not None:
-                record = self.file.append(ordered)
+                durable = ordered["event"] not in UNAWAITED_EVENTS
+                record = self.file.append(ordered, durable=durable)
                 if self.stdout is not None:
                     self.stdout.emit(record)
                 return record
