@@ -17,7 +17,19 @@ from gunicorn import glogging
 
 from .http.response_headers import request_id
 
-FIELDS = ("requestId", "subject", "route", "method", "status", "duration", "clientAddress")
+FIELDS = (
+    "requestId",
+    "subject",
+    "route",
+    "path",
+    "method",
+    "status",
+    "duration",
+    "clientAddress",
+)
+# Where the app leaves, in the WSGI environ, the fields of a request's access line that
+# only it knows (reporting_svc.http.observe): one line per request, written by gunicorn.
+ACCESS_FIELDS = "reporting_svc.access"
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,15 +91,22 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
                     handler.setStream(sys.stderr)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """The request's one log line: the server's view and the app's (caller, route).
+
+        A request gunicorn refused before the app saw it has no route or subject.
+        """
         if not self.access_log_enabled:
             return
         headers = {name.lower(): value for name, value in resp.headers}
+        app = environ.get(ACCESS_FIELDS, {})
         self.access_log.info(
             "access",
             extra={
                 "requestId": headers.get("x-request-id"),
+                "subject": app.get("subject"),
+                "route": app.get("route"),
+                "path": environ.get("PATH_INFO"),
                 "method": environ.get("REQUEST_METHOD"),
-                "route": environ.get("PATH_INFO"),
                 "status": resp.status_code,
                 "duration": round(request_time.total_seconds(), 6),
                 "clientAddress": environ.get("REMOTE_ADDR"),

@@ -15,8 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gunicorn.config import Config
+from werkzeug.test import EnvironBuilder
 
-from reporting_svc.logs import GunicornLogger, JsonFormatter, RequestIdFilter
+from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from tests.conftest import DOWNLOAD, SECRET
@@ -170,59 +171,39 @@ def test_filter_leaves_records_outside_a_request_alone() -> None:
     assert not hasattr(record, "requestId")
 
 
-# --- the app's request log line --------------------------------------------------------
+# --- the app's fields for the access line ----------------------------------------------
 
 
-def _request_lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
-    return [record for record in records if record.name == "reporting_svc.requests"]
+def _served_environ(app: Flask, path: str, headers: dict[str, str] | None = None) -> dict:
+    """The WSGI environ after the app answered, as gunicorn's access logger gets it (the
+    test client hands the app a copy, so the app is called here as gunicorn calls it)."""
+    environ = EnvironBuilder(path=path, headers=headers).get_environ()
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    for _ in body:
+        pass
+    getattr(body, "close", lambda: None)()
+    return environ
 
 
-def test_request_log_line_carries_the_request_fields(
-    job: JobRecord,
-    bearer: str,
-    download: Download,
-    records: list[logging.LogRecord],
-    stderr_lines: Callable[[], list[dict[str, Any]]],
+def test_the_app_hands_caller_and_route_to_the_access_line_and_logs_no_line_of_its_own(
+    app: Flask, job: JobRecord, bearer: str, records: list[logging.LogRecord]
 ) -> None:
-    response = download({"id": job.id}, bearer, headers={"X-Request-ID": SANE_ID})
+    environ = _served_environ(app, f"{DOWNLOAD}?id={job.id}", {"Authorization": f"Bearer {bearer}"})
 
-    assert response.status_code == 200
-    (record,) = _request_lines(records)
-    fields = vars(record)
-    assert fields["requestId"] == SANE_ID
-    assert fields["subject"] == "alice"
-    assert fields["route"] == "download"
-    assert fields["method"] == "GET"
-    assert fields["status"] == 200
-    assert isinstance(fields["duration"], float)
-    assert fields["duration"] >= 0
-    (line,) = [entry for entry in stderr_lines() if entry["logger"] == "reporting_svc.requests"]
-    assert line["requestId"] == SANE_ID
-    assert line["level"] == "info"
-    assert {"subject", "route", "method", "status", "duration"} <= set(line)
+    assert environ[ACCESS_FIELDS] == {"subject": "alice", "route": "download"}
+    assert records == []
 
 
-def test_request_log_line_uses_the_made_id_when_the_sent_one_is_insane(
-    client: FlaskClient, records: list[logging.LogRecord]
-) -> None:
-    response = client.get("/healthz", headers={"X-Request-ID": "not sane\u00e9"})
+def test_a_refusal_hands_no_caller_to_the_access_line(app: Flask) -> None:
+    environ = _served_environ(app, f"{DOWNLOAD}?id=6A7C29DD011241DFBE1B64399283C860")
 
-    (record,) = _request_lines(records)
-    fields = vars(record)
-    assert fields["requestId"] == response.headers["X-Request-ID"]
-    assert fields["requestId"] != "not sane\u00e9"
-    assert fields["route"] == "healthz"
-    assert fields["subject"] is None
+    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "download"}
 
 
-def test_request_log_line_of_a_refusal_has_no_subject(
-    download: Download, records: list[logging.LogRecord]
-) -> None:
-    download({"id": "6A7C29DD011241DFBE1B64399283C860"})
+def test_an_unknown_path_is_handed_on_as_unmatched(app: Flask) -> None:
+    environ = _served_environ(app, "/nowhere")
 
-    (record,) = _request_lines(records)
-    assert vars(record)["status"] == 401
-    assert vars(record)["subject"] is None
+    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "unmatched"}
 
 
 def test_an_error_logged_during_a_request_carries_its_request_id(
@@ -276,7 +257,7 @@ def test_no_token_or_secret_reaches_any_log(
     _break(store, monkeypatch)
     download({"id": job.id}, bearer)
 
-    assert len(_request_lines(records)) == 16
+    assert [record.getMessage() for record in records] == ["report store failed: disk on fire"]
     logged = [json.dumps(vars(record), default=str) + record.getMessage() for record in records] + [
         json.dumps(entry) for entry in stderr_lines()
     ]
@@ -308,7 +289,7 @@ def gunicorn_logger() -> Iterator[Callable[..., GunicornLogger]]:
                 logger.removeHandler(handler)
 
 
-def _access(logger: GunicornLogger) -> None:
+def _access(logger: GunicornLogger, **app_fields: Any) -> None:
     response = SimpleNamespace(
         status_code=206,
         status="206 Partial Content",
@@ -323,6 +304,7 @@ def _access(logger: GunicornLogger) -> None:
         "QUERY_STRING": "id=6A7C29DD011241DFBE1B64399283C860&access_token=query-secret",
         "HTTP_AUTHORIZATION": "Bearer header-secret",
         "REMOTE_ADDR": "192.0.2.7",
+        **app_fields,
     }
     logger.access(response, request, environ, timedelta(seconds=1, microseconds=250))
 
@@ -332,20 +314,36 @@ def test_gunicorn_access_log_is_a_json_line_on_stderr(
 ) -> None:
     logger = gunicorn_logger(accesslog="-")
 
-    _access(logger)
+    _access(logger, **{ACCESS_FIELDS: {"subject": "alice", "route": "download"}})
 
     out, err = capsys.readouterr()
     assert out == ""
     (line,) = err.splitlines()
     entry = json.loads(line)
     assert entry["logger"] == "gunicorn.access"
+    assert entry["message"] == "access"
     assert entry["requestId"] == SANE_ID
-    assert entry["route"] == DOWNLOAD
+    assert entry["subject"] == "alice"
+    assert entry["route"] == "download"
+    assert entry["path"] == DOWNLOAD
     assert entry["method"] == "GET"
     assert entry["status"] == 206
     assert entry["duration"] == 1.00025
     assert entry["clientAddress"] == "192.0.2.7"
     assert "secret" not in line
+
+
+def test_access_line_of_a_request_the_app_never_saw_has_no_caller_or_route(
+    gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger(accesslog="-")
+
+    _access(logger)
+
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["path"] == DOWNLOAD
+    assert "subject" not in entry
+    assert "route" not in entry
 
 
 def test_gunicorn_access_log_is_silent_when_not_configured(

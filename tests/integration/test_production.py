@@ -195,10 +195,12 @@ def test_logs_are_json_lines_without_secrets_or_tokens(
     port = base.rsplit(":", 1)[1]
     stderr = (processes.folder / f"serve-{port}.stderr").read_text()
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
-    requests_logged = [line for line in lines if line.get("message") == "request"]
-    assert len(requests_logged) == 12
+    requests_logged = [line for line in lines if line.get("route") == "download"]
+    assert len(requests_logged) == 12  # one access line per request, none of the app's own
+    assert {line["message"] for line in requests_logged} == {"access"}
     assert {line["requestId"] for line in requests_logged} == {"log-check"}
-    assert {"time", "level", "route", "status", "duration"} <= set(requests_logged[0])
+    assert {line.get("subject") for line in requests_logged} == {"alice", None}
+    assert {"time", "level", "path", "status", "duration"} <= set(requests_logged[0])
     everything = stderr + "".join(path.read_text() for path in processes.folder.rglob("*.log"))
     for secret in (SECRET, token, other):
         assert secret not in everything
