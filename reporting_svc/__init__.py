@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from .errors import register_error_handlers
-from .http.client_address import TrustedProxies, trusted_networks
+from .http.client_address import TrustedProxies, parse_networks
 from .http.observe import register_observers
 from .http.response_headers import register_response_headers
 from .logs import configure_logging
@@ -43,7 +43,7 @@ def warn_about_dev_secret(settings: Settings) -> None:
 def trust_proxies(app: Flask, settings: Settings) -> None:
     """Believe X-Forwarded-For/-Proto from the configured proxies, and only from them."""
     if settings.trusted_proxies:
-        trusted = trusted_networks(settings.trusted_proxies)
+        trusted = parse_networks(settings.trusted_proxies)
         app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
 
 

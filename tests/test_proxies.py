@@ -11,7 +11,7 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from reporting_svc import create_app
-from reporting_svc.http.client_address import client_address, trusted_networks
+from reporting_svc.http.client_address import client_address, parse_networks
 from reporting_svc.settings import Settings
 from tests.conftest import DOWNLOAD
 
@@ -170,7 +170,7 @@ def test_metrics_judge_the_forwarded_client_not_the_proxy(client: FlaskClient) -
 
 # --- client_address() ------------------------------------------------------------------
 
-TRUSTED = trusted_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
+TRUSTED = parse_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
 
 
 @pytest.mark.parametrize(
@@ -210,8 +210,8 @@ def test_client_address_trusts_nothing_without_trusted_networks() -> None:
     assert client_address("127.0.0.1", f"{SPOOFED}, 10.1.1.1", ()) == "10.1.1.1"
 
 
-def test_trusted_networks_accept_hosts_and_networks_with_host_bits() -> None:
-    networks = trusted_networks(["127.0.0.1", "10.1.2.3/8", "::1"])
+def test_parse_networks_accepts_hosts_and_networks_with_host_bits() -> None:
+    networks = parse_networks(["127.0.0.1", "10.1.2.3/8", "::1"])
 
     assert networks == (
         ipaddress.ip_network("127.0.0.1/32"),

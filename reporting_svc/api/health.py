@@ -9,6 +9,7 @@ import secrets
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..errors import envelope
+from ..http.client_address import parse_networks
 from ..metrics import exposition
 from ..services import Services
 
@@ -51,12 +52,8 @@ def _may_scrape() -> bool:
         peer = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return any(peer in network for network in _networks(settings.metrics_allow))
+    return any(peer in network for network in _allowed_networks(settings.metrics_allow))
 
 
-@functools.cache
-def _networks(
-    allowed: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """The allowed networks, parsed on the first scrape (the settings have checked them)."""
-    return tuple(ipaddress.ip_network(network, strict=False) for network in allowed)
+# Parsed on the first scrape, not on every one (the settings have checked them).
+_allowed_networks = functools.cache(parse_networks)

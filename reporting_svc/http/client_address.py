@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def trusted_networks(proxies: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
+    """Addresses and networks as settings give them; a host address is a /32 or /128."""
+    return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
 
 
 class TrustedProxies:
