@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -118,13 +119,18 @@ class ReportFileUnavailable(ApiError):
     message = "Report file unavailable"
 
 
+def envelope_body(status: int, message: str, details: str | None) -> dict[str, Any]:
+    """The error body every non-success answer uses, also outside Flask (the worker)."""
+    return {
+        "status": "error",
+        "result": None,
+        "errorData": {"errorCode": f"REPT_{status}", "errorMessage": message, "details": details},
+    }
+
+
 def envelope(status: int, message: str, details: str | None) -> Response:
-    """Build the error body every non-success answer uses."""
-    response = jsonify(
-        status="error",
-        result=None,
-        errorData={"errorCode": f"REPT_{status}", "errorMessage": message, "details": details},
-    )
+    """The error body as a Flask response with its status."""
+    response = jsonify(envelope_body(status, message, details))
     response.status_code = status
     return response
 

@@ -17,6 +17,8 @@ import uuid
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
+from .errors import envelope_body
+
 MAX_DETAILS = 256
 
 
@@ -33,17 +35,7 @@ def write_envelope(sock: socket.socket, status: int, reason: str, message: str) 
 
     The request id is a new one: the caller's header may be what could not be parsed.
     """
-    body = json.dumps(
-        {
-            "status": "error",
-            "result": None,
-            "errorData": {
-                "errorCode": f"REPT_{status}",
-                "errorMessage": reason,
-                "details": message[:MAX_DETAILS] or None,
-            },
-        }
-    ).encode()
+    body = json.dumps(envelope_body(status, reason, message[:MAX_DETAILS] or None)).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         "Connection: close\r\n"
