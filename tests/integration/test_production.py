@@ -160,8 +160,10 @@ def test_health_endpoints_answer_without_a_token_and_stay_out_of_the_audit_trail
 def test_readyz_names_a_store_that_went_away(
     processes: Processes, service_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # One worker: each worker creates a missing store root when it boots, so a worker that
+    # booted after the removal would (rightly) put it back. The first 200 shows it booted.
     env = {**service_env, "REPORTING_SVC_LOCAL_ROOT": str(tmp_path / "store")}
-    base = processes.serve(env)
+    base = processes.serve({**env, "WEB_CONCURRENCY": "1"})
     assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
     (tmp_path / "store").rmdir()
 
