@@ -105,6 +105,12 @@ class StoreUnavailable(Unavailable):
     default_details = "The report store cannot be reached; try again later"
 
 
+class NotReady(Unavailable):
+    """Readiness: a dependency a download needs cannot be used now; details name each."""
+
+    message = "Not ready"
+
+
 class AuditUnavailable(Unavailable):
     """The audit record a download needs could not be written: nothing is served without it."""
 

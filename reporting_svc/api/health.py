@@ -8,7 +8,7 @@ import secrets
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..errors import envelope
+from ..errors import NotReady, envelope, error_response
 from ..http.client_address import parse_networks
 from ..metrics import exposition
 from ..services import Services
@@ -28,9 +28,7 @@ def readyz() -> Response:
     services: Services = current_app.extensions["reporting_svc"]
     problems = [problem for problem in (services.store.check(), services.audit.check()) if problem]
     if problems:
-        response = envelope(503, "Not ready", "; ".join(problems))
-        response.headers["Retry-After"] = "5"
-        return response
+        return error_response(NotReady("; ".join(problems)))
     return jsonify(status="ready")
 
 

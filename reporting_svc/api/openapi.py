@@ -10,10 +10,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify, render_template_string, url_for
 from marshmallow import Schema, fields, validate
 
+from . import paths
 from .reports import download
 from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, DownloadQuerySchema, Guid
 
-bp = Blueprint("openapi", __name__, url_prefix="/ec-reporting-svc")
+bp = Blueprint("openapi", __name__, url_prefix=paths.ROOT)
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 ERROR_STATUSES = {
