@@ -408,7 +408,7 @@ def test_a_damaged_head_file_refuses_downloads_with_503_and_still_answers_refusa
     assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "POST", "DELETE"])
+@pytest.mark.parametrize("method", ["OPTIONS", "POST", "DELETE", "XAAA"])
 def test_another_method_on_the_download_url_is_refused_with_one_record(
     client, audit_records, method
 ):

@@ -3,7 +3,9 @@
 from typing import NoReturn
 
 from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import Rule
 
 from ..errors import JobNotFound, PermissionDenied
 from ..services import Services
@@ -38,3 +40,10 @@ def download(attempt: Attempt) -> Response:
 def download_other_method(attempt: Attempt) -> NoReturn:
     """Any other method on the download URL: refused, and on record like every attempt."""
     raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+
+
+@bp.record_once
+def _any_other_method(state: BlueprintSetupState) -> None:
+    """Methods outside HTTP's registry (``XAAA``) are attempts too: a rule without a method
+    list matches them all, after the GET and HEAD rule has taken its own."""
+    state.app.url_map.add(Rule(paths.DOWNLOAD, endpoint="reports.download_other_method"))
