@@ -194,6 +194,9 @@ def test_logs_are_json_lines_without_secrets_or_tokens(
                 timeout=30,
             )
 
+    # gunicorn writes a request's access line after its last byte has gone, possibly after
+    # the client has read the answer: stopping the servers is what makes every line land.
+    processes.stop_all()
     port = base.rsplit(":", 1)[1]
     stderr = (processes.folder / f"serve-{port}.stderr").read_text()
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
