@@ -46,10 +46,19 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> JobRecord:
-        """Parse a stored record; unknown fields are ignored so records can grow."""
+        """Parse a stored record; unknown fields are ignored so records can grow.
+
+        Raises ValueError for anything that is not a record, so a damaged file is a fault
+        its reader can name rather than a TypeError from deep inside.
+        """
         raw = json.loads(data)
+        if not isinstance(raw, dict):
+            raise ValueError("a record is a JSON object")
         names = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in raw.items() if key in names})
+        try:
+            return cls(**{key: value for key, value in raw.items() if key in names})
+        except TypeError as error:
+            raise ValueError(f"not a record: {error}") from None
 
 
 def now_instant() -> str:
