@@ -27,6 +27,7 @@ from reporting_svc.settings import Settings, SettingsError
 from tests.conftest import DOWNLOAD, OTHER_STUDY, SECRET, STUDY, error_of
 
 VIEW = f"{STUDY}:test:REPORTING_VIEW"
+YEAR_2100 = 4102444800
 INVALID_TOKEN = 'Bearer error="invalid_token"'
 
 
@@ -59,6 +60,12 @@ def unsigned_token() -> str:
     header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     body = b64url(json.dumps(claims()).encode())
     return f"{header}.{body}."
+
+
+def signed_claims(**changes: Any) -> str:
+    """An HS256 token over claims PyJWT's encoder would refuse to write (``iss: 5``)."""
+    body = json.dumps(claims(**changes)).encode()
+    return jwt.PyJWS().encode(body, SECRET, algorithm="HS256")
 
 
 def request_with(headers: dict[str, str]) -> Request:
@@ -137,6 +144,62 @@ def test_bad_token_is_refused_as_invalid_token(job_id, download, token_of, reaso
     error = error_of(response)
     assert reason in error["details"]
     assert token not in json.dumps(response.get_json())
+
+
+def _grant(**changes: Any) -> list[dict[str, Any]]:
+    return [{"scope": STUDY, "modes": ["test"], "permissions": ["REPORTING_VIEW"], **changes}]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"exp": str(YEAR_2100)}, id="exp-numeric-string"),
+        pytest.param({"exp": "tomorrow"}, id="exp-word"),
+        pytest.param({"exp": [YEAR_2100]}, id="exp-list"),
+        pytest.param({"exp": float("inf")}, id="exp-infinite"),
+        pytest.param({"exp": float("nan")}, id="exp-nan"),
+        pytest.param({"nbf": "0"}, id="nbf-string"),
+        pytest.param({"nbf": True}, id="nbf-boolean"),
+        pytest.param({"iat": "0"}, id="iat-string"),
+        pytest.param({"iat": {}}, id="iat-object"),
+        pytest.param({"iss": 5}, id="iss-number"),
+        pytest.param({"iss": ["reporting-svc"]}, id="iss-list"),
+        pytest.param({"aud": 5}, id="aud-number"),
+        pytest.param({"aud": [5]}, id="aud-list-of-numbers"),
+        pytest.param({"aud": {"reporting-svc": True}}, id="aud-object"),
+        pytest.param({"sub": 5}, id="sub-number"),
+        pytest.param({"sub": ""}, id="sub-empty"),
+        pytest.param({"sub": ["alice"]}, id="sub-list"),
+        pytest.param({"jti": 5}, id="jti-number"),
+        pytest.param({"grants": "x"}, id="grants-string"),
+        pytest.param({"grants": {"scope": STUDY}}, id="grants-object"),
+        pytest.param({"grants": [5]}, id="grant-number"),
+        pytest.param({"grants": _grant(scope=5)}, id="grant-scope-number"),
+        pytest.param({"grants": _grant(modes="test")}, id="grant-modes-string"),
+        pytest.param({"grants": _grant(modes=[["test"]])}, id="grant-modes-nested"),
+        pytest.param({"grants": _grant(permissions=[["REPORTING_VIEW"]])}, id="grant-perm-nested"),
+        pytest.param({"grants": _grant(permissions=[5])}, id="grant-perm-number"),
+    ],
+)
+def test_validly_signed_token_with_a_malformed_claim_is_an_invalid_token(job_id, download, changes):
+    response = download({"id": job_id}, signed_claims(**changes))
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+    assert error_of(response)["errorCode"] == "REPT_401"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"exp": YEAR_2100 + 0.5}, id="exp-fraction"),
+        pytest.param({"exp": 10**400}, id="exp-beyond-any-float"),
+        pytest.param({"aud": ["another-service", "reporting-svc"]}, id="aud-list"),
+        pytest.param({"grants": _grant(modes=["TEST"])}, id="grant-mode-upper-case"),
+    ],
+)
+def test_well_formed_claims_of_every_allowed_shape_are_accepted(job_id, download, changes):
+    assert download({"id": job_id}, signed_claims(**changes)).status_code == 200
 
 
 def test_bad_token_is_refused_before_the_parameters_are_checked(download):
