@@ -19,6 +19,7 @@ AUDIT_SINKS = ("file", "stdout")
 ALLOWED_ALGORITHMS = frozenset(
     {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
 )
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
@@ -218,6 +219,17 @@ def _check_keys(settings: Settings) -> None:
         _fail(f"{PREFIX}JWT_ALGORITHMS lists HS* but public keys are configured")
     if settings.jwt_secret and False in symmetric:
         _fail(f"{PREFIX}JWT_ALGORITHMS lists public-key algorithms but only a secret is set")
+    _check_secret_length(settings)
+
+
+def _check_secret_length(settings: Settings) -> None:
+    """RFC 7518 §3.2: an HMAC key at least as long as its hash (32 bytes for HS256)."""
+    needed = max((HMAC_KEY_BYTES.get(alg, 0) for alg in settings.algorithms), default=0)
+    if settings.jwt_secret and len(settings.jwt_secret.encode()) < needed:
+        _fail(
+            f"{PREFIX}JWT_SECRET must be at least {needed} bytes for"
+            f" {', '.join(settings.algorithms)} (for example: openssl rand -base64 {needed})"
+        )
 
 
 def _check_audit(settings: Settings) -> None:

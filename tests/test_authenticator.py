@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Request
 
 from reporting_svc import create_app
@@ -351,6 +351,41 @@ def test_public_pem_configured_as_shared_secret_fails_at_app_creation(make_setti
     settings = make_settings(jwt_secret=public_pem.read_text())
     with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_SECRET"):
         create_app(settings)
+
+
+def _private_pem(key: Any, form: str = "PKCS8", password: bytes | None = None) -> str:
+    encryption: Any = serialization.NoEncryption()
+    if password:
+        encryption = serialization.BestAvailableEncryption(password)
+    return key.private_bytes(
+        serialization.Encoding.PEM, getattr(serialization.PrivateFormat, form), encryption
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    "pem_of",
+    [
+        pytest.param(lambda key, public: _private_pem(key), id="pkcs8"),
+        pytest.param(lambda key, public: _private_pem(key, "TraditionalOpenSSL"), id="pkcs1"),
+        pytest.param(lambda key, public: _private_pem(key, password=b"pw"), id="encrypted"),
+        pytest.param(lambda key, public: public + _private_pem(key), id="after-the-public-key"),
+        pytest.param(
+            lambda key, public: _private_pem(ec.generate_private_key(ec.SECP256R1())), id="ec"
+        ),
+    ],
+)
+def test_public_key_file_holding_a_private_key_fails_at_app_creation(
+    make_settings, tmp_path, rsa_key, public_pem, pem_of
+):
+    key_file = tmp_path / "private.pem"
+    key_file.write_text(pem_of(rsa_key, public_pem.read_text()))
+    settings = make_settings(jwt_secret="", jwt_public_key_file=str(key_file))
+
+    with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_PUBLIC_KEY_FILE") as caught:
+        create_app(settings)
+
+    assert "private key" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def write_grants(tmp_path: Path, grants: dict[str, list[Any]]) -> str:
