@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 COMPLETED = "COMPLETED"
 DEFAULT_PERMISSION = "REPORTING_VIEW"
 MODES = ("test", "active", "training")
+MODE_RULE = f"must be one of {', '.join(MODES)}"
+MAX_REPORT_NAME = 255
+REPORT_NAME_RULE = f"must be 1 to {MAX_REPORT_NAME} printable characters"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,20 @@ class JobRecord:
             return cls(**{key: value for key, value in raw.items() if key in names})
         except TypeError as error:
             raise ValueError(f"not a record: {error}") from None
+
+
+def normalise_mode(mode: str) -> str:
+    """The mode as records store it, in lower case; ValueError for any other mode."""
+    if mode.lower() not in MODES:
+        raise ValueError(MODE_RULE)
+    return mode.lower()
+
+
+def check_report_name(name: str) -> str:
+    """The name when a record may carry it; control characters could forge log lines."""
+    if not 1 <= len(name) <= MAX_REPORT_NAME or not name.isprintable():
+        raise ValueError(REPORT_NAME_RULE)
+    return name
 
 
 def now_instant() -> str:
