@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .devsecret import dev_secret
+from .http.client_address import parse_networks
 
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
@@ -21,6 +22,8 @@ ALLOWED_ALGORITHMS = frozenset(
 )
 HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class SettingsError(Exception):
@@ -242,8 +245,10 @@ def _check_audit(settings: Settings) -> None:
     ]:
         for network in networks:
             try:
-                ipaddress.ip_network(network, strict=False)
+                parse_networks([network])
             except ValueError:
                 _fail(f"{PREFIX}{name} has {network!r}, which is no address or network")
+    if settings.metrics_token and not _BEARER_TOKEN.fullmatch(settings.metrics_token):
+        _fail(f"{PREFIX}METRICS_TOKEN must be a bearer token: letters, digits and -._~+/ then =")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         _fail(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")

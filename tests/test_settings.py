@@ -166,10 +166,20 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_JWT_ALGORITHMS": "RS256"}, "REPORTING_SVC_JWT_ALGORITHMS"),
         ({"REPORTING_SVC_JWT_PUBLIC_KEY_FILE": "/no/such/key.pem"}, "JWT_PUBLIC_KEY_FILE"),
         ({"REPORTING_SVC_GRANTS_FILE": "/no/such/grants.json"}, "REPORTING_SVC_GRANTS_FILE"),
+        ({"REPORTING_SVC_TRUSTED_PROXIES": "10.0.0.0/33"}, "REPORTING_SVC_TRUSTED_PROXIES"),
+        ({"REPORTING_SVC_TRUSTED_PROXIES": "proxy.internal"}, "REPORTING_SVC_TRUSTED_PROXIES"),
+        ({"REPORTING_SVC_METRICS_ALLOW": "everyone"}, "REPORTING_SVC_METRICS_ALLOW"),
+        ({"REPORTING_SVC_METRICS_TOKEN": "scrape=secret"}, "REPORTING_SVC_METRICS_TOKEN"),
+        ({"REPORTING_SVC_METRICS_TOKEN": "two words"}, "REPORTING_SVC_METRICS_TOKEN"),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
     assert variable in refusal({**env, **changes})
+
+
+def test_metrics_token_in_bearer_syntax_is_accepted(env):
+    token = "Abc-._~+/0123456789=="
+    assert load_settings({**env, "REPORTING_SVC_METRICS_TOKEN": token}).metrics_token == token
 
 
 @pytest.mark.parametrize(

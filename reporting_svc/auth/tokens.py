@@ -14,6 +14,7 @@ from flask import Request
 
 from ..errors import Unauthenticated
 from ..settings import PREFIX, Settings, SettingsError
+from .bearer import bearer_token
 from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
 from .keys import MissingKeyIdError, UnknownKeyIdError, load_keys
 
@@ -44,10 +45,9 @@ class JwtAuthenticator:
         self.verified = VerifiedTokens()
 
     def __call__(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = bearer_token(request)
+        if token is None:
             raise Unauthenticated("a bearer token is required", token_sent=False)
-        token = token.strip()
         principal = self.verified.get(token, time.time())
         if principal is None:
             claims = self._verify(token)
