@@ -16,8 +16,9 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from reporting_svc.api.openapi import build_spec
-from reporting_svc.api.schemas import MAX_REPORT_NAME, DownloadQuerySchema
+from reporting_svc.api.schemas import DownloadQuerySchema
 from reporting_svc.storage import JobRecord
+from reporting_svc.storage.record import MAX_REPORT_NAME
 from tests.conftest import DOWNLOAD, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
