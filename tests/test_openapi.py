@@ -20,8 +20,8 @@ from reporting_svc.storage import JobRecord
 from tests.conftest import DOWNLOAD, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
-STATUSES = {"200", "206", "302", "304", "400", "401", "404", "416", "429", "500", "503"}
-ERRORS = {"400", "401", "404", "416", "429", "500", "503"}
+STATUSES = {"200", "206", "302", "304", "400", "401", "404", "412", "416", "429", "500", "503"}
+ERRORS = {"400", "401", "404", "412", "416", "429", "500", "503"}
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 DOC = build_spec(DOWNLOAD)
 

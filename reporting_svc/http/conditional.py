@@ -60,7 +60,7 @@ def decide(request: Request, record: JobRecord) -> Answer:
     ):
         return Answer(304, 0, 0)
     full = Answer(200, 0, record.size)
-    header = request.headers.get("Range", "").strip()
+    header = request.headers.get("Range", "").strip(" \t")
     if request.method != "GET" or not header or record.size == 0:
         return full
     if not header.lower().startswith("bytes="):
@@ -103,7 +103,7 @@ def _if_range_holds(value: str | None, record: JobRecord) -> bool:
     """
     if value is None:
         return True
-    return value.strip() in (f'"{record.sha256}"', http_date(record.completed))
+    return value.strip(" \t") in (f'"{record.sha256}"', http_date(record.completed))
 
 
 def _one_range(header: str, size: int) -> tuple[int, int]:
