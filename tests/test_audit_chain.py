@@ -136,7 +136,9 @@ def test_a_record_resealed_after_an_edit_breaks_the_chain_at_the_next_record(
     lines = lines_of(trail)
     edited = json.loads(lines[3])
     edited["subject"] = "mallory"
-    lines[3] = line_of(seal({k: v for k, v in edited.items() if k != "hash"}, edited["prev"]))
+    lines[3] = line_of(
+        seal({k: v for k, v in edited.items() if k not in ("prev", "hash")}, edited["prev"])
+    )
 
     verdict = verify(lines)
 

@@ -19,7 +19,7 @@ from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
 from ..storage.record import parse_instant
 from .chain import Verdict, verify
-from .sinks import FileSink, Snapshot
+from .sinks import DamagedHeadError, FileSink, Snapshot
 
 COLUMNS = (
     ("time", 24),
@@ -54,7 +54,8 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0 only if every record chains to the one before it and the head agrees.
+    """Exit 0 only if every line is a record in its one form, chained to the one before
+    it, and the head agrees.
 
     A live trail is checked as it stood when its head was read: records appended while
     the check runs are left for the next one.
@@ -64,16 +65,16 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> int:
     if not path.is_file() and not sink.head_path.is_file():
         raise ValueError(f"no audit trail at {path}")
     try:
-        head = sink.snapshot()
-    except ValueError:
-        print(f"BROKEN: the head file {sink.head_path} is not readable")
+        snapshot = sink.snapshot()
+    except DamagedHeadError as error:
+        print(f"BROKEN: {error}")
         return 1
-    limit = head.length if head is not None and head.agrees else None
+    limit = snapshot.length if snapshot.mismatch is None else None
     verdict = verify(_lines(path, limit))
     if not verdict.ok:
         print(f"BROKEN at record {verdict.broken_at}{_identify(path, verdict)}: {verdict.reason}")
         return 1
-    problem = _head_problem(sink, head, verdict)
+    problem = _head_problem(sink, snapshot, verdict)
     if problem:
         print(f"BROKEN: {problem}")
         return 1
@@ -110,7 +111,8 @@ def _lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
 
 def _identify(path: Path, verdict: Verdict) -> str:
     """`` (requestId …, time …)`` of the broken record when it still parses."""
-    assert verdict.broken_at is not None
+    if verdict.broken_at is None:
+        return ""
     line = next(islice(_lines(path), verdict.broken_at - 1, None), b"")
     try:
         record = json.loads(line)
@@ -119,11 +121,12 @@ def _identify(path: Path, verdict: Verdict) -> str:
         return ""
 
 
-def _head_problem(sink: FileSink, head: Snapshot | None, verdict: Verdict) -> str | None:
+def _head_problem(sink: FileSink, snapshot: Snapshot, verdict: Verdict) -> str | None:
     """Why the head disagrees with the chain: records cut from the end, or added behind it.
 
     Without a head file (a trail copied without it) a cut cannot be seen: warn, don't fail.
     """
+    head = snapshot.head
     if head is None:
         if verdict.records:
             print(
@@ -138,7 +141,7 @@ def _head_problem(sink: FileSink, head: Snapshot | None, verdict: Verdict) -> st
         return (
             f"the head names last hash {head.last_hash} but the trail ends with {verdict.last_hash}"
         )
-    return None
+    return snapshot.mismatch
 
 
 def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
