@@ -19,6 +19,7 @@ from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
 from ..storage.record import parse_instant
 from .chain import Verdict, verify
+from .repair import add_repair_arguments
 from .sinks import DamagedHeadError, FileSink, Snapshot
 
 COLUMNS = (
@@ -35,12 +36,15 @@ COLUMNS = (
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
-    """Give the ``audit`` subcommand its own two: ``verify`` and ``show``."""
+    """Give the ``audit`` subcommand its own: ``verify``, ``repair`` and ``show``."""
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("verify", help="check the hash chain and the head file")
     check.add_argument("file", nargs="?", type=Path, help="default: the configured trail")
     check.set_defaults(run=verify_command)
+
+    repair = commands.add_parser("repair", help="put a trail that does not match its head back")
+    add_repair_arguments(repair)
 
     show = commands.add_parser("show", help="print the records that match every filter")
     show.add_argument("--study", type=_guid, metavar="ID")
