@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 from reporting_svc.audit import AuditTrail, AuditUnavailableError, make_audit_trail
 from reporting_svc.audit.chain import GENESIS, line_of, seal, verify
 from reporting_svc.audit.sinks import EMPTY_HEAD, FileSink, RecordNotWrittenError, StdoutSink
-from tests.conftest import OTHER_STUDY, STUDY
+from reporting_svc.audit.trail import ANONYMOUS_USER_AGENT_LIMIT
+from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY
 
 # SPEC §4, in its order, then the chain's two fields.
 SPEC_FIELDS = [
@@ -419,3 +422,90 @@ def test_concurrent_appends_share_fsyncs_and_each_caller_gets_its_own_record(
     )
     assert verify(line.encode() for line in sink.path.read_text().splitlines(True)).ok
     assert len(fsyncs) < 100
+
+
+# Run under ``python -O``: asserts are gone there, so no refusal may rest on one.
+UNDER_O = """
+import json, os, sys, threading, time
+from pathlib import Path
+from reporting_svc.audit import AuditTrail, AuditUnavailableError
+from reporting_svc.audit.sinks import FileSink
+
+sink = FileSink(Path(sys.argv[1]), fsync=False)
+sink.append({"event": "head"})
+size = sink.path.stat().st_size
+sink.head_path.write_text('{"records": 1e400, "hash": "x", "size": 1}')
+trail = AuditTrail(sink, None)
+real_pread = os.pread
+
+def slow_pread(*args):  # a slow disk, so that appends pile up in one batch
+    time.sleep(0.05)
+    return real_pread(*args)
+
+os.pread = slow_pread
+start = threading.Barrier(20)
+outcomes = []
+
+def download():
+    start.wait()
+    try:
+        trail.write(event="start", requestId="r")
+        outcomes.append("written")
+    except AuditUnavailableError:
+        outcomes.append("unavailable")
+    except Exception as error:
+        outcomes.append(type(error).__name__)
+
+threads = [threading.Thread(target=download) for _ in range(20)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"optimize": sys.flags.optimize, "outcomes": outcomes,
+                  "grew": sink.path.stat().st_size != size}))
+"""
+
+
+def test_under_python_o_a_damaged_head_fails_every_waiting_record_closed(tmp_path: Path) -> None:
+    ran = subprocess.run(  # this interpreter, a fixed script
+        [sys.executable, "-O", "-c", UNDER_O, str(tmp_path / "audit.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    result = json.loads(ran.stdout)
+    assert result["optimize"] == 1
+    assert result["outcomes"] == ["unavailable"] * 20
+    assert result["grew"] is False
+
+
+def test_a_flood_of_anonymous_refusals_is_all_on_record_without_an_fsync_each(
+    client: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    audit_records: Any,
+    record_property: Any,
+) -> None:
+    """The figure: 1,000 refusals with a 512-character User-Agent and a 200-character id
+    cost 1,019 bytes and one fsync each before; now 635 bytes and none."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    headers = {"User-Agent": "x" * 512, "Authorization": "Bearer not-a-jwt"}
+    query = {"id": "A" * 200}
+
+    statuses = {
+        client.get(DOWNLOAD, query_string=query, headers=headers).status_code for _ in range(1000)
+    }
+
+    records = audit_records()
+    per_request = settings.audit_path.stat().st_size / 1000
+    record_property("bytes_per_anonymous_refusal", per_request)
+    record_property("fsyncs_per_anonymous_refusal", len(synced) / 1000)
+    assert statuses == {401}
+    assert [(r["event"], r["subject"]) for r in records] == [("refused", None)] * 1000
+    assert {len(r["userAgent"]) for r in records} == {ANONYMOUS_USER_AGENT_LIMIT}
+    assert synced == []
+    assert per_request <= 640

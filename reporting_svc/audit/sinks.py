@@ -21,6 +21,7 @@ MIN_FREE_BYTES = 1024 * 1024
 HEAD_BYTES = 256
 HEAD_FIELDS = frozenset({"records", "hash", "size"})
 _HASH = re.compile("[0-9a-f]{64}")
+REPAIR_HINT = "an operator must run 'reporting-svc audit repair'"
 
 
 class DamagedHeadError(ValueError):
@@ -163,14 +164,14 @@ class FileSink:
 
     def refusal(self, mismatch: str) -> str:
         """The message of a trail that takes no records until an operator repairs it."""
-        return (
-            f"the audit trail {self.path} does not match its head: {mismatch}; "
-            "an operator must run 'reporting-svc audit repair'"
-        )
+        return f"the audit trail {self.path} does not match its head: {mismatch}; {REPAIR_HINT}"
 
     def check(self) -> str | None:
         """Why a record could not be appended now, or None: the file opens, space is left,
-        and the head is sound and names the trail's length (read under the lock)."""
+        and the head is sound and names the trail's length (read under the lock).
+
+        Readiness is public, so the answer names no path.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
@@ -178,11 +179,13 @@ class FileSink:
             mismatch = self.snapshot().mismatch
         except OSError as error:
             return f"the audit file cannot be opened for appending ({error.strerror})"
-        except DamagedHeadError as error:
-            return str(error)
+        except DamagedHeadError:
+            return f"the audit trail's head file is damaged; {REPAIR_HINT}"
         if space.f_bavail * space.f_frsize < MIN_FREE_BYTES:
             return "the audit file's disk is (nearly) full"
-        return self.refusal(mismatch) if mismatch else None
+        if mismatch:
+            return f"the audit trail does not match its head: {mismatch}; {REPAIR_HINT}"
+        return None
 
     def snapshot(self) -> Snapshot:
         """The head together with the trail's length at one moment.
