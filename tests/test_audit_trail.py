@@ -101,6 +101,22 @@ def test_file_sink_syncs_each_record_to_disk_unless_switched_off(
     assert len(synced) == calls
 
 
+@pytest.mark.parametrize(("durable", "calls"), [(True, 1), (False, 0)])
+def test_the_head_is_synced_after_the_trail_with_every_durable_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool, calls: int
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")))
+    monkeypatch.setattr(
+        os, "fdatasync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+    )
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+
+    sink.append({"event": "start"}, durable=durable)
+
+    assert synced == [str(sink.path), str(sink.head_path)] * calls
+
+
 def test_a_record_that_is_not_durable_is_written_without_an_fsync_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
