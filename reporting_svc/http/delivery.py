@@ -121,7 +121,7 @@ class StreamDelivery(Delivery):
         return FileResponse(body, answer.status, headers, wrapped)
 
 
-class AccelDelivery(Delivery):
+class AccelDelivery(StreamDelivery):
     """Behind nginx: the service decides, nginx sends the bytes (``X-Accel-Redirect``).
 
     The whole file goes through an internal location with ranges switched off, so a
@@ -129,11 +129,10 @@ class AccelDelivery(Delivery):
     through one where nginx applies the client's (already checked) single range.
     """
 
-    name = "x-accel"
     needs = frozenset({Offer.INTERNAL_PATH})
 
     def __init__(self, store: Store, prefix: str):
-        super().__init__(store)
+        super().__init__(store, BLOCK_SIZE, name="x-accel")
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def send(
