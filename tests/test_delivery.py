@@ -62,6 +62,7 @@ class MemoryStore(Store):
         pytest.param({"local_delivery": "x-accel"}, "x-accel", id="local-x-accel"),
         pytest.param(S3, "proxy", id="s3-proxy"),
         pytest.param({**S3, "s3_delivery": "redirect"}, "redirect", id="s3-redirect"),
+        pytest.param({**S3, "s3_delivery": "x-accel"}, "x-accel", id="s3-x-accel"),
     ],
 )
 def test_each_stores_setting_chooses_the_mode_the_audit_trail_names(
@@ -76,6 +77,7 @@ def test_each_stores_setting_chooses_the_mode_the_audit_trail_names(
     ("overrides", "lacking"),
     [
         pytest.param({"local_delivery": "x-accel"}, "nginx", id="x-accel"),
+        pytest.param({**S3, "s3_delivery": "x-accel"}, "nginx", id="s3-x-accel"),
         pytest.param({**S3, "s3_delivery": "redirect"}, "presigned URLs", id="redirect"),
     ],
 )
