@@ -12,22 +12,12 @@ import requests
 
 from reporting_svc.http.delivery import RELAY_RANGE_HEADER, RELAY_URL_HEADER
 from reporting_svc.storage import JobRecord, layout
-from tests.conftest import BUCKET, STUDY, error_of
+from tests.conftest import BUCKET, SERVICE_HEADERS, STUDY, error_of
 
 PREFIX = "reports/"
 EXPIRES = 3
 CONTENT = os.urandom(10_000)
 STALE = '"' + "0" * 64 + '"'
-SERVICE_HEADERS = (
-    "Content-Type",
-    "Content-Disposition",
-    "ETag",
-    "Last-Modified",
-    "Repr-Digest",
-    "Cache-Control",
-    "X-Content-Type-Options",
-    "X-Request-ID",
-)
 
 
 @pytest.fixture
