@@ -53,20 +53,29 @@ def error_lines(deployment: Deployment) -> list[str]:
     return messages
 
 
+def assert_store_envelope(response: requests.Response, endpoint: str) -> None:
+    """A 503 envelope with Retry-After that shows nothing of S3: no XML, address or header."""
+    assert response.status_code == 503
+    assert error_data(response)["errorCode"] == "REPT_503"
+    assert int(response.headers["Retry-After"]) > 0
+    for secret in ("<Error>", "AccessDenied", "expired", endpoint.removeprefix("http://")):
+        assert secret not in response.text
+    assert not [name for name in response.headers if name.lower().startswith("x-amz")]
+
+
+@pytest.mark.parametrize("mode", ["proxy", "s3 x-accel"])
 def test_s3_server_stopped_before_a_request_gives_503_envelope_with_retry_after(
-    processes: Processes,
+    processes: Processes, mode: str
 ) -> None:
+    """The service's own look at the job fails first, in either mode."""
     endpoint = processes.moto_server()
     s3 = processes.started[-1]
-    deployment = deploy(processes, "proxy", {"r.bin": SMALL}, moto=endpoint, workers=1)
+    deployment = deploy(processes, mode, {"r.bin": SMALL}, moto=endpoint, workers=1)
     stop(s3)
 
     response = get(deployment, "r.bin", "s3-down")
 
-    assert response.status_code == 503
-    assert error_data(response)["errorCode"] == "REPT_503"
-    assert int(response.headers["Retry-After"]) > 0
-    assert endpoint.removeprefix("http://") not in response.text
+    assert_store_envelope(response, endpoint)
     records = wait_for_records(deployment.audit_file, {"s3-down": 1})["s3-down"]
     assert [(r["event"], r["status"]) for r in records] == [("refused", 503)]
 
@@ -222,31 +231,6 @@ def test_full_audit_disk_refuses_downloads_with_503_and_still_answers_401(
 
 
 # --- S3 x-accel: nginx relays from S3, and S3's failures reach the client as envelopes --
-
-
-def assert_store_envelope(response: requests.Response, endpoint: str) -> None:
-    """A 503 envelope with Retry-After that shows nothing of S3: no XML, address or header."""
-    assert response.status_code == 503
-    assert error_data(response)["errorCode"] == "REPT_503"
-    assert int(response.headers["Retry-After"]) > 0
-    for secret in ("<Error>", "AccessDenied", "expired", endpoint.removeprefix("http://")):
-        assert secret not in response.text
-    assert not [name for name in response.headers if name.lower().startswith("x-amz")]
-
-
-def test_s3_stopped_before_a_request_is_refused_by_the_service_in_s3_x_accel(
-    processes: Processes,
-) -> None:
-    endpoint = processes.moto_server()
-    s3 = processes.started[-1]
-    deployment = deploy(processes, "s3 x-accel", {"r.bin": SMALL}, moto=endpoint, workers=1)
-    stop(s3)
-
-    response = get(deployment, "r.bin", "s3-down")
-
-    assert_store_envelope(response, endpoint)
-    records = wait_for_records(deployment.audit_file, {"s3-down": 1})["s3-down"]
-    assert [(r["event"], r["status"]) for r in records] == [("refused", 503)]
 
 
 def test_s3_stopped_after_the_service_remembered_the_job_is_a_503_envelope_from_nginx(
