@@ -143,6 +143,19 @@ def curl_download(url: str, token: str | None, *, expected: int, follow: bool) -
     return _single(int(size), float(total), errors)
 
 
+def curl_first_byte(url: str, token: str | None, *, follow: bool) -> Sample:
+    """One download, timed to its first body byte (``time_starttransfer``; with a redirect
+    followed, from the first request on)."""
+    status, first, size = _curl(
+        url,
+        token,
+        follow=follow,
+        write_out="%{http_code} %{time_starttransfer} %{size_download}",
+        timeout=600,
+    )
+    return _single(int(size), float(first), int(int(status) != 200))
+
+
 def boto3_download(client: Any, bucket: str, key: str, *, expected: int) -> Sample:
     """``get_object`` straight from the S3 server, the body read in 1 MiB chunks."""
     started = time.perf_counter()
