@@ -256,9 +256,39 @@ def _measure(
         )
     cpu, peaks = probe.finish() if probe else (None, [])
     nginx_cpu = tree_cpu_seconds(target.nginx_pid) - nginx_before if target.nginx_pid else None
+    workload = workload_name(report.label, connections)
+    return _measurement(target, report, workload, connections, sample, (cpu, nginx_cpu, peaks))
+
+
+def _first_byte(target: Target, report: Report, plan: Plan, token: str) -> Measurement:
+    """Time to the first byte of ``report`` from ``target``, one request at a time (curl)."""
+    sample = load.repeated(
+        lambda: load.curl_download(
+            target.url(report),
+            token if target.token else None,
+            expected=report.size,
+            follow=target.follow,
+            until="time_starttransfer",
+        ),
+        plan.duration,
+    )
+    return _measurement(target, report, first_byte_workload(report.label), 0, sample)
+
+
+def _measurement(
+    target: Target,
+    report: Report,
+    workload: str,
+    connections: int,
+    sample: load.Sample,
+    probed: tuple[float | None, float | None, list[float]] = (None, None, []),
+) -> Measurement:
+    """A measurement of ``sample``; ``probed`` is gunicorn's CPU, nginx's CPU and the
+    workers' peaks, when the servers were probed."""
+    cpu, nginx_cpu, peaks = probed
     return Measurement(
         round=0,
-        workload=workload_name(report.label, connections),
+        workload=workload,
         size=report.size,
         connections=connections,
         target=target.name,
@@ -272,31 +302,6 @@ def _measure(
         nginx_cpu_s=nginx_cpu,
         worker_peak_mib=peaks,
         error_kinds=sample.error_kinds or {},
-    )
-
-
-def _first_byte(target: Target, report: Report, plan: Plan, token: str) -> Measurement:
-    """Time to the first byte of ``report`` from ``target``, one request at a time (curl)."""
-    sample = load.repeated(
-        lambda: load.curl_first_byte(
-            target.url(report), token if target.token else None, follow=target.follow
-        ),
-        plan.duration,
-    )
-    return Measurement(
-        round=0,
-        workload=first_byte_workload(report.label),
-        size=report.size,
-        connections=0,
-        target=target.name,
-        requests=sample.requests,
-        seconds=sample.seconds,
-        bytes=sample.bytes,
-        p50_ms=sample.p50_ms,
-        p99_ms=sample.p99_ms,
-        errors=sample.errors,
-        gunicorn_cpu_s=None,
-        nginx_cpu_s=None,
     )
 
 
