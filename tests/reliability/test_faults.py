@@ -272,9 +272,12 @@ def test_an_object_deleted_while_the_service_remembers_it_is_a_500_envelope_from
 
     response = get(deployment, "r.bin", "after-delete")
 
-    assert response.status_code == 500
-    assert error_data(response)["errorCode"] == "REPT_500"
-    assert "NoSuchKey" not in response.text and "<Error>" not in response.text
+    # S3 answers a missing object 404 (nginx: 500) to a caller that may list the bucket,
+    # else 403 (nginx: 503), as moto's server does for a presigned URL.
+    assert response.status_code in (500, 503)
+    assert error_data(response)["errorCode"] == f"REPT_{response.status_code}"
+    for secret in ("NoSuchKey", "<Error>", "Signature"):
+        assert secret not in response.text
 
 
 @pytest.mark.parametrize(
