@@ -7,12 +7,14 @@ from pathlib import Path
 
 from .auth.grants import parse_grant
 from .auth.tokens import mint_token
+from .catalog import Catalog
 from .publish import publish_report
 from .settings import Settings
 from .storage import JobRecord, Store
 
 SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
+SAMPLE_REPORT_ID = "E341BB429E7D44E3989D113A504F3BF8"
 SAMPLE_TOKEN_TTL = 24 * 3600
 _ROWS = [
     "subjectId,siteId,visit,visitDate,systolicBP,diastolicBP",
@@ -23,10 +25,12 @@ _ROWS = [
 ]
 
 
-def ensure_sample(store: Store) -> JobRecord:
-    """Publish the sample report once; later starts find it already there."""
+def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
+    """Publish the sample report once; later starts find it already there (and index it
+    if the catalog lacks it, say after the catalog file was deleted)."""
     existing = store.get_record(SAMPLE_JOB_ID)
     if existing is not None:
+        catalog.add(existing)
         return existing
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "subject-data-extract.csv"
@@ -39,6 +43,8 @@ def ensure_sample(store: Store) -> JobRecord:
             study_id=SAMPLE_STUDY_ID,
             job_id=SAMPLE_JOB_ID,
             kickoff="2025-06-04T11:27:52.014Z",
+            rpt_id=SAMPLE_REPORT_ID,
+            catalog=catalog,
         )
 
 

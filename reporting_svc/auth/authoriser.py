@@ -1,8 +1,7 @@
 """The default authoriser: a grant for the job's own scope, mode and required permission."""
 
 from ..settings import Settings
-from ..storage.layout import TENANT_SCOPE
-from ..storage.record import JobRecord
+from ..storage.record import TENANT_SCOPE, JobRecord
 from .grants import Principal
 
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ids import normalise_guid
-from ..storage.layout import TENANT_SCOPE
-from ..storage.record import MODES
+from ..storage.record import MODES, TENANT_SCOPE
 
 
 class GrantError(ValueError):

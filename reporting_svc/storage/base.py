@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from .record import JobRecord
@@ -38,3 +39,7 @@ class Store(ABC):
     @abstractmethod
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         """Return the ids of one study's (None: the tenant's) jobs in one mode."""
+
+    @abstractmethod
+    def job_ids(self) -> Iterator[str]:
+        """Yield the id of every job that has a record, in no particular order."""
