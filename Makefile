@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
+# `make test-fast` runs the unit tests alone, for the edit-test loop.
 # `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
 PYTHON ?= python3
@@ -6,13 +7,18 @@ BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test lint system-packages bench
+.PHONY: run test test-fast lint system-packages bench
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest
+
+# Unit tests only (Flask's test client, moto in process): under a minute, no servers.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -q tests --ignore=tests/integration --ignore=tests/reliability \
+		-m "not integration and not reliability"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
@@ -24,7 +30,7 @@ bench: $(VENV)/.installed-test
 	scripts/install-system-packages --bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# nginx, curl and wget for the integration tests (apt-get; skipped when present).
+# nginx, curl, wget and chromium for the integration tests (apt-get; skipped when present).
 system-packages:
 	scripts/install-system-packages
 

@@ -74,6 +74,13 @@ class JobNotFound(ApiError):
         super().__init__("No completed report job matches the request")
 
 
+class PreconditionFailed(ApiError):
+    """If-Match or If-Unmodified-Since names another version of the file (RFC 9110 §13.2.2)."""
+
+    status = 412
+    message = "Precondition failed"
+
+
 class RangeNotSatisfiable(ApiError):
     """A ``bytes`` Range that cannot be satisfied; tells the client the file's size."""
 
@@ -103,6 +110,12 @@ class Unavailable(ApiError):
 class StoreUnavailable(Unavailable):
     message = "Report store unavailable"
     default_details = "The report store cannot be reached; try again later"
+
+
+class NotReady(Unavailable):
+    """Readiness: a dependency a download needs cannot be used now; details name each."""
+
+    message = "Not ready"
 
 
 class AuditUnavailable(Unavailable):

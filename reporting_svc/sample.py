@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from .api import paths
 from .auth.grants import parse_grant
 from .auth.tokens import mint_token
 from .catalog import Catalog
@@ -59,5 +60,5 @@ def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
         if settings.jwt_secret
         else "$TOKEN"
     )
-    url = f"{base_url}/ec-reporting-svc/rest/v2.0/reports/download?id={record.id}"
+    url = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
     return f"curl -fsS -o {record.fileName} -H 'Authorization: Bearer {token}' '{url}'"

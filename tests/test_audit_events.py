@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from werkzeug.test import EnvironBuilder
 
 from reporting_svc.storage import StoreError
@@ -236,10 +237,37 @@ def test_a_refusal_with_a_full_audit_disk_still_answers_its_own_status(
 
 
 @pytest.mark.parametrize("overrides", [{"audit_file": "/dev/full"}], ids=["disk-full"])
-def test_head_with_a_full_audit_disk_is_still_answered(
+def test_head_with_a_full_audit_disk_is_refused_like_a_download(
     download: Any, bearer: str, job: Any
 ) -> None:
-    assert download({"id": job.id}, bearer, method="HEAD").status_code == 200
+    response = download({"id": job.id}, bearer, method="HEAD")
+
+    assert response.status_code == 503
+    assert "ETag" not in response.headers
+    assert "Content-Disposition" not in response.headers
+
+
+@pytest.mark.parametrize("overrides", [{"audit_file": "/dev/full"}], ids=["disk-full"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_audit_failure_answer_carries_the_common_headers_and_is_counted_as_503(
+    client: Any, bearer: str, job: Any, method: str
+) -> None:
+    labels = {"route": "download", "method": method, "status": "503"}
+    before = REGISTRY.get_sample_value("reporting_http_requests_total", labels) or 0.0
+
+    response = client.open(
+        DOWNLOAD,
+        method=method,
+        query_string={"id": job.id},
+        headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "audit-down-1"},
+    )
+
+    assert response.status_code == 503
+    assert response.headers["X-Request-ID"] == "audit-down-1"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Retry-After"].isdigit()
+    assert REGISTRY.get_sample_value("reporting_http_requests_total", labels) == before + 1
 
 
 def call_wsgi(app: Any, job: Any, bearer: str) -> Any:
@@ -380,7 +408,7 @@ def test_a_damaged_head_file_refuses_downloads_with_503_and_still_answers_refusa
     assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "POST", "DELETE"])
+@pytest.mark.parametrize("method", ["OPTIONS", "POST", "DELETE", "XAAA"])
 def test_another_method_on_the_download_url_is_refused_with_one_record(
     client, audit_records, method
 ):

@@ -8,7 +8,8 @@ import secrets
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..errors import envelope
+from ..auth.bearer import bearer_token
+from ..errors import NotReady, envelope, error_response
 from ..http.client_address import parse_networks
 from ..metrics import exposition
 from ..services import Services
@@ -29,9 +30,7 @@ def readyz() -> Response:
     checks = (services.store.check(), services.catalog.check(), services.audit.check())
     problems = [problem for problem in checks if problem]
     if problems:
-        response = envelope(503, "Not ready", "; ".join(problems))
-        response.headers["Retry-After"] = "5"
-        return response
+        return error_response(NotReady("; ".join(problems)))
     return jsonify(status="ready")
 
 
@@ -47,7 +46,7 @@ def metrics() -> Response:
 def _may_scrape() -> bool:
     settings = current_app.extensions["reporting_svc"].settings
     if settings.metrics_token:
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        sent = bearer_token(request) or ""
         return secrets.compare_digest(sent.encode(), settings.metrics_token.encode())
     try:
         peer = ipaddress.ip_address(request.remote_addr or "")

@@ -1,36 +1,49 @@
 """The reports API: download a completed report job's file."""
 
-from flask import Blueprint, Response, current_app, g, request
+from typing import NoReturn
+
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import Rule
 
 from ..errors import JobNotFound, PermissionDenied
 from ..services import Services
+from . import paths
 from .arguments import parser
-from .attempts import record_attempt
+from .audited import Attempt, audited, download_event
 from .schemas import DownloadQuerySchema
 
-PREFIX = "/ec-reporting-svc/rest/v2.0/reports"
-DOWNLOAD_PATH = PREFIX + "/download"
-
-bp = Blueprint("reports", __name__, url_prefix=PREFIX)
+bp = Blueprint("reports", __name__, url_prefix=paths.REPORTS)
 _schema = DownloadQuerySchema()
-
-
-@bp.after_app_request
-def _record_attempt(response: Response) -> Response:
-    """Every request to the download URL is an attempt, a 405 for another method included,
-    so the hook runs app-wide and picks its requests by path."""
-    return record_attempt(response) if request.path == DOWNLOAD_PATH else response
+# Every request to the download URL is an attempt on record, whatever its method.
+OTHER_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 
 
 @bp.get("/download", provide_automatic_options=False)
-def download() -> Response:
+@audited(download_event, names_delivery=True)
+def download(attempt: Attempt) -> Response:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
     services: Services = current_app.extensions["reporting_svc"]
-    g.principal = services.authenticate(request)
+    attempt.principal = services.authenticate(request)
     query = parser.parse(_schema, request)
-    g.job = record = services.find_job(query.id)
-    if not services.authorise(g.principal, record):
+    attempt.job = record = services.find_job(query.id)
+    if not services.authorise(attempt.principal, record):
         raise PermissionDenied(record.requiredPermission)
     if not query.matches(record):
         raise JobNotFound()
     return services.delivery.respond(record, request)
+
+
+@bp.route("/download", methods=OTHER_METHODS, provide_automatic_options=False)
+@audited(download_event, names_delivery=True)
+def download_other_method(attempt: Attempt) -> NoReturn:
+    """Any other method on the download URL: refused, and on record like every attempt."""
+    raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+
+
+@bp.record_once
+def _any_other_method(state: BlueprintSetupState) -> None:
+    """Methods outside HTTP's registry (``XAAA``) are attempts too: a rule without a method
+    list matches them all, after the GET and HEAD rule has taken its own."""
+    state.app.url_map.add(Rule(paths.DOWNLOAD, endpoint="reports.download_other_method"))
