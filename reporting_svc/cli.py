@@ -18,7 +18,7 @@ from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
 from .publish import NotIndexed, PublishError, publish_report
-from .sample import curl_line, ensure_sample
+from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
 from .storage import JobExists, StoreError, make_store
 
@@ -62,7 +62,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.embedded_default:
         services = app.extensions["reporting_svc"]
         record = ensure_sample(services.store, services.catalog)
-        print(curl_line(settings, record, _base_url(args.bind)), flush=True)
+        print(curl_lines(settings, record, _base_url(args.bind)), flush=True)
     if args.dev:
         host, _, port = args.bind.rpartition(":")
         app.run(host=host, port=int(port))

@@ -49,10 +49,11 @@ def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
         )
 
 
-def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
-    """A ready command, with a day-long token for the sample's study, that downloads it.
+def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
+    """Two ready commands, with a day-long token for the sample's study: the first
+    downloads the sample, the second lists the study's reports.
 
-    With public keys only the service cannot sign, so the line says where the token goes.
+    With public keys only the service cannot sign, so the lines say where the token goes.
     """
     grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
     token = (
@@ -60,5 +61,7 @@ def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
         if settings.jwt_secret
         else "$TOKEN"
     )
-    url = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
-    return f"curl -fsS -o {record.fileName} -H 'Authorization: Bearer {token}' '{url}'"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    download = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
+    listing = f"{base_url}{paths.DOWNLOAD_LIST}?studyId={record.studyId}&limit=20&offset=0"
+    return f"curl -fsS -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"

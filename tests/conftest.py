@@ -28,6 +28,7 @@ from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, Store
 
 DOWNLOAD = "/ec-reporting-svc/rest/v2.0/reports/download"
+DOWNLOAD_LIST = "/ec-reporting-svc/rest/v2.0/reportmetadata/downloadList"
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 STUDY = "CFD8129A430A473C8A02F4BA5DAAD865"
 OTHER_STUDY = "0123456789ABCDEF0123456789ABCDEF"
@@ -141,6 +142,18 @@ def download(client: FlaskClient) -> Callable[..., Any]:
         return client.open(
             DOWNLOAD, method=method, query_string=query, headers=all_headers, buffered=True
         )
+
+    return call
+
+
+@pytest.fixture
+def listing(client: FlaskClient) -> Callable[..., Any]:
+    """Call the download list: ``listing({"studyId": ..., "limit": "10", ...}, token=...)``."""
+
+    def call(query: dict[str, str] | str, token: str | None = None, **headers: str) -> Any:
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return client.get(DOWNLOAD_LIST, query_string=query, headers=headers)
 
     return call
 

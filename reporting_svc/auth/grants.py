@@ -36,6 +36,14 @@ class Principal:
     subject: str
     grants: tuple[Grant, ...]
 
+    def permissions(self, scope: str, mode: str) -> frozenset[str]:
+        """Every permission the caller's grants give in one scope and mode."""
+        held: set[str] = set()
+        for grant in self.grants:
+            if grant.scope == scope and mode in grant.modes:
+                held |= grant.permissions
+        return frozenset(held)
+
 
 def make_grant(scope: str, modes: list[str], permissions: list[str]) -> Grant:
     """Validate and normalise one grant's parts."""
