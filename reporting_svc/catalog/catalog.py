@@ -43,16 +43,12 @@ class Catalog:
     """
 
     def __init__(self, url: str):
-        self.engines = ProcessEngine(url, prepare=self._prepare)
+        self.engines = ProcessEngine(url, prepare=upgrade)
 
     def upgrade(self) -> tuple[str | None, str]:
         """Apply missing schema revisions (rows are kept); the revisions before and after."""
         with _failures():
             return upgrade(self.engines.get(prepared=False))
-
-    @staticmethod
-    def _prepare(engine: sa.Engine) -> None:
-        upgrade(engine)
 
     def add(self, record: JobRecord) -> bool:
         """Index one job; False when it was indexed already."""

@@ -66,9 +66,9 @@ class ProcessEngine:
     tries again.
     """
 
-    def __init__(self, url: str, prepare: Callable[[sa.Engine], None] = lambda engine: None):
+    def __init__(self, url: str, prepare: Callable[[sa.Engine], object] | None = None):
         self.url = url
-        self._prepare: Callable[[sa.Engine], None] | None = prepare
+        self._prepare = prepare
         self._engine: sa.Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()

@@ -91,14 +91,12 @@ class Selection:
         return sa.or_(sa.false(), *terms)
 
 
-def count(connection: sa.Connection, where: sa.ColumnElement[bool]) -> int:
+def count_statement(where: sa.ColumnElement[bool]) -> sa.Select[int]:
     """The exact number of rows selected; the listing indexes hold every column it reads."""
-    return int(connection.scalar(sa.select(sa.func.count()).select_from(jobs).where(where)) or 0)
+    return sa.select(sa.func.count()).select_from(jobs).where(where)
 
 
-def page(
-    connection: sa.Connection, where: sa.ColumnElement[bool], limit: int, offset: int
-) -> list[JobRecord]:
+def page_statement(where: sa.ColumnElement[bool], limit: int, offset: int) -> sa.Select[Any]:
     """One page, newest first: the ids are found in the index, then only they are read.
 
     Skipping ``offset`` rows then reads index entries alone, never the rows skipped.
@@ -111,11 +109,21 @@ def page(
         .offset(offset)
         .subquery()
     )
-    statement = (
+    return (
         sa.select(jobs.c.record)
         .join(ids, ids.c.id == jobs.c.id)
         .order_by(ids.c.kickoff_us.desc(), ids.c.id)
     )
+
+
+def count(connection: sa.Connection, where: sa.ColumnElement[bool]) -> int:
+    return int(connection.scalar(count_statement(where)) or 0)
+
+
+def page(
+    connection: sa.Connection, where: sa.ColumnElement[bool], limit: int, offset: int
+) -> list[JobRecord]:
+    statement = page_statement(where, limit, offset)
     return [JobRecord.from_json(text) for text in connection.scalars(statement)]
 
 

@@ -13,7 +13,8 @@ other columns exist to be filtered and ordered on:
 Every listing index starts with what the query fixes (scope, and mode, ``rptId`` or
 ``reportName``), continues in the listing's order (kickoff newest first, then id) and
 ends with what the visibility filter reads (mode, required permission, availability), so
-the page's ids and the exact count are read from the index alone.
+the page's ids and the exact count are read from the index alone; the ``rptId`` index
+also carries the report name, for a listing filtered by both.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ _ORDER = (jobs.c.kickoff_us.desc(), jobs.c.id)
 
 sa.Index("ix_jobs_scope_mode", jobs.c.scope, jobs.c.mode, *_ORDER, *_VISIBILITY)
 sa.Index("ix_jobs_scope", jobs.c.scope, *_ORDER, "mode", *_VISIBILITY)
-sa.Index("ix_jobs_scope_rpt_id", jobs.c.scope, jobs.c.rpt_id, *_ORDER, "mode", *_VISIBILITY)
+sa.Index(
+    "ix_jobs_scope_rpt_id",
+    jobs.c.scope,
+    jobs.c.rpt_id,
+    *_ORDER,
+    "mode",
+    *_VISIBILITY,
+    "report_name",
+)
 sa.Index(
     "ix_jobs_scope_report_name", jobs.c.scope, jobs.c.report_name, *_ORDER, "mode", *_VISIBILITY
 )

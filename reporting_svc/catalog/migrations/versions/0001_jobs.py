@@ -32,10 +32,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_jobs_scope_mode", "jobs", ["scope", "mode", *_ORDER, *_VISIBILITY])
     op.create_index("ix_jobs_scope", "jobs", ["scope", *_ORDER, "mode", *_VISIBILITY])
-    for column in ("rpt_id", "report_name"):
-        op.create_index(
-            f"ix_jobs_scope_{column}", "jobs", ["scope", column, *_ORDER, "mode", *_VISIBILITY]
-        )
+    op.create_index(
+        "ix_jobs_scope_rpt_id",
+        "jobs",
+        ["scope", "rpt_id", *_ORDER, "mode", *_VISIBILITY, "report_name"],
+    )
+    op.create_index(
+        "ix_jobs_scope_report_name", "jobs", ["scope", "report_name", *_ORDER, "mode", *_VISIBILITY]
+    )
 
 
 def downgrade() -> None:
