@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import pytest
@@ -41,6 +41,9 @@ class MemoryStore(Store):
 
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         return []
+
+    def job_ids(self) -> Iterator[str]:
+        return iter(key.split("/")[1] for key in self.objects if key.endswith("record.json"))
 
     def size_of(self, record: JobRecord) -> int | None:
         data = self.objects.get(layout.content_key(record.id))

@@ -174,6 +174,7 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_METRICS_ALLOW": "everyone"}, "REPORTING_SVC_METRICS_ALLOW"),
         ({"REPORTING_SVC_METRICS_TOKEN": "scrape=secret"}, "REPORTING_SVC_METRICS_TOKEN"),
         ({"REPORTING_SVC_METRICS_TOKEN": "two words"}, "REPORTING_SVC_METRICS_TOKEN"),
+        ({"REPORTING_SVC_CATALOG_URL": "mysql://db/catalog"}, "REPORTING_SVC_CATALOG_URL"),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
@@ -188,6 +189,23 @@ def test_s3_x_accel_defaults_to_urls_of_seconds_and_a_cache_shorter_than_withdra
     assert settings.s3_delivery == "x-accel"
     assert settings.x_accel_presign_expires <= 10
     assert 0 < settings.s3_cache_seconds < 10  # SPEC §6: a withdrawal holds within 10 s
+
+
+def test_catalog_is_an_sqlite_file_in_the_var_dir_unless_a_url_is_set(env, tmp_path):
+    url = "postgresql+psycopg://reporting:s3cret@db.internal/catalog"
+
+    embedded = load_settings(env)
+    shared = load_settings({**env, "REPORTING_SVC_CATALOG_URL": url})
+
+    assert embedded.catalog_database_url == f"sqlite:///{tmp_path / 'var' / 'catalog.sqlite3'}"
+    assert shared.catalog_database_url == url
+    assert "s3cret" not in repr(shared)
+
+
+def test_a_refused_catalog_url_does_not_repeat_its_password(env):
+    message = refusal({**env, "REPORTING_SVC_CATALOG_URL": "mysql://u:s3cret@db/catalog"})
+
+    assert "s3cret" not in message
 
 
 def test_metrics_token_in_bearer_syntax_is_accepted(env):

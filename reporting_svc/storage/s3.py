@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import boto3
@@ -176,6 +177,17 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as error:
             raise _failure(error) from error
         return sorted(key[len(prefix) :] for key in keys)
+
+    def job_ids(self) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(layout.JOBS)):
+                for item in page.get("Contents", []):
+                    job_id = layout.job_id_of_record_key(item["Key"][len(self.prefix) :])
+                    if job_id is not None:
+                        yield job_id
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(error) from error
 
 
 def _code(error: ClientError) -> str:
