@@ -1,5 +1,5 @@
-"""The ``reporting-svc`` command: serve, check, publish, token, audit and catalog, on the same
-settings."""
+"""The ``reporting-svc`` command: serve, check, publish, withdraw, purge, token, audit and
+catalog, on the same settings."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import create_app
+from .audit import AuditUnavailableError
 from .audit.commands import add_audit_commands
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
+from .lifecycle.commands import add_lifecycle_commands
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
@@ -53,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except CatalogError as error:
         print(f"reporting-svc: error: the catalog failed: {error}", file=sys.stderr)
+        return 1
+    except AuditUnavailableError as error:
+        print(f"reporting-svc: error: the audit trail failed: {error}", file=sys.stderr)
         return 1
 
 
@@ -92,6 +97,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         rpt_id=args.report_id,
         search_spec=args.search_spec,
         sort_spec=args.sort_spec,
+        retain_days=args.retain_days or settings.retention_days or None,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -145,7 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
     put.add_argument("--search-spec", metavar="TEXT", help="the run's search (currSearchSpec)")
     put.add_argument("--sort-spec", metavar="TEXT", help="the run's sort (currSortSpec)")
+    put.add_argument(
+        "--retain-days",
+        type=int,
+        metavar="N",
+        help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
+        " unset: never)",
+    )
     put.set_defaults(run=publish)
+
+    add_lifecycle_commands(commands)
 
     mint = commands.add_parser("token", help="print a development token")
     mint.add_argument("--subject", required=True)

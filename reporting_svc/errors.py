@@ -86,6 +86,13 @@ class JobNotFound(ApiError):
         super().__init__("No completed report job matches the request")
 
 
+class ReportGone(ApiError):
+    """The job expired or was withdrawn (SPEC §6); only a caller who may see it learns so."""
+
+    status = 410
+    message = "Report no longer available"
+
+
 class PreconditionFailed(ApiError):
     """If-Match or If-Unmodified-Since names another version of the file (RFC 9110 §13.2.2)."""
 

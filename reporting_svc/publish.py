@@ -8,15 +8,18 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from .catalog import Catalog, CatalogError
 from .ids import normalise_guid
+from .settings import MAX_RETENTION_DAYS
 from .storage import JobExists, JobRecord, Store
 from .storage.record import (
     COMPLETED,
     DEFAULT_PERMISSION,
     check_report_name,
+    format_instant,
     normalise_mode,
     now_instant,
     parse_instant,
@@ -63,15 +66,19 @@ def publish_report(
     rpt_id: str | None = None,
     search_spec: str | None = None,
     sort_spec: str | None = None,
+    retain_days: int | None = None,
+    expires_at: str | None = None,
     catalog: Catalog | None = None,
 ) -> JobRecord:
     """Hash the file, build its record and write both to ``store``, then index it in
     ``catalog`` (without one, only ``catalog rebuild`` makes the job listed).
 
-    ``study_id`` None publishes a tenant-level report. Raises PublishError for bad
-    arguments, storage.JobExists when the id is taken, and NotIndexed when the store
-    took the job but the catalog did not. Publishing the same file under the same id
-    again then indexes the stored job without writing a second file.
+    ``study_id`` None publishes a tenant-level report. ``retain_days`` sets ``expiresAt``
+    that many days after completion; ``expires_at`` sets it to an instant instead (an
+    upstream system's own deadline; a past one publishes the job expired). Raises
+    PublishError for bad arguments, storage.JobExists when the id is taken, and
+    NotIndexed when the store took the job but the catalog did not. Publishing the same
+    file under the same id again then indexes the stored job without writing a second file.
     """
     path = Path(path)
     name = file_name or path.name
@@ -81,6 +88,7 @@ def publish_report(
     report_name = _valid("report name", check_report_name, report_name)
     kickoff, permission = _kickoff(kickoff), _permission(required_permission)
     size, sha256 = _measure(path)
+    completed = now_instant()
     record = JobRecord(
         id=job,
         studyId=study,
@@ -93,11 +101,12 @@ def publish_report(
         contentType=content_type_for(name),
         size=size,
         sha256=sha256,
-        completedAt=now_instant(),
+        completedAt=completed,
         requiredPermission=permission,
         rptId=_valid("report id", normalise_guid, rpt_id) if rpt_id is not None else None,
         currSearchSpec=_spec("search spec", search_spec),
         currSortSpec=_spec("sort spec", sort_spec),
+        expiresAt=_expiry(completed, retain_days, expires_at),
     )
     with path.open("rb") as source:
         try:
@@ -153,14 +162,28 @@ def _permission(permission: str) -> str:
     return permission
 
 
+def _expiry(completed: str, retain_days: int | None, expires_at: str | None) -> str | None:
+    if retain_days is not None and expires_at is not None:
+        raise PublishError("give a retention in days or an expiry instant, not both")
+    if expires_at is not None:
+        return _instant("expiry", expires_at)
+    if retain_days is None:
+        return None
+    if not 1 <= retain_days <= MAX_RETENTION_DAYS:
+        raise PublishError(f"retention must be from 1 to {MAX_RETENTION_DAYS} days")
+    return format_instant(parse_instant(completed) + timedelta(days=retain_days))
+
+
 def _kickoff(kickoff: str | None) -> str:
-    if kickoff is None:
-        return now_instant()
+    return now_instant() if kickoff is None else _instant("kickoff", kickoff)
+
+
+def _instant(what: str, value: str) -> str:
     try:
-        parse_instant(kickoff)
+        parse_instant(value)
     except ValueError:
-        raise PublishError(f"kickoff {kickoff!r} is not an ISO-8601 date-time") from None
-    return kickoff
+        raise PublishError(f"{what} {value!r} is not an ISO-8601 date-time") from None
+    return value
 
 
 def _measure(path: Path) -> tuple[int, str]:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .audit import AuditTrail, make_audit_trail
 from .auth import Authenticator, Authoriser, make_authenticator, make_authoriser
 from .catalog import Catalog, make_catalog
-from .errors import JobNotFound, ReportFileUnavailable
+from .errors import JobNotFound, ReportFileUnavailable, ReportGone
 from .http.delivery import Delivery, make_delivery
 from .ids import normalise_guid
 from .settings import Settings
 from .storage import JobRecord, Store, make_store
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Services:
-    """Store, catalog, auth hooks and delivery for one app; shared by all its threads."""
+    """Store, catalog, auth hooks and delivery for one app; shared by all its threads.
+
+    ``clock`` is what "now" means for expiry and listing; tests hold it still.
+    """
 
     settings: Settings
     store: Store
@@ -25,6 +34,7 @@ class Services:
     authorise: Authoriser
     delivery: Delivery
     audit: AuditTrail
+    clock: Callable[[], datetime] = utc_now
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -58,3 +68,22 @@ class Services:
         if record is None or not record.is_complete:
             raise JobNotFound()
         return record
+
+    def check_available(self, record: JobRecord) -> None:
+        """410 when the job was withdrawn or has expired (SPEC §6).
+
+        Asked after every other check of a download, so only a caller who may see the
+        job learns it is gone. The withdrawal is read from the store, the shared truth of
+        every host, on each download (a remote store may remember it for a few seconds).
+        """
+        try:
+            withdrawal = self.store.withdrawal(record.id)
+        except ValueError:
+            raise ReportFileUnavailable(
+                f"the withdrawal stored for job {record.id} is unreadable"
+            ) from None
+        if withdrawal is not None:
+            raise ReportGone(f"withdrawn: {withdrawal.reason}")
+        expires = record.expires
+        if expires is not None and expires <= self.clock():
+            raise ReportGone(f"expired at {record.expiresAt}")

@@ -27,6 +27,7 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # A withdrawal must take effect on every host within 10 seconds (SPEC §6), so nothing read
 # from a store may be remembered that long.
 MAX_CACHE_SECONDS = 9
+MAX_RETENTION_DAYS = 100 * 366
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -67,6 +68,7 @@ class Settings:
     audit_file: str = ""
     audit_fsync: bool = True
     catalog_url: str = field(default="", repr=False)
+    retention_days: int = 0
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     metrics_token: str = field(default="", repr=False)
@@ -282,6 +284,11 @@ def _check_audit(settings: Settings) -> None:
 
 
 def _check_catalog(settings: Settings) -> None:
+    if not 0 <= settings.retention_days <= MAX_RETENTION_DAYS:
+        _fail(
+            f"{PREFIX}RETENTION_DAYS must be from 1 to {MAX_RETENTION_DAYS} days, "
+            "or 0 (or unset): reports never expire"
+        )
     scheme = settings.catalog_url.partition("://")[0]
     if settings.catalog_url and scheme not in CATALOG_SCHEMES:
         _fail(

@@ -157,8 +157,16 @@ def test_rebuild_indexes_every_stored_job_once_and_drops_jobs_the_store_lacks(
 
     assert set(expected) == published
     assert indexed(catalog_file) == expected
-    assert first[:2] == (0, "OK: 3 job(s) indexed, 1 no longer in the store removed\n")
-    assert second[:2] == (0, "OK: 0 job(s) indexed, 0 no longer in the store removed\n")
+    assert first[:2] == (
+        0,
+        "OK: 3 job(s) indexed, 1 no longer in the store removed, "
+        "0 withdrawal(s) and 0 purge(s) restored\n",
+    )
+    assert second[:2] == (
+        0,
+        "OK: 0 job(s) indexed, 0 no longer in the store removed, "
+        "0 withdrawal(s) and 0 purge(s) restored\n",
+    )
 
 
 def test_check_names_jobs_missing_from_either_side_and_fails(

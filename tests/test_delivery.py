@@ -16,6 +16,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.base import FileMissing, StoredRange
+from reporting_svc.storage.entries import Entry
 from tests.conftest import BUCKET, DOWNLOAD, STUDY
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 100
@@ -43,7 +44,7 @@ class MemoryStore(Store):
         return []
 
     def job_ids(self) -> Iterator[str]:
-        return iter(key.split("/")[1] for key in self.objects if key.endswith("record.json"))
+        return self.entry_ids(layout.RECORD_NAME)
 
     def size_of(self, record: JobRecord) -> int | None:
         data = self.objects.get(layout.content_key(record.id))
@@ -56,6 +57,25 @@ class MemoryStore(Store):
         body = io.BytesIO(data)
         body.seek(start)
         return StoredRange(body, len(data))
+
+    def create_entry(self, job_id: str, entry: Entry) -> bool:
+        key = layout.entry_key(job_id, entry.name)
+        if key in self.objects:
+            return False
+        self.objects[key] = entry.to_json()
+        return True
+
+    def read_entry_data(self, job_id: str, name: str) -> bytes | None:
+        return self.objects.get(layout.entry_key(job_id, name))
+
+    def delete_entry(self, job_id: str, name: str) -> None:
+        self.objects.pop(layout.entry_key(job_id, name), None)
+
+    def entry_ids(self, name: str) -> Iterator[str]:
+        return iter(key.split("/")[1] for key in self.objects if key.endswith(f"/{name}"))
+
+    def delete_content(self, record: JobRecord) -> None:
+        self.objects.pop(layout.content_key(record.id), None)
 
 
 @pytest.mark.parametrize(

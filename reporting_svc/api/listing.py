@@ -23,7 +23,9 @@ def download_list(attempt: Attempt) -> Response:
     attempt.principal = services.authenticate(request)
     query: ListingQuery = parser.parse(_query, request)
     attempt.study_id, attempt.mode = query.study_id, query.mode
-    page = list_runs(services.catalog, services.authorise, attempt.principal, query)
+    page = list_runs(
+        services.catalog, services.authorise, attempt.principal, query, services.clock()
+    )
     return jsonify(_answer.dump(_envelope(query, page)))
 
 

@@ -26,6 +26,8 @@ ERROR_STATUSES = {
     400: "Insufficient or invalid parameters; `details` names each one and its rule.",
     401: "No valid credentials (step 1), or no permission for the job (step 4).",
     404: "No completed job with this id, or a filter differs from the job's value.",
+    410: "The job expired or was withdrawn; `details` says when or why. Only after every "
+    "other check passed, so a caller who may not see the job never gets it.",
     412: "If-Match or If-Unmodified-Since names another version of the file.",
     416: "The single `Range` cannot be satisfied; `Content-Range` gives the size.",
     429: "Too many requests from this client (answered by the proxy in front).",

@@ -32,6 +32,7 @@ def download(attempt: Attempt) -> Response:
         raise PermissionDenied(record.requiredPermission)
     if not query.matches(record):
         raise JobNotFound()
+    services.check_available(record)
     return services.delivery.respond(record, request)
 
 

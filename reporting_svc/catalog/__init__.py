@@ -1,7 +1,7 @@
 """The catalog of completed jobs that the download list reads: SQLite or PostgreSQL."""
 
 from ..settings import Settings
-from .catalog import Catalog, CatalogError, Page
+from .catalog import Catalog, CatalogError, Lapsed, Marks, Page
 from .queries import Selection
 
 
@@ -10,4 +10,4 @@ def make_catalog(settings: Settings) -> Catalog:
     return Catalog(settings.catalog_database_url)
 
 
-__all__ = ["Catalog", "CatalogError", "Page", "Selection", "make_catalog"]
+__all__ = ["Catalog", "CatalogError", "Lapsed", "Marks", "Page", "Selection", "make_catalog"]

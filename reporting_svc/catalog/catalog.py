@@ -27,6 +27,22 @@ class CatalogError(Exception):
 
 
 @dataclass(frozen=True)
+class Lapsed:
+    """A job whose availability ended and whose file is not purged yet."""
+
+    record: JobRecord
+    withdrawn: datetime | None
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The ids of the jobs marked withdrawn, and purged, in the catalog."""
+
+    withdrawn: set[str]
+    purged: set[str]
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of a listing and the exact number of runs in the whole listing."""
 
@@ -104,6 +120,53 @@ class Catalog:
                     records.append(record)
                 total += 1
         return Page(total, records)
+
+    def withdraw(self, job_id: str, at: datetime) -> None:
+        """Mark the job withdrawn at ``at``: from then on no listing shows it."""
+        with _failures(), self.engines.writing() as connection:
+            connection.execute(queries.withdraw_statement(job_id, queries.micros(at)))
+
+    def mark_purged(self, job_id: str, at: datetime) -> None:
+        with _failures(), self.engines.writing() as connection:
+            connection.execute(queries.purged_statement(job_id, queries.micros(at)))
+
+    def marks(self) -> Marks:
+        with _failures(), self.engines.reading() as connection:
+            rows = connection.execute(
+                sa.select(jobs.c.id, jobs.c.withdrawn_us, jobs.c.purged_us).where(
+                    sa.or_(jobs.c.withdrawn_us.is_not(None), jobs.c.purged_us.is_not(None))
+                )
+            ).all()
+        return Marks(
+            {row.id for row in rows if row.withdrawn_us is not None},
+            {row.id for row in rows if row.purged_us is not None},
+        )
+
+    def count_lapsed(self, before: datetime) -> int:
+        """How many jobs ``lapsed`` would yield: for a progress bar."""
+        where = queries.lapsed_where(queries.micros(before))
+        with _failures(), self.engines.reading() as connection:
+            return queries.count(connection, where)
+
+    def lapsed(self, before: datetime) -> Iterator[Lapsed]:
+        """Jobs not purged whose availability ended before ``before``, by id, read a batch
+        at a time after the last id seen, so a purge may mark them while it reads."""
+        where = queries.lapsed_where(queries.micros(before))
+        after = ""
+        while True:
+            statement = (
+                sa.select(jobs.c.id, jobs.c.record, jobs.c.withdrawn_us)
+                .where(where, jobs.c.id > after)
+                .order_by(jobs.c.id)
+                .limit(BATCH)
+            )
+            with _failures(), self.engines.reading() as connection:
+                rows = connection.execute(statement).all()
+            for row in rows:
+                yield Lapsed(JobRecord.from_json(row.record), queries.instant(row.withdrawn_us))
+            if len(rows) < BATCH:
+                return
+            after = rows[-1].id
 
     def check(self) -> str | None:
         """Why the catalog cannot answer now (for readiness), or None when it can; cheap."""

@@ -16,7 +16,9 @@ def add_catalog_commands(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     upgrade = commands.add_parser("upgrade", help="bring the schema to this version's; rows stay")
     upgrade.set_defaults(run=upgrade_command)
-    again = commands.add_parser("rebuild", help="index the store's jobs; drop jobs it lacks")
+    again = commands.add_parser(
+        "rebuild", help="index the store's jobs, withdrawals and purges; drop jobs it lacks"
+    )
     again.set_defaults(run=rebuild_command)
     check = commands.add_parser("check", help="list jobs in the store or the catalog only")
     check.set_defaults(run=check_command)
@@ -36,7 +38,9 @@ def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
     difference = rebuild(make_store(settings), catalog)
     print(
         f"OK: {len(difference.only_in_store)} job(s) indexed, "
-        f"{len(difference.only_in_catalog)} no longer in the store removed"
+        f"{len(difference.only_in_catalog)} no longer in the store removed, "
+        f"{len(difference.withdrawals_unmarked)} withdrawal(s) and "
+        f"{len(difference.purges_unmarked)} purge(s) restored"
     )
     return 0
 
@@ -48,6 +52,10 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"in the store, not in the catalog: {job_id}")
     for job_id in difference.only_in_catalog:
         print(f"in the catalog, not in the store: {job_id}")
+    for job_id in difference.withdrawals_unmarked:
+        print(f"withdrawn in the store, not in the catalog: {job_id}")
+    for job_id in difference.purges_unmarked:
+        print(f"purged in the store, not in the catalog: {job_id}")
     if difference:
         print("run `reporting-svc catalog rebuild` to make the catalog match the store")
         return 1

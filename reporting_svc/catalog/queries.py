@@ -25,6 +25,11 @@ def micros(instant: datetime) -> int:
     return (instant - _EPOCH) // _MICROSECOND
 
 
+def instant(us: int | None) -> datetime | None:
+    """The instant ``micros`` gave, or None."""
+    return None if us is None else _EPOCH + us * _MICROSECOND
+
+
 def row_of(record: JobRecord) -> dict[str, Any]:
     """The catalog row of a job: its record whole, and the columns the listing reads."""
     expires = record.expires
@@ -132,3 +137,32 @@ def every(connection: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[
     statement = sa.select(jobs.c.record).where(where).order_by(*NEWEST_FIRST)
     for text in connection.execution_options(yield_per=500).scalars(statement):
         yield JobRecord.from_json(text)
+
+
+def withdraw_statement(job_id: str, at_us: int) -> sa.Update:
+    """Mark a job withdrawn at ``at_us`` (a second withdrawal keeps the first time) and
+    end its availability then, unless it ended earlier."""
+    until = jobs.c.available_until_us
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.withdrawn_us.is_(None))
+        .values(
+            withdrawn_us=at_us,
+            available_until_us=sa.case(
+                (until.is_(None), at_us), (until > at_us, at_us), else_=until
+            ),
+        )
+    )
+
+
+def purged_statement(job_id: str, at_us: int) -> sa.Update:
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.purged_us.is_(None))
+        .values(purged_us=at_us)
+    )
+
+
+def lapsed_where(before_us: int) -> sa.ColumnElement[bool]:
+    """Jobs not purged yet whose availability ended before ``before_us`` (purge index)."""
+    return sa.and_(jobs.c.purged_us.is_(None), jobs.c.available_until_us <= before_us)

@@ -1,20 +1,24 @@
 """Re-indexing a catalog from its store, and saying where the two disagree (SPEC §2).
 
 The catalog's ids are read before the store's: a job published meanwhile is then at
-worst "in the store only" (and indexed), never taken for a job the store lost.
+worst "in the store only" (and indexed), never taken for a job the store lost. The
+same holds for withdrawals and purges (SPEC §6): the store's entries are the truth, and
+a rebuild marks in the catalog every one it lacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 from typing import Never
 
 from tqdm import tqdm
 
 from ..storage import JobRecord, Store
+from ..storage.entries import Purge, Withdrawal
 from .catalog import Catalog
 
 #: Records fetched at once: S3 answers each GET in milliseconds, so they overlap.
@@ -24,19 +28,36 @@ _CHUNK = 1000
 
 @dataclass(frozen=True)
 class Difference:
-    """Job ids in one of the two only, sorted."""
+    """Job ids in one of the two only, and stored jobs withdrawn or purged in the store
+    but not marked so in the catalog; each sorted."""
 
     only_in_store: list[str]
     only_in_catalog: list[str]
+    withdrawals_unmarked: list[str]
+    purges_unmarked: list[str]
 
     def __bool__(self) -> bool:
-        return bool(self.only_in_store or self.only_in_catalog)
+        return any(
+            (
+                self.only_in_store,
+                self.only_in_catalog,
+                self.withdrawals_unmarked,
+                self.purges_unmarked,
+            )
+        )
 
 
 def compare(store: Store, catalog: Catalog) -> Difference:
-    indexed = catalog.job_ids()
+    indexed, marks = catalog.job_ids(), catalog.marks()
     stored = set(store.job_ids())
-    return Difference(sorted(stored - indexed), sorted(indexed - stored))
+    withdrawn = set(store.entry_ids(Withdrawal.name)) & stored
+    purged = set(store.entry_ids(Purge.name)) & stored
+    return Difference(
+        sorted(stored - indexed),
+        sorted(indexed - stored),
+        sorted(withdrawn - marks.withdrawn),
+        sorted(purged - marks.purged),
+    )
 
 
 def rebuild(store: Store, catalog: Catalog) -> Difference:
@@ -50,7 +71,26 @@ def rebuild(store: Store, catalog: Catalog) -> Difference:
     with tqdm(total=len(missing), unit="job", desc="indexing", disable=None) as progress:
         catalog.add_many(_counted(_records(store, missing), progress))
     catalog.remove(difference.only_in_catalog)
+    _mark(store, difference.withdrawals_unmarked, Withdrawal, catalog.withdraw)
+    _mark(store, difference.purges_unmarked, Purge, catalog.mark_purged)
     return difference
+
+
+def _mark(
+    store: Store,
+    job_ids: list[str],
+    kind: type[Withdrawal | Purge],
+    mark: Callable[[str, datetime], None],
+) -> None:
+    """Mark each job in the catalog at the time its entry in the store gives."""
+
+    def read(job_id: str) -> Withdrawal | Purge | None:
+        return store.read_entry(job_id, kind)
+
+    with ThreadPoolExecutor(FETCHERS) as pool:
+        for job_id, entry in zip(job_ids, pool.map(read, job_ids), strict=True):
+            if entry is not None:
+                mark(job_id, entry.at)
 
 
 def _records(store: Store, job_ids: Iterable[str]) -> Iterator[JobRecord]:

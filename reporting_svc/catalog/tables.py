@@ -7,8 +7,11 @@ other columns exist to be filtered and ordered on:
 - ``scope`` is the study id, or ``tenant``: what grants and the listing key on.
 - ``kickoff_us`` is ``rptKickoffDatetime`` in microseconds since the epoch (UTC), so
   that "newest first" orders instants, whatever offset the record's text carries.
-- ``available_until_us`` is when the job stops being listed: its ``expiresAt`` now;
-  null while it never expires. A withdrawal (SPEC §6) moves it to the withdrawal time.
+- ``available_until_us`` is when the job stops being listed: its ``expiresAt``, or its
+  withdrawal's time when that is earlier (SPEC §6); null while neither is set.
+- ``withdrawn_us`` and ``purged_us`` are when the job was withdrawn and when its file
+  was purged (null: not yet), as the store's entries say; ``catalog rebuild`` restores
+  them. The purge index finds the files to delete without reading the other rows.
 
 Every listing index starts with what the query fixes (scope, and mode, ``rptId`` or
 ``reportName``), continues in the listing's order (kickoff newest first, then id) and
@@ -35,6 +38,8 @@ jobs = sa.Table(
     sa.Column("kickoff_us", sa.BigInteger, nullable=False),
     sa.Column("available_until_us", sa.BigInteger, nullable=True),
     sa.Column("record", sa.Text, nullable=False),
+    sa.Column("withdrawn_us", sa.BigInteger, nullable=True),
+    sa.Column("purged_us", sa.BigInteger, nullable=True),
 )
 
 _VISIBILITY = ("required_permission", "available_until_us")
@@ -54,3 +59,4 @@ sa.Index(
 sa.Index(
     "ix_jobs_scope_report_name", jobs.c.scope, jobs.c.report_name, *_ORDER, "mode", *_VISIBILITY
 )
+sa.Index("ix_jobs_purge", jobs.c.purged_us, jobs.c.available_until_us)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from enum import Enum
-from typing import BinaryIO, ClassVar, NamedTuple
+from typing import BinaryIO, ClassVar, NamedTuple, TypeVar
 
+from .entries import Entry, Withdrawal
 from .record import JobRecord
+
+E = TypeVar("E", bound=Entry)
 
 
 class StoreError(Exception):
@@ -49,6 +52,9 @@ class Store(ABC):
     """
 
     offers: ClassVar[frozenset[Offer]] = frozenset()
+    #: Seconds for which this store may answer from what it read before (0: never), so
+    #: the time within which a new entry, a withdrawal, reaches every process.
+    remembers_for: float = 0
 
     @abstractmethod
     def get_record(self, job_id: str) -> JobRecord | None:
@@ -90,3 +96,37 @@ class Store(ABC):
     @abstractmethod
     def job_ids(self) -> Iterator[str]:
         """Yield the id of every job that has a record, in no particular order."""
+
+    @abstractmethod
+    def create_entry(self, job_id: str, entry: Entry) -> bool:
+        """Create the job's ``entry`` unless it exists; True when this call created it.
+
+        The create is conditional and atomic: of writers racing on any host one wins, and
+        no reader ever sees part of an entry.
+        """
+
+    @abstractmethod
+    def read_entry_data(self, job_id: str, name: str) -> bytes | None:
+        """The bytes of the job's entry ``name``, or None when it has none."""
+
+    @abstractmethod
+    def delete_entry(self, job_id: str, name: str) -> None:
+        """Take back an entry its own writer could not complete (a purge whose audit
+        record failed); nothing else ever deletes one."""
+
+    @abstractmethod
+    def entry_ids(self, name: str) -> Iterator[str]:
+        """Yield the id of every job that has the entry ``name``, in no particular order."""
+
+    @abstractmethod
+    def delete_content(self, record: JobRecord) -> None:
+        """Delete the job's file, keeping its record and entries; nothing if it is gone."""
+
+    def read_entry(self, job_id: str, kind: type[E]) -> E | None:
+        """The job's entry of ``kind``, or None; ValueError when it cannot be read as one."""
+        data = self.read_entry_data(job_id, kind.name)
+        return None if data is None else kind.from_json(data)
+
+    def withdrawal(self, job_id: str) -> Withdrawal | None:
+        """Why the job was withdrawn, or None: asked on every download (SPEC §6)."""
+        return self.read_entry(job_id, Withdrawal)

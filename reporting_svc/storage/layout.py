@@ -2,9 +2,10 @@
 
 ``jobs/<ID>/claim``, ``jobs/<ID>/content`` and ``jobs/<ID>/record.json`` are derived
 from the validated job id alone, so a store copied between disk and a bucket serves
-unchanged. The empty marker ``index/<scope>/<mode>/<ID>`` (scope: the study id or
-``tenant``) lets one study's jobs in one mode be listed by prefix without reading every
-record.
+unchanged. Later changes of state are entries beside the record, ``jobs/<ID>/<name>``
+(``withdrawn.json``, ``purged.json``: see entries). The empty marker
+``index/<scope>/<mode>/<ID>`` (scope: the study id or ``tenant``) lets one study's jobs
+in one mode be listed by prefix without reading every record.
 """
 
 from ..ids import normalise_guid
@@ -27,6 +28,10 @@ def content_key(job_id: str) -> str:
     return f"jobs/{normalise_guid(job_id)}/content"
 
 
+def entry_key(job_id: str, name: str) -> str:
+    return f"{JOBS}{normalise_guid(job_id)}/{name}"
+
+
 def index_prefix(study_id: str | None, mode: str) -> str:
     scope = normalise_guid(study_id) if study_id else TENANT_SCOPE
     if mode not in MODES:
@@ -38,10 +43,11 @@ def index_key(study_id: str | None, mode: str, job_id: str) -> str:
     return index_prefix(study_id, mode) + normalise_guid(job_id)
 
 
-def job_id_of_record_key(relative: str) -> str | None:
-    """The job id of a record key found by listing ``jobs/``; None for any other key."""
+def job_id_of_record_key(relative: str, name: str = RECORD_NAME) -> str | None:
+    """The job id of a record key (or of an entry ``name``) found by listing ``jobs/``;
+    None for any other key."""
     parts = relative.split("/")
-    if len(parts) != 3 or parts[0] != "jobs" or parts[2] != RECORD_NAME:
+    if len(parts) != 3 or parts[0] != "jobs" or parts[2] != name:
         return None
     try:
         return normalise_guid(parts[1])

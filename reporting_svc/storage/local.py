@@ -6,12 +6,14 @@ import contextlib
 import io
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
+from .entries import Entry
 from .record import JobRecord
 
 
@@ -95,22 +97,66 @@ class LocalStore(Store):
             return []
 
     def job_ids(self) -> Iterator[str]:
+        return self.entry_ids(layout.RECORD_NAME)
+
+    def entry_ids(self, name: str) -> Iterator[str]:
         try:
             entries = os.scandir(self.root / layout.JOBS)
         except FileNotFoundError:
             return
         with entries:
             for entry in entries:
-                key = f"{layout.JOBS}{entry.name}/{layout.RECORD_NAME}"
-                job_id = layout.job_id_of_record_key(key)
+                key = f"{layout.JOBS}{entry.name}/{name}"
+                job_id = layout.job_id_of_record_key(key, name)
                 if job_id is not None and (self.root / key).is_file():
                     yield job_id
+
+    def create_entry(self, job_id: str, entry: Entry) -> bool:
+        """Write a temporary file, then hard-link it to the entry's name: ``link`` fails
+        when the name exists, so the first writer wins and the entry appears whole."""
+        path = self.root / layout.entry_key(job_id, entry.name)
+        temp = path.with_name(f".{entry.name}.{uuid.uuid4().hex}.partial")
+        try:
+            _write_durably(temp, io.BytesIO(entry.to_json()))
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise StoreError(f"cannot write {entry.name}: {error.strerror}") from error
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
+
+    def read_entry_data(self, job_id: str, name: str) -> bytes | None:
+        try:
+            return (self.root / layout.entry_key(job_id, name)).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read {name}: {error.strerror}") from error
+
+    def delete_entry(self, job_id: str, name: str) -> None:
+        _delete(self.root / layout.entry_key(job_id, name))
+
+    def delete_content(self, record: JobRecord) -> None:
+        _delete(self.content_path(record))
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot delete {path.name}: {error.strerror}") from error
 
 
 def _write_atomically(path: Path, source: BinaryIO) -> None:
     temp = path.with_name(f".{path.name}.partial")
-    with temp.open("wb") as target:
+    _write_durably(temp, source)
+    temp.rename(path)
+
+
+def _write_durably(path: Path, source: BinaryIO) -> None:
+    with path.open("wb") as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
         target.flush()
         os.fsync(target.fileno())
-    temp.rename(path)

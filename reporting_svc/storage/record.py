@@ -94,7 +94,12 @@ def check_report_name(name: str) -> str:
 
 def now_instant() -> str:
     """The current UTC time as ISO-8601 with milliseconds and a ``Z``, as records store it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_instant(datetime.now(UTC))
+
+
+def format_instant(moment: datetime) -> str:
+    """An instant as records store it: ISO-8601 in UTC with milliseconds and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_instant(value: str) -> datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -12,10 +12,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..settings import Settings
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
+from .entries import Entry
 from .recent import Recent
 from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_TAKEN = {"PreconditionFailed", "412"}
+# S3 answers 409 to a conditional write that raced another one on the same key; retried,
+# it answers 412 (taken) or succeeds.
+_CONFLICT = "ConditionalRequestConflict"
+CONFLICT_RETRIES = 3
+
+
+class Looked(NamedTuple):
+    """What a read of an entry found, absence included, so both can be remembered."""
+
+    data: bytes | None
 
 
 class S3Store(Store):
@@ -24,6 +36,8 @@ class S3Store(Store):
     S3 can hand out presigned URLs that serve the file, ranges included, to anyone holding one.
     Each call is a round trip, so the records and file sizes it finds are remembered for
     ``cache_seconds`` (see ``Recent``): a repeat download asks S3 for the bytes alone.
+    Entries (a withdrawal) are remembered whether found or not, for as long: a
+    withdrawal reaches every process within ``cache_seconds``.
     """
 
     offers = frozenset({Offer.PRESIGNED_URL})
@@ -34,6 +48,8 @@ class S3Store(Store):
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.records: Recent[JobRecord] = Recent(cache_seconds)
         self.sizes: Recent[int] = Recent(cache_seconds)
+        self.entries: Recent[Looked] = Recent(cache_seconds)
+        self.remembers_for = cache_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -124,7 +140,7 @@ class S3Store(Store):
         try:
             self._write(record, source)
         except ClientError as error:
-            if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if _code(error) in {*_TAKEN, _CONFLICT}:
                 raise JobExists(record.id) from None
             raise _failure(error) from error
         except BotoCoreError as error:
@@ -158,6 +174,46 @@ class S3Store(Store):
             IfNoneMatch="*",
         )
 
+    def create_entry(self, job_id: str, entry: Entry) -> bool:
+        key = self.key(layout.entry_key(job_id, entry.name))
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=entry.to_json(),
+                    ContentType="application/json",
+                    IfNoneMatch="*",
+                )
+                return True
+            except ClientError as error:
+                if _code(error) in _TAKEN:
+                    return False
+                if _code(error) != _CONFLICT:
+                    raise _failure(error) from error
+            except BotoCoreError as error:
+                raise _failure(error) from error
+        raise StoreError(f"S3 error {_CONFLICT}")
+
+    def read_entry_data(self, job_id: str, name: str) -> bytes | None:
+        looked = self.entries.get((job_id, name), lambda: self._read_entry(job_id, name))
+        return None if looked is None else looked.data
+
+    def _read_entry(self, job_id: str, name: str) -> Looked:
+        response = self._call("get_object", layout.entry_key(job_id, name))
+        if response is None:
+            return Looked(None)
+        try:
+            return Looked(response["Body"].read())
+        except BotoCoreError as error:
+            raise StoreError(type(error).__name__) from error
+
+    def delete_entry(self, job_id: str, name: str) -> None:
+        self._call("delete_object", layout.entry_key(job_id, name))
+
+    def delete_content(self, record: JobRecord) -> None:
+        self._call("delete_object", layout.content_key(record.id))
+
     def check(self) -> str | None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -179,11 +235,14 @@ class S3Store(Store):
         return sorted(key[len(prefix) :] for key in keys)
 
     def job_ids(self) -> Iterator[str]:
+        return self.entry_ids(layout.RECORD_NAME)
+
+    def entry_ids(self, name: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(layout.JOBS)):
                 for item in page.get("Contents", []):
-                    job_id = layout.job_id_of_record_key(item["Key"][len(self.prefix) :])
+                    job_id = layout.job_id_of_record_key(item["Key"][len(self.prefix) :], name)
                     if job_id is not None:
                         yield job_id
         except (ClientError, BotoCoreError) as error:
