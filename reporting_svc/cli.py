@@ -97,10 +97,20 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         rpt_id=args.report_id,
         search_spec=args.search_spec,
         sort_spec=args.sort_spec,
-        retain_days=args.retain_days or settings.retention_days or None,
+        retain_days=_retention(settings, args),
+        expires_at=args.expires_at,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int | None:
+    """The days given, else the default; none when an instant is given instead."""
+    if args.expires_at is not None:
+        return None
+    if args.retain_days is not None:
+        return int(args.retain_days)
+    return settings.retention_days or None
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
@@ -151,13 +161,15 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
     put.add_argument("--search-spec", metavar="TEXT", help="the run's search (currSearchSpec)")
     put.add_argument("--sort-spec", metavar="TEXT", help="the run's sort (currSortSpec)")
-    put.add_argument(
+    expiry = put.add_mutually_exclusive_group()
+    expiry.add_argument(
         "--retain-days",
         type=int,
         metavar="N",
         help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
         " unset: never)",
     )
+    expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,25 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+class Clock:
+    """A clock that stands where the test puts it: ``clock.at = instant``."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """The app's clock (expiry, listing), held still at the test's start until moved."""
+    held = Clock(datetime.now(UTC))
+    services = app.extensions["reporting_svc"]
+    app.extensions["reporting_svc"] = dataclasses.replace(services, clock=held)
+    return held
 
 
 @pytest.fixture
@@ -265,6 +286,37 @@ def audit_command(
 
     def run(*args: str) -> tuple[int, str, str]:
         return command("audit", *args)
+
+    return run
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    """A small CSV report file, as upstream would hand it over."""
+    path = tmp_path / "upstream" / "extract.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"subjectId,visit\nS-0001,Screening\n")
+    return path
+
+
+@pytest.fixture
+def publish_command(
+    command: Callable[..., tuple[int, str, str]], report: Path
+) -> Callable[..., tuple[int, str, str]]:
+    """``publish_command(*extra_options)``: publish ``report`` for STUDY with the CLI."""
+
+    def run(*options: str, path: Path = report) -> tuple[int, str, str]:
+        return command(
+            "publish",
+            str(path),
+            "--report-name",
+            "Subject Data Extract",
+            "--mode",
+            "test",
+            "--study-id",
+            STUDY,
+            *options,
+        )
 
     return run
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STUDY
-
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 OTHER_JOB = "11111111111111111111111111111111"
 REPORT = "E341BB429E7D44E3989D113A504F3BF8"
@@ -19,34 +17,6 @@ REPORT = "E341BB429E7D44E3989D113A504F3BF8"
 @pytest.fixture
 def catalog_file(tmp_path: Path) -> Path:
     return tmp_path / "var" / "catalog.sqlite3"
-
-
-@pytest.fixture
-def report(tmp_path: Path) -> Path:
-    path = tmp_path / "upstream" / "extract.csv"
-    path.parent.mkdir()
-    path.write_bytes(b"subjectId,visit\nS-0001,Screening\n")
-    return path
-
-
-@pytest.fixture
-def publish_command(command, report):
-    """``publish_command(*extra_options)``: publish ``report`` for STUDY with the CLI."""
-
-    def run(*options: str, path: Path = report) -> tuple[int, str, str]:
-        return command(
-            "publish",
-            str(path),
-            "--report-name",
-            "Subject Data Extract",
-            "--mode",
-            "test",
-            "--study-id",
-            STUDY,
-            *options,
-        )
-
-    return run
 
 
 def indexed(catalog_file: Path) -> dict[str, dict[str, object]]:

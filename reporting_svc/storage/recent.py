@@ -48,3 +48,9 @@ class Recent(Generic[V]):
             with self.lock:
                 self.cache[key] = value
         return value
+
+    def forget(self, key: Hashable) -> None:
+        """Drop what is remembered under ``key``: this process changed it."""
+        if self.cache is not None:
+            with self.lock:
+                self.cache.pop(key, None)

@@ -175,6 +175,7 @@ class S3Store(Store):
         )
 
     def create_entry(self, job_id: str, entry: Entry) -> bool:
+        self.entries.forget((job_id, entry.name))
         key = self.key(layout.entry_key(job_id, entry.name))
         for _ in range(CONFLICT_RETRIES):
             try:
