@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,46 @@ def test_a_catalog_that_cannot_be_opened_is_named_by_the_readiness_check(tmp_pat
     assert problem is not None
     assert problem.startswith("the catalog cannot be read")
     assert str(tmp_path) not in problem
+
+
+def test_a_catalog_at_the_first_revision_keeps_its_rows_and_learns_withdrawals(tmp_path):
+    url = sqlite_url(tmp_path / "old.sqlite3")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        alembic_command.upgrade(schema._config(connection), "0001")
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (id, scope, mode, report_name, required_permission,"
+                " kickoff_us, record) VALUES (:id, :scope, 'test', 'R', 'REPORTING_VIEW', 0, :r)"
+            ),
+            {"id": "A" * 32, "scope": STUDY, "r": record().to_json().decode()},
+        )
+    catalog = Catalog(url)
+
+    before, after = catalog.upgrade()
+    catalog.withdraw("A" * 32, datetime(2026, 1, 1, tzinfo=UTC))
+
+    assert (before, after) == ("0001", schema.head())
+    assert catalog.job_ids() == {"A" * 32}
+    assert catalog.marks().withdrawn == {"A" * 32}
+    assert [lapsed.record.id for lapsed in catalog.lapsed(datetime(2026, 1, 2, tzinfo=UTC))] == [
+        "A" * 32
+    ]
+
+
+def test_a_withdrawal_ends_availability_then_unless_the_job_expired_earlier(tmp_path):
+    catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
+    catalog.add(record("A" * 32, expiresAt="2026-06-01T00:00:00Z"))
+    catalog.add(record("B" * 32, expiresAt="2026-01-01T00:00:00Z"))
+
+    for job_id in ("A" * 32, "B" * 32):
+        catalog.withdraw(job_id, datetime(2026, 3, 1, tzinfo=UTC))
+    catalog.withdraw("A" * 32, datetime(2026, 4, 1, tzinfo=UTC))
+
+    lapsed = {
+        item.record.id: item.withdrawn for item in catalog.lapsed(datetime(2026, 3, 1, tzinfo=UTC))
+    }
+    assert lapsed == dict.fromkeys(("A" * 32, "B" * 32), datetime(2026, 3, 1, tzinfo=UTC))
+    assert [item.record.id for item in catalog.lapsed(datetime(2026, 2, 1, tzinfo=UTC))] == [
+        "B" * 32
+    ]

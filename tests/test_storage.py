@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.base import FileMissing, Offer
+from reporting_svc.storage.entries import Purge, Withdrawal
 from tests.conftest import BUCKET
 
 CONTENT = bytes(range(256)) * 40 + b"tail"
@@ -142,3 +144,59 @@ def test_a_local_range_leaves_the_descriptor_at_its_start_for_sendfile(
 
     assert os.lseek(stored.body.fileno(), 0, os.SEEK_CUR) == 777
     stored.body.close()
+
+
+WITHDRAWAL = Withdrawal(withdrawnAt="2026-01-02T03:04:05.006Z", by="ops-anna", reason="in error")
+
+
+def test_an_entry_is_created_once_and_the_first_one_stands(store: Store, job: JobRecord) -> None:
+    second = Withdrawal(withdrawnAt="2026-02-02T00:00:00.000Z", by="ops-ben", reason="again")
+
+    created = [store.create_entry(job.id, WITHDRAWAL), store.create_entry(job.id, second)]
+
+    assert created == [True, False]
+    assert store.withdrawal(job.id) == WITHDRAWAL
+
+
+def test_of_entries_created_at_once_exactly_one_is_created(store: Store, job: JobRecord) -> None:
+    claims = [Purge(purgedAt=WITHDRAWAL.withdrawnAt, by=f"host-{n}", host="h") for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda claim: store.create_entry(job.id, claim), claims))
+
+    assert created.count(True) == 1
+    assert store.read_entry(job.id, Purge) == claims[created.index(True)]
+
+
+def test_entries_are_listed_by_name_and_absent_ones_read_as_none(
+    store: Store, job: JobRecord, publish: Callable[..., JobRecord]
+) -> None:
+    other = publish(CONTENT, "other.bin")
+    store.create_entry(job.id, WITHDRAWAL)
+
+    assert list(store.entry_ids(Withdrawal.name)) == [job.id]
+    assert list(store.entry_ids(Purge.name)) == []
+    assert store.withdrawal(other.id) is None
+    assert sorted(store.job_ids()) == sorted([job.id, other.id])
+
+
+def test_deleting_content_keeps_record_and_entries_and_may_be_repeated(
+    store: Store, job: JobRecord
+) -> None:
+    store.create_entry(job.id, WITHDRAWAL)
+
+    store.delete_content(job)
+    store.delete_content(job)
+
+    assert store.size_of(job) is None
+    assert store.get_record(job.id) == job
+    assert store.withdrawal(job.id) == WITHDRAWAL
+
+
+def test_a_deleted_entry_can_be_created_again(store: Store, job: JobRecord) -> None:
+    claim = Purge(purgedAt=WITHDRAWAL.withdrawnAt, by="cron", host="h")
+    store.create_entry(job.id, claim)
+
+    store.delete_entry(job.id, Purge.name)
+
+    assert store.read_entry(job.id, Purge) is None
+    assert store.create_entry(job.id, claim)

@@ -15,11 +15,14 @@ from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobExists, StoreError, layout
+from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore
+from reporting_svc.storage.recent import Recent
 from reporting_svc.storage.s3 import S3Store
 from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
 
 PREFIX = "some/prefix/"
+WITHDRAWAL = Withdrawal(withdrawnAt="2026-01-02T03:04:05.006Z", by="ops-anna", reason="in error")
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 
 
@@ -281,3 +284,48 @@ def test_the_service_remembers_s3_records_for_the_configured_seconds(make_settin
     store = app.extensions["reporting_svc"].store
 
     assert store.records.cache.ttl == store.sizes.cache.ttl == 7
+
+
+def test_a_withdrawal_reaches_a_process_that_remembered_none_within_its_cache_seconds(
+    tmp_path, s3_bucket
+):
+    serving = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
+    timer = Timer()
+    serving.entries = Recent(5, timer=timer)
+    withdrawing = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(
+        serving, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY
+    )
+    assert serving.withdrawal(record.id) is None
+    calls = _count_calls(s3_bucket)
+
+    withdrawing.create_entry(record.id, WITHDRAWAL)
+    remembered = serving.withdrawal(record.id)
+    timer.now = 5
+    seen = serving.withdrawal(record.id)
+
+    assert (remembered, seen) == (None, WITHDRAWAL)
+    assert calls == {"PutObject": 1, "GetObject": 1}
+
+
+def test_the_process_that_withdraws_sees_its_withdrawal_at_once(tmp_path, s3_bucket):
+    store = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    assert store.withdrawal(record.id) is None
+
+    store.create_entry(record.id, WITHDRAWAL)
+
+    assert store.withdrawal(record.id) == WITHDRAWAL
+    assert store.remembers_for == 5
+
+
+class Timer:
+    """A timer the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -1,0 +1,287 @@
+"""``publish --retain-days``, ``withdraw`` and ``purge`` (SPEC §6), run in process."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporting_svc.storage import layout
+from reporting_svc.storage.record import format_instant, parse_instant
+from tests.conftest import STUDY, error_of
+
+REASON = "wrong cut-off date"
+PAST = "2020-01-01T00:00:00.000Z"
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Any:
+    """``stored(job_id, name)``: the path of a job's key in the local store."""
+
+    def path(job_id: str, name: str) -> Path:
+        return tmp_path / "reports" / layout.JOBS / job_id / name
+
+    return path
+
+
+@pytest.fixture
+def trail(audit_records: Any) -> Any:
+    """``trail(event)``: the audit records of one event, after checking the chain."""
+
+    def records(event: str) -> list[dict[str, Any]]:
+        return [record for record in audit_records() if record["event"] == event]
+
+    return records
+
+
+def state(folder: Path) -> tuple[dict[str, bytes], bytes, list[Any]]:
+    """The store's files, the audit trail and the catalog's rows: what a dry run keeps."""
+    root = folder / "reports"
+    files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with sqlite3.connect(folder / "var" / "catalog.sqlite3") as connection:
+        rows = connection.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+    return files, (folder / "var" / "audit.jsonl").read_bytes(), rows
+
+
+@pytest.mark.parametrize(
+    ("options", "environ", "days"),
+    [
+        (["--retain-days", "3"], {}, 3),
+        ([], {"RETENTION_DAYS": "30"}, 30),
+        (["--retain-days", "2"], {"RETENTION_DAYS": "30"}, 2),
+        ([], {}, None),
+    ],
+    ids=["option", "setting", "option-over-setting", "never"],
+)
+def test_publish_sets_expires_at_from_the_retention_in_days(
+    publish_command: Any, command: Any, options: list[str], environ: dict[str, str], days: Any
+) -> None:
+    for name, value in environ.items():
+        command("check", **{name: value})
+    code, out, _ = publish_command(*options)
+
+    record = json.loads(out)
+    assert code == 0
+    if days is None:
+        assert record["expiresAt"] is None
+    else:
+        expected = parse_instant(record["completedAt"]) + timedelta(days=days)
+        assert record["expiresAt"] == format_instant(expected)
+
+
+def test_publish_takes_an_expiry_instant_instead(publish_command: Any) -> None:
+    code, out, _ = publish_command("--expires-at", PAST)
+
+    assert (code, json.loads(out)["expiresAt"]) == (0, PAST)
+
+
+@pytest.mark.parametrize(
+    ("options", "environ"),
+    [(["--retain-days", "0"], {}), ([], {"RETENTION_DAYS": "-1"}), ([], {"RETENTION_DAYS": "x"})],
+)
+def test_a_bad_retention_is_refused_in_one_line(
+    publish_command: Any, command: Any, options: list[str], environ: dict[str, str]
+) -> None:
+    for name, value in environ.items():
+        command("check", **{name: value})
+    code, out, err = publish_command(*options)
+
+    assert (code, out) == (2, "")
+    assert err.startswith("reporting-svc: error:") and err.count("\n") == 1
+
+
+def test_withdraw_writes_the_entry_and_one_withdrawn_record_naming_operator_and_reason(
+    command: Any, publish: Any, stored: Any, trail: Any
+) -> None:
+    job = publish()
+
+    code, out, _ = command("withdraw", job.id.lower(), "--reason", REASON, "--by", "ops-anna")
+
+    entry = json.loads(stored(job.id, "withdrawn.json").read_bytes())
+    assert (code, out.startswith(f"OK: job {job.id} withdrawn at ")) == (0, True)
+    assert (entry["by"], entry["reason"]) == ("ops-anna", REASON)
+    (record,) = trail("withdrawn")
+    assert (record["subject"], record["jobId"], record["studyId"]) == ("ops-anna", job.id, STUDY)
+    assert REASON in record["userAgent"]
+    assert (record["sha256"], record["reportName"]) == (job.sha256, job.reportName)
+
+
+def test_a_second_withdrawal_keeps_the_first_and_writes_no_record(
+    command: Any, publish: Any, stored: Any, trail: Any
+) -> None:
+    job = publish()
+    command("withdraw", job.id, "--reason", REASON, "--by", "ops-anna")
+    first = stored(job.id, "withdrawn.json").read_bytes()
+
+    code, out, _ = command("withdraw", job.id, "--reason", "another", "--by", "ops-ben")
+
+    assert code == 1
+    assert "withdrawn already" in out and f"by ops-anna: {REASON}" in out
+    assert stored(job.id, "withdrawn.json").read_bytes() == first
+    assert len(trail("withdrawn")) == 1
+
+
+def test_publishing_a_withdrawn_id_again_is_refused_and_it_stays_withdrawn(
+    command: Any, publish_command: Any, download: Any, bearer: str
+) -> None:
+    job_id = json.loads(publish_command()[1])["id"]
+    command("withdraw", job_id, "--reason", REASON, "--by", "ops-anna")
+
+    code, _, err = publish_command("--job-id", job_id)
+
+    assert code == 1 and "already exists" in err
+    assert error_of(download({"id": job_id}, bearer))["details"] == f"withdrawn: {REASON}"
+
+
+@pytest.mark.parametrize(
+    ("job_id", "reason", "operator"),
+    [
+        ("0" * 32, REASON, "ops-anna"),
+        ("not-a-guid", REASON, "ops-anna"),
+        (None, "", "ops-anna"),
+        (None, "line one\nline two", "ops-anna"),
+        (None, "x" * 501, "ops-anna"),
+        (None, REASON, ""),
+    ],
+    ids=["unknown", "malformed", "empty-reason", "two-lines", "long-reason", "no-operator"],
+)
+def test_a_bad_withdrawal_is_refused_in_one_line_and_changes_nothing(
+    command: Any, publish: Any, stored: Any, audit_records: Any, job_id: Any, reason: str,
+    operator: str,
+) -> None:  # fmt: skip
+    job = publish()
+
+    code, out, err = command("withdraw", job_id or job.id, "--reason", reason, "--by", operator)
+
+    assert (code, out) == (2, "")
+    assert err.startswith("reporting-svc: error:") and err.count("\n") == 1
+    assert not stored(job.id, "withdrawn.json").exists()
+    assert audit_records() == []
+
+
+def test_withdraw_with_delete_content_purges_the_file_and_keeps_the_record(
+    command: Any, publish: Any, stored: Any, trail: Any, download: Any, bearer: str
+) -> None:
+    job = publish()
+
+    code, out, _ = command(
+        "withdraw", job.id, "--reason", REASON, "--by", "ops-anna", "--delete-content"
+    )
+
+    assert code == 0 and "its file is purged" in out
+    assert not stored(job.id, "content").exists()
+    assert stored(job.id, "record.json").exists()
+    assert [r["jobId"] for r in trail("withdrawn")] == [r["jobId"] for r in trail("purged")]
+    assert error_of(download({"id": job.id}, bearer))["details"] == f"withdrawn: {REASON}"
+
+
+@pytest.fixture
+def three_jobs(publish: Any, command: Any) -> dict[str, Any]:
+    """A job that expired, one that will expire, and one withdrawn a while ago."""
+    jobs = {
+        "expired": publish(expires_at=PAST),
+        "live": publish(retain_days=30),
+        "withdrawn": publish(),
+    }
+    command("withdraw", jobs["withdrawn"].id, "--reason", REASON, "--by", "ops-anna")
+    return jobs
+
+
+def test_a_dry_run_lists_what_would_go_and_changes_nothing(
+    command: Any, three_jobs: dict[str, Any], tmp_path: Path
+) -> None:
+    before = state(tmp_path)
+
+    code, out, _ = command("purge", "--dry-run", "--withdrawn")
+
+    assert code == 0
+    assert out.splitlines() == [
+        *sorted(f"would purge {three_jobs[n].id}" for n in ("expired", "withdrawn")),
+        "DRY RUN: 2 job(s) would be purged, 0 left; nothing changed",
+    ]
+    assert state(tmp_path) == before
+
+
+def test_purge_deletes_expired_files_once_keeps_records_and_leaves_withdrawn_unless_asked(
+    command: Any, three_jobs: dict[str, Any], stored: Any, trail: Any, audit_command: Any
+) -> None:
+    expired, live, withdrawn = (three_jobs[n].id for n in ("expired", "live", "withdrawn"))
+
+    first = command("purge", "--by", "cron")
+    again = command("purge", "--by", "cron")
+    with_withdrawn = command("purge", "--withdrawn", "--by", "cron")
+
+    assert (
+        first[1].splitlines()[-1] == "OK: 1 job(s) purged, 0 finished after another purge, 1 left"
+    )
+    assert (
+        again[1].splitlines()[-1] == "OK: 0 job(s) purged, 0 finished after another purge, 1 left"
+    )
+    assert with_withdrawn[1].splitlines()[-1].startswith("OK: 1 job(s) purged")
+    assert [(r["jobId"], r["subject"]) for r in trail("purged")] == [
+        (expired, "cron"),
+        (withdrawn, "cron"),
+    ]
+    for job_id in (expired, withdrawn):
+        assert not stored(job_id, "content").exists()
+        assert stored(job_id, "record.json").exists() and stored(job_id, "purged.json").exists()
+    assert stored(live, "content").exists()
+    assert audit_command("verify")[0] == 0
+
+
+def test_older_than_keeps_files_that_expired_more_recently(
+    command: Any, publish: Any, stored: Any
+) -> None:
+    now = datetime.now(UTC)
+    old = publish(expires_at=format_instant(now - timedelta(days=3)))
+    recent = publish(expires_at=format_instant(now - timedelta(hours=1)))
+
+    code, out, _ = command("purge", "--older-than", "2")
+
+    assert (code, out.splitlines()[-1]) == (
+        0,
+        "OK: 1 job(s) purged, 0 finished after another purge, 0 left",
+    )
+    assert not stored(old.id, "content").exists()
+    assert stored(recent.id, "content").exists()
+
+
+def test_a_purge_whose_record_cannot_be_written_takes_its_claim_back_and_fails(
+    command: Any, publish: Any, stored: Any, tmp_path: Path
+) -> None:
+    job = publish(expires_at=PAST)
+
+    code, _, err = command("purge", AUDIT_FILE="/dev/full")
+
+    assert code == 1 and "audit trail failed" in err
+    assert stored(job.id, "content").exists()
+    assert not stored(job.id, "purged.json").exists()
+    restored = command("purge", AUDIT_FILE=str(tmp_path / "var" / "audit.jsonl"))
+    assert restored[1].splitlines()[-1].startswith("OK: 1 job(s) purged")
+
+
+def test_rebuild_restores_withdrawals_and_purges_from_the_store(
+    command: Any, three_jobs: dict[str, Any], tmp_path: Path, listing: Any, bearer: str
+) -> None:
+    command("purge")
+    with sqlite3.connect(tmp_path / "var" / "catalog.sqlite3") as connection:
+        connection.execute("DELETE FROM jobs")
+
+    check = command("catalog", "check")
+    rebuilt = command("catalog", "rebuild")
+
+    withdrawn, expired = three_jobs["withdrawn"].id, three_jobs["expired"].id
+    assert check[0] == 1
+    assert f"withdrawn in the store, not in the catalog: {withdrawn}" in check[1]
+    assert f"purged in the store, not in the catalog: {expired}" in check[1]
+    assert rebuilt[1].endswith("1 withdrawal(s) and 1 purge(s) restored\n")
+    assert command("catalog", "check")[0] == 0
+    assert command("purge", "--dry-run")[1].startswith("DRY RUN: 0 job(s)")
+    result = listing({"studyId": STUDY, "limit": "10", "offset": "0"}, bearer).get_json()
+    assert [run["downloadId"] for run in result["result"]["reportRunStatus"]] == [
+        three_jobs["live"].id
+    ]
