@@ -1,7 +1,8 @@
 """Black-box access matrix: every subject asks for every job over HTTP from real gunicorn.
 
-The expected outcome of each pair is written out by hand below, from SPEC §1 step 4 and
-§3, and never computed by the code under test. Tokens are ES256, picked from a JWKS file
+The expected outcome of each pair is written out by hand below, from SPEC §1 step 4, §3
+and §6 (an expired or withdrawn job is 410 only for a caller who may download it), and
+never computed by the code under test. Tokens are ES256, picked from a JWKS file
 by ``kid``; grants come from a grants file keyed by subject, as in production.
 """
 
@@ -42,6 +43,17 @@ JOBS: dict[str, tuple[str, str, str]] = {
     "C-training": (STUDY_C, "training", VIEW),
     "T-active": ("tenant", "active", VIEW),
     "T-test": ("tenant", "test", VIEW),
+    "A-test-expired": (STUDY_A, "test", VIEW),
+    "A-active-withdrawn": (STUDY_A, "active", VIEW),
+    "T-test-withdrawn": ("tenant", "test", VIEW),
+}
+# Jobs that are no longer available (SPEC §6), and how.
+EXPIRED_AT = "2025-06-05T00:00:00.000Z"
+WITHDRAWN_FOR = "issued with the wrong cut-off"
+GONE = {
+    "A-test-expired": "expired",
+    "A-active-withdrawn": "withdrawn",
+    "T-test-withdrawn": "withdrawn",
 }
 
 # The grants file. "nobody" is absent from it.
@@ -57,17 +69,18 @@ GRANTS: dict[str, list[str]] = {
 
 # fmt: off
 COLUMNS = ("A-test", "A-active", "A-training", "A-unblinded", "B-active", "B-test",
-           "C-training", "T-active", "T-test")
+           "C-training", "T-active", "T-test", "A-test-expired", "A-active-withdrawn",
+           "T-test-withdrawn")
 EXPECTED: dict[str, tuple[int, ...]] = {
-    #                           A-test A-act A-trn A-unbl B-act B-test C-trn T-act T-test
-    "a-test-viewer":            (200,  401,  401,  401,   401,  401,   401,  401,  401),
-    "a-all-modes-unblinded":    (200,  200,  200,  200,   401,  401,   401,  401,  401),
-    "a-active-viewer":          (401,  200,  401,  401,   401,  401,   401,  401,  401),
-    "a-unblinded-only":         (401,  401,  401,  200,   401,  401,   401,  401,  401),
-    "b-active-viewer":          (401,  401,  401,  401,   200,  401,   401,  401,  401),
-    "tenant-viewer":            (401,  401,  401,  401,   401,  401,   401,  200,  200),
-    "c-training-tenant-active": (401,  401,  401,  401,   401,  401,   200,  200,  401),
-    "nobody":                   (401,  401,  401,  401,   401,  401,   401,  401,  401),
+    #                          A-ts A-ac A-tr A-un B-ac B-ts C-tr T-ac T-ts A-ex A-wd T-wd
+    "a-test-viewer":            (200, 401, 401, 401, 401, 401, 401, 401, 401, 410, 401, 401),
+    "a-all-modes-unblinded":    (200, 200, 200, 200, 401, 401, 401, 401, 401, 410, 410, 401),
+    "a-active-viewer":          (401, 200, 401, 401, 401, 401, 401, 401, 401, 401, 410, 401),
+    "a-unblinded-only":         (401, 401, 401, 200, 401, 401, 401, 401, 401, 401, 401, 401),
+    "b-active-viewer":          (401, 401, 401, 401, 200, 401, 401, 401, 401, 401, 401, 401),
+    "tenant-viewer":            (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401, 410),
+    "c-training-tenant-active": (401, 401, 401, 401, 401, 401, 200, 200, 401, 401, 401, 401),
+    "nobody":                   (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 # fmt: on
 
@@ -92,11 +105,14 @@ def publish(env: dict[str, str], folder: Path, name: str) -> str:
     path = folder / f"{name}.csv"
     path.write_text(name + "\n")
     scope_args = ["--tenant"] if scope == "tenant" else ["--study-id", scope]
+    expiry = ["--expires-at", EXPIRED_AT] if GONE.get(name) == "expired" else []
     result = p.run_cli(
         "publish", str(path), "--report-name", REPORT_NAME, "--mode", mode, *scope_args,
-        "--required-permission", permission, "--kickoff", KICKOFF, env=env,
+        "--required-permission", permission, "--kickoff", KICKOFF, *expiry, env=env,
     )  # fmt: skip
     job_id: str = json.loads(result.stdout)["id"]
+    if GONE.get(name) == "withdrawn":
+        p.run_cli("withdraw", job_id, "--reason", WITHDRAWN_FOR, "--by", "ops", env=env)
     return job_id
 
 
@@ -143,6 +159,12 @@ def test_every_subject_gets_exactly_the_jobs_the_table_allows(service: Service) 
             statuses.append(response.status_code)
             if response.status_code == 200:
                 assert response.content == f"{job}\n".encode(), (subject, job)
+            elif response.status_code == 410:
+                assert response.json()["errorData"]["details"] == (
+                    f"expired at {EXPIRED_AT}"
+                    if GONE[job] == "expired"
+                    else f"withdrawn: {WITHDRAWN_FOR}"
+                ), (subject, job)
             elif response.status_code == 401:
                 challenge = response.headers["WWW-Authenticate"]
                 assert challenge == 'Bearer error="insufficient_scope"', (subject, job)
@@ -151,7 +173,8 @@ def test_every_subject_gets_exactly_the_jobs_the_table_allows(service: Service) 
     assert actual == EXPECTED
 
 
-DENIED = ["A-test", "A-active", "A-training", "B-test", "C-training", "T-active", "T-test"]
+DENIED = ["A-test", "A-active", "A-training", "B-test", "C-training", "T-active", "T-test",
+          "A-test-expired", "A-active-withdrawn", "T-test-withdrawn"]  # fmt: skip
 
 
 @pytest.mark.parametrize("subject", ["b-active-viewer", "nobody"])
@@ -196,3 +219,15 @@ def test_filter_guesses_do_not_change_a_denial(
     assert guessed.headers["WWW-Authenticate"] == baseline.headers["WWW-Authenticate"]
     # The same filters do reach the job for a caller allowed to see it.
     assert service.get("a-active-viewer", "A-active", **filters).status_code == entitled_status
+
+
+@pytest.mark.parametrize(("filters", "entitled_status"), GUESSES)
+def test_filter_guesses_on_a_withdrawn_job_give_what_they_give_on_a_live_one(
+    service: Service, filters: dict[str, str], entitled_status: int
+) -> None:
+    denied = service.get("b-active-viewer", "A-active-withdrawn", **filters)
+    entitled = service.get("a-active-viewer", "A-active-withdrawn", **filters)
+
+    assert denied.status_code == 401
+    assert denied.json() == service.get("b-active-viewer", "A-active", **filters).json()
+    assert entitled.status_code == (410 if entitled_status == 200 else 404)
