@@ -72,7 +72,7 @@ COLUMNS = ("A-test", "A-active", "A-training", "A-unblinded", "B-active", "B-tes
            "C-training", "T-active", "T-test", "A-test-expired", "A-active-withdrawn",
            "T-test-withdrawn")
 EXPECTED: dict[str, tuple[int, ...]] = {
-    #                          A-ts A-ac A-tr A-un B-ac B-ts C-tr T-ac T-ts A-ex A-wd T-wd
+    #                            A-ts A-ac A-tr A-un B-ac B-ts C-tr T-ac T-ts A-ex A-wd T-wd
     "a-test-viewer":            (200, 401, 401, 401, 401, 401, 401, 401, 401, 410, 401, 401),
     "a-all-modes-unblinded":    (200, 200, 200, 200, 401, 401, 401, 401, 401, 410, 410, 401),
     "a-active-viewer":          (401, 200, 401, 401, 401, 401, 401, 401, 401, 401, 410, 401),
