@@ -6,6 +6,7 @@ The store stays the truth; the catalog can always be rebuilt from it (``rebuild`
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -149,8 +150,10 @@ class Catalog:
             return queries.count(connection, where)
 
     def lapsed(self, before: datetime) -> Iterator[Lapsed]:
-        """Jobs not purged whose availability ended before ``before``, by id, read a batch
-        at a time after the last id seen, so a purge may mark them while it reads."""
+        """Jobs not purged whose availability ended before ``before``, read a batch at a
+        time after the last id seen, so a purge may mark them while it reads. Each batch
+        comes in a random order: purges on several hosts at once share its jobs instead
+        of one trailing the other through them."""
         where = queries.lapsed_where(queries.micros(before))
         after = ""
         while True:
@@ -162,11 +165,13 @@ class Catalog:
             )
             with _failures(), self.engines.reading() as connection:
                 rows = connection.execute(statement).all()
-            for row in rows:
+            if not rows:
+                return
+            after = rows[-1].id
+            for row in random.sample(rows, len(rows)):
                 yield Lapsed(JobRecord.from_json(row.record), queries.instant(row.withdrawn_us))
             if len(rows) < BATCH:
                 return
-            after = rows[-1].id
 
     def check(self) -> str | None:
         """Why the catalog cannot answer now (for readiness), or None when it can; cheap."""

@@ -1,0 +1,229 @@
+"""Withdrawal and purge against running servers, stores and catalogs (SPEC §6).
+
+A withdrawal must reach every gunicorn worker of every host within 10 seconds, without
+cutting a download already streaming; purges run from cron on several hosts at once, or
+killed half-way, leave each job purged once and on record once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from reporting_svc.catalog import make_catalog
+from reporting_svc.publish import publish_report
+from reporting_svc.settings import load_settings
+from reporting_svc.storage import JobRecord, make_store
+from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
+from tests.integration import processes as p
+
+pytestmark = pytest.mark.integration
+
+GRANT = f"{STUDY}:test:REPORTING_VIEW"
+REASON = "unblinded columns in a blinded extract"
+DEADLINE = 10.0  # SPEC §6: seconds within which every host refuses a withdrawn job
+PAST = "2020-01-01T00:00:00.000Z"
+# ``python -c GATED READY GATE ARGS``: ``reporting-svc ARGS`` once loaded, says so by
+# creating READY, then waits for GATE, so runs started together really start together.
+GATED = """
+import pathlib, sys, time
+from reporting_svc.cli import main
+pathlib.Path(sys.argv[1]).touch()
+while not pathlib.Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One download attempt: when it was sent (seconds after the withdrawal began), its
+    status, and for a 200 whether the body was the whole file."""
+
+    sent: float
+    status: int
+    whole: bool
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 in this process reads moto's dummy credentials from the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def publish_expired(env: dict[str, str], folder: Path, count: int) -> list[JobRecord]:
+    """``count`` jobs published in this process, each already expired."""
+    settings = load_settings(env)
+    store, catalog = make_store(settings), make_catalog(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for number in range(count):
+        path = folder / f"extract-{number}.csv"
+        path.write_text(f"job {number}\n")
+        records.append(
+            publish_report(
+                store, path, report_name="Extract", mode="test", study_id=STUDY,
+                expires_at=PAST, catalog=catalog,
+            )
+        )  # fmt: skip
+    return records
+
+
+def download_until(urls: list[str], token: str, digest: str, t0: float, end: float) -> list[Answer]:
+    """Download from every URL, several at a time on new connections (so every worker
+    gets some), until ``end``; each answer timed from ``t0``."""
+
+    def fetch(url: str) -> Answer:
+        sent = time.monotonic() - t0
+        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        whole = hashlib.sha256(response.content).hexdigest() == digest
+        return Answer(sent, response.status_code, whole)
+
+    answers: list[Answer] = []
+    with ThreadPoolExecutor(8) as pool:
+        while time.monotonic() < end:
+            answers.extend(pool.map(fetch, [url for url in urls for _ in range(4)]))
+    return answers
+
+
+def listed(base: str, token: str) -> int:
+    response = requests.get(
+        base + DOWNLOAD_LIST,
+        params={"studyId": STUDY, "limit": "10", "offset": "0"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    total: int = response.json()["result"]["totalResults"]
+    return total
+
+
+@pytest.fixture
+def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[str, str]]]:
+    """The environments of the hosts under test: one host on local disk with four
+    workers, or two hosts on one S3 store (moto's server) and one PostgreSQL catalog."""
+    if request.param == "local":
+        env = {**p.service_env(tmp_path / "host"), "WEB_CONCURRENCY": "4"}
+        yield [env]
+        return
+    moto, catalog = request.getfixturevalue("moto_server"), request.getfixturevalue("postgres_url")
+    shared = {**p.s3_env(p.service_env(tmp_path), moto), "REPORTING_SVC_CATALOG_URL": catalog}
+    yield [
+        {**shared, "REPORTING_SVC_VAR_DIR": str(tmp_path / name / "var")}
+        for name in ("host-a", "host-b")
+    ]
+
+
+@pytest.mark.parametrize("hosts", ["local", "s3-two-hosts"], indirect=True)
+def test_every_worker_of_every_host_refuses_a_withdrawn_job_within_ten_seconds(
+    hosts: list[dict[str, str]], processes: p.Processes, tmp_path: Path
+) -> None:
+    content = os.urandom(8 * 1024 * 1024)
+    (tmp_path / "extract.zip").write_bytes(content)
+    record = p.publish_with_cli(hosts[0], tmp_path / "extract.zip")
+    token = p.token_with_cli(hosts[0], GRANT)
+    bases = [processes.serve(env) for env in hosts]
+    urls = [f"{base}{DOWNLOAD}?id={record['id']}" for base in bases]
+    digest = record["sha256"]
+    warm = download_until(urls, token, digest, time.monotonic(), time.monotonic() + 1)
+    assert {(a.status, a.whole) for a in warm} == {(200, True)}
+    streaming = requests.get(
+        urls[-1], headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30
+    )
+    first = streaming.raw.read(64 * 1024)
+
+    t0 = time.monotonic()
+    p.run_cli("withdraw", record["id"], "--reason", REASON, "--by", "ops-anna", env=hosts[0])
+    totals = [listed(base, token) for base in bases]
+    answers = download_until(urls, token, digest, t0, t0 + DEADLINE + 1.5)
+
+    rest = streaming.raw.read()
+    assert hashlib.sha256(first + rest).hexdigest() == digest, "a running download was cut"
+    assert totals == [0] * len(bases)
+    assert {(a.status, a.whole) for a in answers} <= {(200, True), (410, False)}
+    late = [a.status for a in answers if a.sent >= DEADLINE]
+    assert len(late) >= 8 and set(late) == {410}
+
+
+@pytest.mark.parametrize("hosts", ["local", "s3-two-hosts"], indirect=True)
+def test_purges_racing_on_one_store_purge_and_record_each_job_once(
+    hosts: list[dict[str, str]], tmp_path: Path, aws_credentials: None
+) -> None:
+    jobs = publish_expired(hosts[0], tmp_path / "upstream", 150)
+    runs = [hosts[n % len(hosts)] for n in range(2)]
+    gate = tmp_path / "gate"
+    ready = [tmp_path / f"ready-{n}" for n in range(len(runs))]
+
+    gated = [str(p.BIN / "python"), "-c", GATED]
+    started = [
+        subprocess.Popen(
+            [*gated, str(ready[n]), str(gate), "purge", "--by", f"cron-{n}"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n, env in enumerate(runs)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.touch()
+    outputs = [process.communicate(timeout=120) for process in started]
+
+    assert [process.returncode for process in started] == [0, 0], outputs
+    purged = [int(out.splitlines()[-1].split()[1]) for out, _ in outputs]
+    assert sum(purged) == len(jobs)
+    assert min(purged) > 0, f"the purges did not share the jobs: {outputs}"
+    assert_purged_once(hosts, jobs)
+
+
+def test_a_purge_killed_half_way_finishes_when_run_again(tmp_path: Path) -> None:
+    env = p.service_env(tmp_path / "host")
+    jobs = publish_expired(env, tmp_path / "upstream", 400)
+    claims = Path(env["REPORTING_SVC_LOCAL_ROOT"]) / "jobs"
+    process = subprocess.Popen(
+        [str(p.BIN / "reporting-svc"), "purge"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(claims.glob("*/purged.json"))) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    left = [job.id for job in jobs if (claims / job.id / "content").exists()]
+    claimed = [job_id for job_id in left if (claims / job_id / "purged.json").exists()]
+    assert 0 < len(left) < len(jobs), "the purge was not killed half-way"
+
+    again = p.run_cli("purge", env=env)
+
+    assert again.stdout.splitlines()[-1] == (
+        f"OK: {len(left) - len(claimed)} job(s) purged,"
+        f" {len(claimed)} finished after another purge, 0 left"
+    )
+    assert_purged_once([env], jobs)
+
+
+def assert_purged_once(hosts: list[dict[str, str]], jobs: list[JobRecord]) -> None:
+    """Every job's file gone and its record kept, one ``purged`` record per job across
+    the hosts' trails, every trail verified, and the catalog agreeing with the store."""
+    settings = load_settings(hosts[0])
+    store = make_store(settings)
+    assert all(store.size_of(job) is None for job in jobs)
+    assert all(store.get_record(job.id) == job for job in jobs)
+    recorded = []
+    for env in hosts:
+        assert p.run_cli("audit", "verify", env=env).returncode == 0
+        lines = (Path(env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl").read_text().splitlines()
+        recorded += [r["jobId"] for r in map(json.loads, lines) if r["event"] == "purged"]
+    assert sorted(recorded) == sorted(job.id for job in jobs)
+    assert p.run_cli("catalog", "check", env=hosts[0]).returncode == 0
+    assert p.run_cli("purge", "--dry-run", env=hosts[0]).stdout.startswith("DRY RUN: 0 job(s)")
