@@ -329,3 +329,19 @@ class Timer:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_only_report_files_carry_the_tag_a_lifecycle_rule_selects(publish, s3_bucket, store):
+    job = publish()
+    store.create_entry(job.id, WITHDRAWAL)
+
+    tagged = {
+        key: s3_bucket.get_object_tagging(Bucket=BUCKET, Key=PREFIX + key)["TagSet"]
+        for key in (layout.content_key(job.id), layout.record_key(job.id), layout.claim_key(job.id))
+    }
+
+    assert tagged == {
+        layout.content_key(job.id): [{"Key": "reporting-svc", "Value": "content"}],
+        layout.record_key(job.id): [],
+        layout.claim_key(job.id): [],
+    }

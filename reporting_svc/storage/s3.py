@@ -17,6 +17,9 @@ from .recent import Recent
 from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+# The tag every report file carries (and no record, claim or entry), so a bucket
+# lifecycle rule can expire the files alone (README: Retention and withdrawal).
+CONTENT_TAG = "reporting-svc=content"
 _TAKEN = {"PreconditionFailed", "412"}
 # S3 answers 409 to a conditional write that raced another one on the same key; retried,
 # it answers 412 (taken) or succeeds.
@@ -162,7 +165,7 @@ class S3Store(Store):
             source,
             self.bucket,
             self.key(layout.content_key(record.id)),
-            ExtraArgs={"ContentType": record.contentType},
+            ExtraArgs={"ContentType": record.contentType, "Tagging": CONTENT_TAG},
         )
         marker = layout.index_key(record.studyId, record.mode, record.id)
         self.client.put_object(Bucket=self.bucket, Key=self.key(marker), Body=b"")
