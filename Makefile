@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test test-fast lint system-packages bench bench-listing
+.PHONY: run test test-fast lint system-packages bench bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
@@ -54,3 +54,7 @@ $(REDBOT_VENV)/.installed:
 	$(PYTHON) -m venv $(REDBOT_VENV)
 	$(REDBOT_VENV)/bin/pip install --quiet 'redbot>=2.7,<3'
 	touch $@
+
+# What the expiry and withdrawal check costs each download, in process; writes bench/results/withdrawal.md.
+bench-withdrawal: $(VENV)/.installed-test
+	$(BIN)/python -m bench.withdrawal $(BENCH_ARGS)
