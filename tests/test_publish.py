@@ -146,6 +146,10 @@ def test_existing_id_is_refused_and_the_first_file_kept(local_store, report_file
         ({"report_name": "Extract\r\nX-Injected: 1"}, "report name"),
         ({"kickoff": "yesterday"}, "kickoff"),
         ({"kickoff": ""}, "kickoff"),
+        ({"retain_days": 0}, "retention"),
+        ({"retain_days": 10**6}, "retention"),
+        ({"expires_at": "soon"}, "expiry"),
+        ({"retain_days": 3, "expires_at": "2030-01-01T00:00:00Z"}, "not both"),
     ],
 )
 def test_bad_argument_is_refused_and_nothing_written(
