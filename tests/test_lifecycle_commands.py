@@ -12,7 +12,7 @@ import pytest
 
 from reporting_svc.storage import layout
 from reporting_svc.storage.record import format_instant, parse_instant
-from tests.conftest import STUDY, error_of
+from tests.conftest import BUCKET, STUDY, error_of
 
 REASON = "wrong cut-off date"
 PAST = "2020-01-01T00:00:00.000Z"
@@ -285,3 +285,27 @@ def test_rebuild_restores_withdrawals_and_purges_from_the_store(
     assert [run["downloadId"] for run in result["result"]["reportRunStatus"]] == [
         three_jobs["live"].id
     ]
+
+
+def test_on_s3_a_withdrawn_file_goes_only_once_every_process_has_forgotten_it(
+    command: Any, report: Path, s3_bucket: Any
+) -> None:
+    s3 = {"STORE": "s3", "S3_BUCKET": BUCKET, "S3_REGION": "us-east-1", "S3_CACHE_SECONDS": "1"}
+    job_id = json.loads(command("publish", str(report), "--report-name", "R", "--mode", "test",
+                                "--study-id", STUDY, **s3)[1])["id"]  # fmt: skip
+    command("withdraw", job_id, "--reason", REASON, "--by", "ops-anna")
+
+    early = command("purge", "--withdrawn")
+    deleted = command(
+        "withdraw", job_id, "--reason", REASON, "--by", "ops-anna", "--delete-content"
+    )
+
+    assert (
+        early[1]
+        .splitlines()[-1]
+        .endswith("0 job(s) purged, 0 finished after another purge, 1 left")
+    )
+    assert "waiting 2 s for every host to refuse the job" in deleted[1]
+    assert "its file is purged" in deleted[1]
+    with pytest.raises(s3_bucket.exceptions.NoSuchKey):
+        s3_bucket.get_object(Bucket=BUCKET, Key=layout.content_key(job_id))
