@@ -6,11 +6,10 @@ import argparse
 import getpass
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from ..audit import make_audit_trail
 from ..catalog import make_catalog
-from ..settings import Settings
+from ..settings import MAX_RETENTION_DAYS, Settings
 from ..storage import make_store
 from .purge import Purger
 from .records import Operator
@@ -21,7 +20,9 @@ from .withdraw import withdraw_job
 SETTLE_MARGIN_SECONDS = 1.0
 
 
-def add_lifecycle_commands(commands: Any) -> None:
+def add_lifecycle_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Add ``withdraw`` and ``purge`` to the top-level commands."""
     withdraw = commands.add_parser("withdraw", help="withdraw a report issued in error")
     withdraw.add_argument("job_id", metavar="ID")
@@ -82,7 +83,7 @@ def purge_command(settings: Settings, args: argparse.Namespace) -> int:
     purger = Purger(store, catalog, audit, Operator(args.by, "reporting-svc purge"), _now())
     summary = purger.run(older_than=args.older_than, withdrawn=args.withdrawn, dry_run=args.dry_run)
     if args.dry_run:
-        for job_id in summary.purged:
+        for job_id in sorted(summary.purged):
             print(f"would purge {job_id}")
     print(summary.line())
     return 0
@@ -97,6 +98,8 @@ def _days(text: str) -> timedelta:
         days = float(text)
     except ValueError:
         days = -1
-    if not 0 <= days <= 36600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 0 to 36600")
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days from 0 to {MAX_RETENTION_DAYS}"
+        )
     return timedelta(days=days)

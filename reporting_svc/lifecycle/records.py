@@ -8,6 +8,7 @@ from typing import Any
 
 from ..audit import AuditTrail
 from ..storage import JobRecord
+from ..storage.entries import check_operator
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Operator:
     name: str
     agent: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        check_operator(self.name)
 
     def record(self, audit: AuditTrail, event: str, job: JobRecord) -> None:
         """Write the event about ``job``; AuditUnavailableError when it cannot be."""

@@ -15,7 +15,7 @@ from ..audit import AuditTrail, AuditUnavailableError
 from ..catalog import Catalog, CatalogError
 from ..ids import normalise_guid
 from ..storage import JobRecord, Store
-from ..storage.entries import Withdrawal, check_operator, check_reason
+from ..storage.entries import Withdrawal, check_reason
 from ..storage.record import format_instant
 from ..text import visible
 from .records import Operator
@@ -52,7 +52,7 @@ def withdraw_job(
     record = _stored(store, job_id)
     entry = Withdrawal(
         withdrawnAt=format_instant(now),
-        by=check_operator(operator.name),
+        by=operator.name,
         reason=check_reason(reason),
     )
     created = store.create_entry(record.id, entry)

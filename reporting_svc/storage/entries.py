@@ -15,9 +15,9 @@ from typing import Any, ClassVar, TypeVar
 from .record import parse_instant
 
 MAX_REASON = 500
-REASON_RULE = f"must be 1 to {MAX_REASON} printable characters"
+REASON_RULE = f"the reason must be 1 to {MAX_REASON} printable characters on one line"
 MAX_OPERATOR = 128
-OPERATOR_RULE = f"must be 1 to {MAX_OPERATOR} printable characters"
+OPERATOR_RULE = f"the operator's name must be 1 to {MAX_OPERATOR} printable characters"
 
 E = TypeVar("E", bound="Entry")
 
