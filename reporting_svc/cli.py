@@ -1,4 +1,5 @@
-"""The ``reporting-svc`` command: serve, check, publish, token and audit, on the same settings."""
+"""The ``reporting-svc`` command: serve, check, publish, token and audit on the same settings;
+fetch, a client of the API."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from . import create_app
 from .audit.commands import add_audit_commands
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
+from .fetch import add_fetch_command
 from .publish import PublishError, publish_report
 from .sample import curl_line, ensure_sample
 from .settings import Settings, SettingsError, load_settings
@@ -26,6 +28,8 @@ GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     args = _parser().parse_args(argv)
+    if getattr(args, "client", False):  # a client of the API: no service settings to load
+        return int(args.run(args))
     try:
         settings = load_settings()
         return int(args.run(settings, args))
@@ -72,6 +76,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         job_id=args.job_id,
         kickoff=args.kickoff,
         required_permission=args.required_permission,
+        file_name=args.file_name,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -122,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--job-id", help="default: a new random GUID")
     put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
+    put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.set_defaults(run=publish)
 
     mint = commands.add_parser("token", help="print a development token")
@@ -129,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--grant", action="append", required=True, metavar="SCOPE:MODES:PERMISSIONS")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
+
+    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify or show the audit trail of downloads")
     add_audit_commands(audit)
