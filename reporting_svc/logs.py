@@ -1,7 +1,9 @@
 """Logs as one JSON object per line on standard error, for the app and gunicorn alike.
 
 Nothing logged here carries a header, a token or file content: only the fields named
-below and the message, which the code writes itself.
+below and the message. Some of those hold caller text (a path, a subject, gunicorn's
+quote of a request it could not parse), so every line is ASCII, escaped as JSON escapes
+it (no raw U+0085 or U+2028 for a reader to split on), and any token in it is redacted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from flask import has_request_context
 from gunicorn import glogging
 
 from .http.response_headers import request_id
+from .text import redact_tokens
 
 FIELDS = (
     "requestId",
@@ -48,7 +51,13 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(
+            {
+                key: redact_tokens(value) if isinstance(value, str) else value
+                for key, value in entry.items()
+            },
+            ensure_ascii=True,
+        )
 
 
 class RequestIdFilter(logging.Filter):
@@ -78,7 +87,11 @@ def configure_logging(level: str) -> None:
 
 
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's error and access logs in the same JSON lines as the app's."""
+    """gunicorn's error and access logs in the same JSON lines as the app's.
+
+    The formatter redacts tokens: gunicorn's warning about a request it refused quotes
+    the offending line, which may be a header carrying one (``Authorization Bearer …``).
+    """
 
     def setup(self, cfg: Any) -> None:
         """JSON everywhere; ``-`` means standard error for the access log too, since

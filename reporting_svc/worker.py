@@ -6,6 +6,10 @@ reaches a client, since nginx refuses such requests first; a deployment without 
 health probe or a test talking to gunicorn directly would see it. gunicorn has no hook
 for these answers, but every one of them goes through ``gunicorn.util.write_error``: the
 worker replaces that function, in its own process, with one that writes the envelope.
+
+gunicorn's message quotes the request text it could not parse, which may be a header
+line holding a token (``Authorization Bearer eyJ…`` without its colon): the envelope
+describes each kind of refusal in fixed words instead and echoes nothing the caller sent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from .errors import envelope_body
 
-MAX_DETAILS = 256
+# gunicorn's refusals by status; the 400s (a malformed request line, method, version,
+# header or chunk) are told apart only by messages that quote the request.
+REFUSALS = {
+    400: "The request could not be parsed as HTTP/1.1",
+    403: "The request was refused by the server",
+    414: "The request line is too long",
+    417: "The Expect header cannot be met",
+    431: "The request headers are too large or too many",
+    501: "The request's transfer coding is not supported",
+}
 
 
 class EnvelopeThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -34,8 +47,9 @@ def write_envelope(sock: socket.socket, status: int, reason: str, message: str) 
     """Send gunicorn's refusal as the API's JSON envelope, then let gunicorn close.
 
     The request id is a new one: the caller's header may be what could not be parsed.
+    gunicorn's ``message`` is not sent: it quotes the request (see the module's note).
     """
-    body = json.dumps(envelope_body(status, reason, message[:MAX_DETAILS] or None)).encode()
+    body = json.dumps(envelope_body(status, reason, REFUSALS.get(status))).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         "Connection: close\r\n"

@@ -245,3 +245,94 @@ def test_show_skips_a_line_that_is_no_record_with_a_warning(
     assert code == 0
     assert len(out.splitlines()) == len(ROWS)
     assert err == f"WARNING: line {len(ROWS) + 1} is not a record; skipped\n"
+
+
+def _printable_lines(out: str) -> list[str]:
+    """The lines ``str.splitlines`` sees, after checking none holds a control character."""
+    lines = out.splitlines()
+    assert all(line.isprintable() for line in lines), lines
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("sent", "field", "stored"),
+    [
+        pytest.param(
+            {"query": "id=%1b%5b1A%1b%5b2Kforged"},
+            "jobId",
+            "\\x1b[1A\\x1b[2Kforged",
+            id="cursor-moving-id",
+        ),
+        pytest.param(
+            {"query": "id=%0a2099-01-01T00:00:00.000Z%20start%20200%20alice"},
+            "jobId",
+            "\\x0a2099-01-01T00:00:00.000Z start 200 alice",
+            id="row-forging-id",
+        ),
+        pytest.param(
+            {"query": "id=%e2%80%aeABC%e2%80%a8%c2%85"},
+            "jobId",
+            "\\u202eABC\\u2028\\x85",
+            id="bidi-and-line-separator-id",
+        ),
+        pytest.param(
+            {"subject": "al\x1b[2K\nice\u202e"},
+            "subject",
+            "al\\x1b[2K\\x0aice\\u202e",
+            id="subject",
+        ),
+        pytest.param(
+            {"user_agent": "curl\x1b]0;owned\x07\x85"},
+            "userAgent",
+            "curl\\x1b]0;owned\\x07\\x85",
+            id="user-agent",
+        ),
+    ],
+)
+def test_hostile_request_text_is_stored_escaped_and_shown_as_one_printable_row(
+    download: Any,
+    token: Any,
+    audit_records: Any,
+    audit_command: Any,
+    sent: dict[str, str],
+    field: str,
+    stored: str,
+) -> None:
+    bearer = (
+        token(f"{STUDY}:test:REPORTING_VIEW", subject=sent["subject"])
+        if "subject" in sent
+        else None
+    )
+    headers = {"User-Agent": sent.get("user_agent", "pytest")}
+
+    download(sent.get("query", f"id={JOB_A}"), bearer, headers=headers)
+
+    (record,) = audit_records()
+    assert record[field] == stored
+    _, table, _ = audit_command("show")
+    _, lines, _ = audit_command("show", "--json")
+    assert len(_printable_lines(table)) == 2
+    (line,) = _printable_lines(lines)
+    assert json.loads(line)[field] == stored
+
+
+def test_show_renders_control_characters_of_an_older_trail_visibly(
+    audit_command: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "var" / "audit.jsonl"
+    FileSink(path, fsync=False).append(
+        {"event": "refused", "subject": "\x1b[2K\u202eevil", "jobId": "\n2099-01-01 start 200"}
+    )
+    hand_written = {"event": "refused", "subject": "\u202eevil\x85", "userAgent": "\u2028x"}
+    with path.open("ab") as handle:
+        handle.write(json.dumps(hand_written, ensure_ascii=False).encode() + b"\n")
+
+    _, table, _ = audit_command("show")
+    _, lines, _ = audit_command("show", "--json")
+
+    _, escaped, edited = _printable_lines(table)
+    assert "\\x1b[2K\\u202eevil" in escaped and "\\u202eevil\\x85" in edited
+    shown = _printable_lines(lines)
+    assert [json.loads(line) for line in shown] == [
+        json.loads(line) for line in path.read_bytes().splitlines()
+    ]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from reporting_svc.audit import AuditTrail, AuditUnavailableError, make_audit_trail
-from reporting_svc.audit.chain import GENESIS, seal, verify
+from reporting_svc.audit.chain import GENESIS, line_of, seal, verify
 from reporting_svc.audit.sinks import FileSink, StdoutSink
 from tests.conftest import OTHER_STUDY, STUDY
 
@@ -398,3 +398,46 @@ def test_bytes_past_the_head_that_do_not_chain_on_are_refused(tmp_path: Path) ->
 
     with pytest.raises(ValueError, match="does not end where its head says"):
         sink.append({"requestId": "two"})
+
+
+# Every field a caller's text can reach (``time`` too: ``write`` takes one given).
+TEXT_FIELDS = [name for name in SPEC_FIELDS[:-2] if name not in ("status", "bytesSent", "complete")]
+
+
+def test_control_and_bidi_characters_in_every_text_field_are_stored_escaped(
+    tmp_path: Path,
+) -> None:
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=False), None)
+
+    trail.write(status=400, **{name: f"\x1b[2K{name}\u202e\x85\u2028" for name in TEXT_FIELDS})
+
+    stored = json.loads((tmp_path / "audit.jsonl").read_text())
+    for name in TEXT_FIELDS:
+        assert stored[name] == f"\\x1b[2K{name}\\u202e\\x85\\u2028"
+    assert verify([(tmp_path / "audit.jsonl").read_bytes()]).ok
+
+
+def test_a_record_without_control_characters_is_stored_byte_for_byte_as_before(
+    tmp_path: Path,
+) -> None:
+    fields = {
+        "time": "2024-05-01T09:00:00.000Z",
+        "event": "start",
+        "requestId": "trace-42.a:b_c",
+        "subject": "alice@example.org",
+        "clientAddress": "2001:db8::7",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) «été» C:\\x1b",
+        "jobId": "A" * 32,
+        "studyId": STUDY,
+        "mode": "test",
+        "reportName": "Données patients — Woche 4",
+        "status": 200,
+        "delivery": "local",
+        "sha256": "ab" * 32,
+    }
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=False), None)
+
+    trail.write(**fields)
+
+    as_given = {name: fields.get(name) for name in SPEC_FIELDS[:-2]}
+    assert (tmp_path / "audit.jsonl").read_bytes() == line_of(seal(as_given, GENESIS))

@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
-from tests.conftest import DOWNLOAD, SECRET
+from tests.conftest import DOWNLOAD, SECRET, STUDY
 
 METRICS_TOKEN = "metrics-scrape-token-that-must-not-be-logged"
 SANE_ID = "trace-42.a:b_c"
@@ -149,6 +149,36 @@ def test_formatter_puts_an_exception_in_error_on_the_same_line() -> None:
     assert entry["message"] == "failed"
     assert entry["error"].startswith("Traceback")
     assert entry["error"].endswith("ValueError: boom")
+
+
+LINE_BREAKERS = "\x1b[2K\r\n\x85\u2028\u2029\u202e"
+
+
+def test_formatter_writes_caller_text_ascii_escaped_on_one_line() -> None:
+    record = _record("no route for %s", f"/x{LINE_BREAKERS}", path=f"/x{LINE_BREAKERS}")
+
+    line = JsonFormatter().format(record)
+
+    assert line.isascii()
+    (entry,) = [json.loads(text) for text in line.splitlines()]
+    assert entry["message"] == f"no route for /x{LINE_BREAKERS}"
+    assert entry["path"] == f"/x{LINE_BREAKERS}"
+
+
+def test_formatter_redacts_tokens_in_the_message_the_fields_and_the_error(bearer: str) -> None:
+    try:
+        raise ValueError(f"bad header Authorization Bearer {bearer}")
+    except ValueError:
+        record = _record("refused %s", f"Bearer {METRICS_TOKEN}", path=f"/x/{bearer}")
+        record.exc_info = sys.exc_info()
+
+    line = JsonFormatter().format(record)
+
+    assert bearer not in line and METRICS_TOKEN not in line
+    entry = json.loads(line)
+    assert entry["message"] == "refused Bearer [redacted]"
+    assert entry["path"] == "/x/[redacted]"
+    assert entry["error"].endswith("ValueError: bad header Authorization Bearer [redacted]")
 
 
 # --- RequestIdFilter -------------------------------------------------------------------
@@ -367,3 +397,40 @@ def test_gunicorn_error_log_is_json_too(
     assert entry["logger"] == "gunicorn.error"
     assert entry["level"] == "error"
     assert entry["message"] == "worker 7 timed out"
+
+
+def test_gunicorn_access_line_with_hostile_path_and_subject_is_one_line(
+    app: Flask,
+    token: Callable[..., str],
+    gunicorn_logger: Callable[..., GunicornLogger],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hostile = token(f"{STUDY}:test:REPORTING_VIEW", subject=f"al{LINE_BREAKERS}ice")
+    environ = _served_environ(
+        app, f"{DOWNLOAD}?id={'A' * 32}", {"Authorization": f"Bearer {hostile}"}
+    )
+    logger = gunicorn_logger(accesslog="-")
+
+    _access(
+        logger, PATH_INFO=f"{DOWNLOAD}{LINE_BREAKERS}", **{ACCESS_FIELDS: environ[ACCESS_FIELDS]}
+    )
+
+    err = capsys.readouterr().err
+    assert err.isascii()
+    (entry,) = [json.loads(line) for line in err.splitlines()]
+    assert entry["path"] == f"{DOWNLOAD}{LINE_BREAKERS}"
+    assert entry["subject"] == f"al{LINE_BREAKERS}ice"
+
+
+def test_gunicorn_warning_about_a_refused_header_line_carries_no_token(
+    bearer: str, gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger(errorlog="-")
+
+    logger.warning(
+        f"Invalid request from ip=127.0.0.1: Invalid HTTP Header: 'Authorization Bearer {bearer}'"
+    )
+
+    err = capsys.readouterr().err
+    assert bearer not in err
+    assert json.loads(err)["message"].endswith("'Authorization Bearer [redacted]'")

@@ -18,6 +18,7 @@ from typing import Any
 from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
 from ..storage.record import parse_instant
+from ..text import visible, visible_json
 from .chain import Verdict, verify
 from .sinks import FileSink, Snapshot
 
@@ -82,7 +83,12 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the matching records as a table, or as the JSON lines they are stored as."""
+    """Print the matching records as a table, or as the JSON lines they are stored as.
+
+    Either way a control or bidi character in a record (a trail written before values
+    were stored escaped, or edited by hand) is printed as an escape: it cannot paint the
+    terminal or start a row of its own.
+    """
     path: Path = args.file or settings.audit_path
     if not path.is_file():
         raise ValueError(f"no audit trail at {path}")
@@ -90,7 +96,7 @@ def show_command(settings: Settings, args: argparse.Namespace) -> int:
         print(_row({name: name for name, _ in COLUMNS}))
     for line, record in _records(path):
         if _matches(record, args):
-            print(line.decode().rstrip("\n") if args.json else _row(_cells(record)))
+            print(visible_json(line.decode().rstrip("\n")) if args.json else _row(_cells(record)))
     return 0
 
 
@@ -207,7 +213,7 @@ def _text(value: object) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return visible(str(value))
 
 
 def _row(cells: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..storage.record import now_instant
+from ..text import visible_fields
 from .sinks import FileSink, StdoutSink
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class AuditTrail:
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
-        ordered = {name: fields.get(name) for name in FIELDS}
+        # Caller-supplied text is stored as data: a control character is written escaped.
+        ordered = visible_fields({name: fields.get(name) for name in FIELDS})
         ordered["time"] = ordered["time"] or now_instant()
         try:
             if self.file is not None:

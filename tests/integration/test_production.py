@@ -257,6 +257,48 @@ def test_gunicorn_refuses_unparsable_requests_in_the_envelope_without_nginx(
     assert json.loads(body)["errorData"]["errorCode"] == f"REPT_{status}"
 
 
+def test_a_token_in_a_header_line_gunicorn_refuses_reaches_neither_answer_nor_log(
+    processes: Processes, service_env: dict[str, str], cli_token: Any
+) -> None:
+    token = cli_token(service_env, GRANT)
+    base = processes.serve(service_env)
+    host, port = base.removeprefix("http://").split(":")
+    request = (
+        f"GET {DOWNLOAD}?id={'A' * 32} HTTP/1.1\r\nHost: x\r\nAuthorization Bearer {token}\r\n\r\n"
+    )
+
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request.encode())
+        answer = _read_until_closed(conn)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["errorData"]["errorCode"] == "REPT_400"
+    log = (processes.folder / f"serve-{port}.stderr").read_text()
+    warnings = [json.loads(line) for line in log.splitlines() if "Invalid request" in line]
+    assert [entry["message"].endswith("Bearer [redacted]'") for entry in warnings] == [True]
+    assert token.encode() not in answer
+    assert token not in log
+
+
+def test_a_path_with_unicode_line_breaks_is_logged_on_one_line(
+    processes: Processes, service_env: dict[str, str]
+) -> None:
+    base = processes.serve(service_env)
+    host, port = base.removeprefix("http://").split(":")
+    request = f"GET {DOWNLOAD}/x%C2%85y%E2%80%A8z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request.encode())
+        answer = _read_until_closed(conn)  # gunicorn closes after writing the access line
+
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    log = (processes.folder / f"serve-{port}.stderr").read_text()
+    entries = [json.loads(line) for line in log.splitlines()]
+    paths = [entry["path"] for entry in entries if "path" in entry]
+    assert paths == [f"{DOWNLOAD}/x\u0085y\u2028z".encode().decode("latin-1")]
+
+
 def _read_until_closed(conn: socket.socket) -> bytes:
     chunks = []
     while chunk := conn.recv(65536):
