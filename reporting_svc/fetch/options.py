@@ -34,7 +34,11 @@ class FetchOptions:
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``fetch``; argparse turns a bad one into exit status 2."""
+    """The options of ``fetch``; argparse turns a bad one into exit status 2.
+
+    No abbreviations: ``--token SECRET`` must be an error, not ``--token-file SECRET``.
+    """
+    parser.allow_abbrev = False
     parser.description = (
         "Download a study's reports, or one job, into DIR: resume, verify, keep a manifest. "
         f"The token comes from ${TOKEN_VARIABLE} or --token-file, never from an argument."
