@@ -30,7 +30,7 @@ bench: $(VENV)/.installed-test
 	scripts/install-system-packages --bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# nginx, curl and wget for the integration tests (apt-get; skipped when present).
+# nginx, curl, wget and chromium for the integration tests (apt-get; skipped when present).
 system-packages:
 	scripts/install-system-packages
 

@@ -7,11 +7,19 @@ import mimetypes
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .ids import normalise_guid
 from .storage import JobRecord, Store
-from .storage.record import COMPLETED, DEFAULT_PERMISSION, MODES, now_instant, parse_instant
+from .storage.record import (
+    COMPLETED,
+    DEFAULT_PERMISSION,
+    check_report_name,
+    normalise_mode,
+    now_instant,
+    parse_instant,
+)
 
 _EXTRA_TYPES = {
     ".csv": "text/csv",
@@ -21,7 +29,6 @@ _EXTRA_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain",
 }
-MAX_REPORT_NAME = 255
 _PERMISSION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
@@ -48,9 +55,10 @@ def publish_report(
     """
     path = Path(path)
     name = file_name or path.name
-    job = _guid("job id", uuid.uuid4().hex if job_id is None else job_id)
-    study = _guid("study id", study_id) if study_id is not None else None
-    mode, report_name = _mode(mode), _report_name(report_name)
+    job = _valid("job id", normalise_guid, uuid.uuid4().hex if job_id is None else job_id)
+    study = _valid("study id", normalise_guid, study_id) if study_id is not None else None
+    mode = _valid("mode", normalise_mode, mode)
+    report_name = _valid("report name", check_report_name, report_name)
     kickoff, permission = _kickoff(kickoff), _permission(required_permission)
     size, sha256 = _measure(path)
     record = JobRecord(
@@ -80,23 +88,12 @@ def content_type_for(file_name: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def _guid(what: str, value: str) -> str:
+def _valid(what: str, check: Callable[[str], str], value: str) -> str:
+    """``check(value)``: the rule records keep, its ValueError a PublishError naming ``what``."""
     try:
-        return normalise_guid(value)
+        return check(value)
     except ValueError as error:
         raise PublishError(f"{what} {value!r}: {error}") from None
-
-
-def _mode(mode: str) -> str:
-    if mode.lower() not in MODES:
-        raise PublishError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    return mode.lower()
-
-
-def _report_name(name: str) -> str:
-    if not 1 <= len(name) <= MAX_REPORT_NAME or not name.isprintable():
-        raise PublishError("report name must be 1 to 255 printable characters")
-    return name
 
 
 def _permission(permission: str) -> str:

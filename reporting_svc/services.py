@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from .audit import AuditTrail, make_audit_trail
 from .auth import Authenticator, Authoriser, make_authenticator, make_authoriser
-from .errors import JobNotFound
+from .errors import JobNotFound, ReportFileUnavailable
 from .http.delivery import Delivery, make_delivery
+from .ids import normalise_guid
 from .settings import Settings
 from .storage import JobRecord, Store, make_store
 
@@ -36,8 +37,21 @@ class Services:
         )
 
     def find_job(self, job_id: str) -> JobRecord:
-        """The job's record when it exists and is complete; 404 otherwise."""
-        record = self.store.get_record(job_id)
+        """The job's record when it exists and is complete; 404 otherwise.
+
+        Every lookup of a job passes here, so this is where a record is held to the key it
+        was found under: one that cannot be read, or that names another job (a copied or
+        forged ``record.json``), is a fault of the store and never leads to any file.
+        """
+        job_id = normalise_guid(job_id)
+        try:
+            record = self.store.get_record(job_id)
+        except ValueError:
+            raise ReportFileUnavailable(
+                f"the record stored for job {job_id} is unreadable"
+            ) from None
+        if record is not None and record.id != job_id:
+            raise ReportFileUnavailable(f"the record stored for job {job_id} names another job")
         if record is None or not record.is_complete:
             raise JobNotFound()
         return record

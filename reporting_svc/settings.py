@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .devsecret import dev_secret
+from .http.client_address import parse_networks
 
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
@@ -19,7 +20,10 @@ AUDIT_SINKS = ("file", "stdout")
 ALLOWED_ALGORITHMS = frozenset(
     {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
 )
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class SettingsError(Exception):
@@ -218,6 +222,17 @@ def _check_keys(settings: Settings) -> None:
         _fail(f"{PREFIX}JWT_ALGORITHMS lists HS* but public keys are configured")
     if settings.jwt_secret and False in symmetric:
         _fail(f"{PREFIX}JWT_ALGORITHMS lists public-key algorithms but only a secret is set")
+    _check_secret_length(settings)
+
+
+def _check_secret_length(settings: Settings) -> None:
+    """RFC 7518 §3.2: an HMAC key at least as long as its hash (32 bytes for HS256)."""
+    needed = max((HMAC_KEY_BYTES.get(alg, 0) for alg in settings.algorithms), default=0)
+    if settings.jwt_secret and len(settings.jwt_secret.encode()) < needed:
+        _fail(
+            f"{PREFIX}JWT_SECRET must be at least {needed} bytes for"
+            f" {', '.join(settings.algorithms)} (for example: openssl rand -base64 {needed})"
+        )
 
 
 def _check_audit(settings: Settings) -> None:
@@ -230,8 +245,10 @@ def _check_audit(settings: Settings) -> None:
     ]:
         for network in networks:
             try:
-                ipaddress.ip_network(network, strict=False)
+                parse_networks([network])
             except ValueError:
                 _fail(f"{PREFIX}{name} has {network!r}, which is no address or network")
+    if settings.metrics_token and not _BEARER_TOKEN.fullmatch(settings.metrics_token):
+        _fail(f"{PREFIX}METRICS_TOKEN must be a bearer token: letters, digits and -._~+/ then =")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         _fail(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")

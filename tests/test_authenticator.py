@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Request
 
 from reporting_svc import create_app
@@ -27,6 +27,7 @@ from reporting_svc.settings import Settings, SettingsError
 from tests.conftest import DOWNLOAD, OTHER_STUDY, SECRET, STUDY, error_of
 
 VIEW = f"{STUDY}:test:REPORTING_VIEW"
+YEAR_2100 = 4102444800
 INVALID_TOKEN = 'Bearer error="invalid_token"'
 
 
@@ -59,6 +60,12 @@ def unsigned_token() -> str:
     header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     body = b64url(json.dumps(claims()).encode())
     return f"{header}.{body}."
+
+
+def signed_claims(**changes: Any) -> str:
+    """An HS256 token over claims PyJWT's encoder would refuse to write (``iss: 5``)."""
+    body = json.dumps(claims(**changes)).encode()
+    return jwt.PyJWS().encode(body, SECRET, algorithm="HS256")
 
 
 def request_with(headers: dict[str, str]) -> Request:
@@ -137,6 +144,62 @@ def test_bad_token_is_refused_as_invalid_token(job_id, download, token_of, reaso
     error = error_of(response)
     assert reason in error["details"]
     assert token not in json.dumps(response.get_json())
+
+
+def _grant(**changes: Any) -> list[dict[str, Any]]:
+    return [{"scope": STUDY, "modes": ["test"], "permissions": ["REPORTING_VIEW"], **changes}]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"exp": str(YEAR_2100)}, id="exp-numeric-string"),
+        pytest.param({"exp": "tomorrow"}, id="exp-word"),
+        pytest.param({"exp": [YEAR_2100]}, id="exp-list"),
+        pytest.param({"exp": float("inf")}, id="exp-infinite"),
+        pytest.param({"exp": float("nan")}, id="exp-nan"),
+        pytest.param({"nbf": "0"}, id="nbf-string"),
+        pytest.param({"nbf": True}, id="nbf-boolean"),
+        pytest.param({"iat": "0"}, id="iat-string"),
+        pytest.param({"iat": {}}, id="iat-object"),
+        pytest.param({"iss": 5}, id="iss-number"),
+        pytest.param({"iss": ["reporting-svc"]}, id="iss-list"),
+        pytest.param({"aud": 5}, id="aud-number"),
+        pytest.param({"aud": [5]}, id="aud-list-of-numbers"),
+        pytest.param({"aud": {"reporting-svc": True}}, id="aud-object"),
+        pytest.param({"sub": 5}, id="sub-number"),
+        pytest.param({"sub": ""}, id="sub-empty"),
+        pytest.param({"sub": ["alice"]}, id="sub-list"),
+        pytest.param({"jti": 5}, id="jti-number"),
+        pytest.param({"grants": "x"}, id="grants-string"),
+        pytest.param({"grants": {"scope": STUDY}}, id="grants-object"),
+        pytest.param({"grants": [5]}, id="grant-number"),
+        pytest.param({"grants": _grant(scope=5)}, id="grant-scope-number"),
+        pytest.param({"grants": _grant(modes="test")}, id="grant-modes-string"),
+        pytest.param({"grants": _grant(modes=[["test"]])}, id="grant-modes-nested"),
+        pytest.param({"grants": _grant(permissions=[["REPORTING_VIEW"]])}, id="grant-perm-nested"),
+        pytest.param({"grants": _grant(permissions=[5])}, id="grant-perm-number"),
+    ],
+)
+def test_validly_signed_token_with_a_malformed_claim_is_an_invalid_token(job_id, download, changes):
+    response = download({"id": job_id}, signed_claims(**changes))
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+    assert error_of(response)["errorCode"] == "REPT_401"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"exp": YEAR_2100 + 0.5}, id="exp-fraction"),
+        pytest.param({"exp": 10**400}, id="exp-beyond-any-float"),
+        pytest.param({"aud": ["another-service", "reporting-svc"]}, id="aud-list"),
+        pytest.param({"grants": _grant(modes=["TEST"])}, id="grant-mode-upper-case"),
+    ],
+)
+def test_well_formed_claims_of_every_allowed_shape_are_accepted(job_id, download, changes):
+    assert download({"id": job_id}, signed_claims(**changes)).status_code == 200
 
 
 def test_bad_token_is_refused_before_the_parameters_are_checked(download):
@@ -288,6 +351,41 @@ def test_public_pem_configured_as_shared_secret_fails_at_app_creation(make_setti
     settings = make_settings(jwt_secret=public_pem.read_text())
     with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_SECRET"):
         create_app(settings)
+
+
+def _private_pem(key: Any, form: str = "PKCS8", password: bytes | None = None) -> str:
+    encryption: Any = serialization.NoEncryption()
+    if password:
+        encryption = serialization.BestAvailableEncryption(password)
+    return key.private_bytes(
+        serialization.Encoding.PEM, getattr(serialization.PrivateFormat, form), encryption
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    "pem_of",
+    [
+        pytest.param(lambda key, public: _private_pem(key), id="pkcs8"),
+        pytest.param(lambda key, public: _private_pem(key, "TraditionalOpenSSL"), id="pkcs1"),
+        pytest.param(lambda key, public: _private_pem(key, password=b"pw"), id="encrypted"),
+        pytest.param(lambda key, public: public + _private_pem(key), id="after-the-public-key"),
+        pytest.param(
+            lambda key, public: _private_pem(ec.generate_private_key(ec.SECP256R1())), id="ec"
+        ),
+    ],
+)
+def test_public_key_file_holding_a_private_key_fails_at_app_creation(
+    make_settings, tmp_path, rsa_key, public_pem, pem_of
+):
+    key_file = tmp_path / "private.pem"
+    key_file.write_text(pem_of(rsa_key, public_pem.read_text()))
+    settings = make_settings(jwt_secret="", jwt_public_key_file=str(key_file))
+
+    with pytest.raises(SettingsError, match="REPORTING_SVC_JWT_PUBLIC_KEY_FILE") as caught:
+        create_app(settings)
+
+    assert "private key" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def write_grants(tmp_path: Path, grants: dict[str, list[Any]]) -> str:

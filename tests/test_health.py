@@ -219,8 +219,9 @@ def token_app(make_settings: MakeSettings) -> Flask:
         {"Authorization": "Bearer not-the-metrics-token"},
         {"Authorization": f"Basic {METRICS_TOKEN}"},
         {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+        {"Authorization": METRICS_TOKEN},
     ],
-    ids=["no-token", "wrong-token", "other-scheme", "longer-token"],
+    ids=["no-token", "wrong-token", "other-scheme", "longer-token", "token-without-scheme"],
 )
 def test_metrics_with_a_token_refuse_callers_without_it(
     token_app: Flask, headers: dict[str, str]
@@ -231,9 +232,10 @@ def test_metrics_with_a_token_refuse_callers_without_it(
     assert error_of(response)["errorCode"] == "REPT_403"
 
 
-def test_metrics_with_a_token_answer_it_from_any_address(token_app: Flask) -> None:
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_metrics_with_a_token_answer_it_from_any_address(token_app: Flask, scheme: str) -> None:
     response = token_app.test_client().get(
-        "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, environ_base=ELSEWHERE
+        "/metrics", headers={"Authorization": f"{scheme} {METRICS_TOKEN}"}, environ_base=ELSEWHERE
     )
 
     assert response.status_code == 200

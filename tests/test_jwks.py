@@ -220,6 +220,13 @@ def _private_jwk() -> dict[str, Any]:
     return {**jwk, "kid": "k1"}
 
 
+def _rsa_primes_jwk() -> dict[str, Any]:
+    """A public RSA key that also carries its primes: PyJWK would load it as public."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = jwt.algorithms.RSAAlgorithm.to_jwk(key, as_dict=True)
+    return {**public_jwk(key, "k1"), "p": private["p"], "q": private["q"]}
+
+
 def _p384_jwk() -> dict[str, Any]:
     key = ec.generate_private_key(ec.SECP384R1())
     return {**jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}
@@ -240,6 +247,12 @@ def _p384_jwk() -> dict[str, Any]:
         pytest.param(lambda: {"keys": [_rsa_jwk(alg="RS512")]}, "RS512", id="alg-not-allowed"),
         pytest.param(lambda: {"keys": [_p384_jwk()]}, "ES384", id="p384-curve"),
         pytest.param(lambda: {"keys": [_private_jwk()]}, "secret", id="private-key"),
+        pytest.param(lambda: {"keys": [_rsa_primes_jwk()]}, "p, q", id="rsa-primes-without-d"),
+        pytest.param(
+            lambda: {"keys": [{**_private_jwk(), "kid": "enc-1", "use": "enc"}, _rsa_jwk()]},
+            "enc-1",
+            id="private-encryption-key",
+        ),
         pytest.param(
             lambda: {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k1"}]}, "secret", id="oct"
         ),

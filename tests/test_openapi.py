@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from importlib.metadata import distribution
 from typing import Any
 
 import pytest
@@ -15,11 +16,14 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from reporting_svc.api.openapi import build_spec
-from reporting_svc.api.schemas import MAX_REPORT_NAME, DownloadQuerySchema
+from reporting_svc.api.schemas import DownloadQuerySchema
 from reporting_svc.storage import JobRecord
+from reporting_svc.storage.record import MAX_REPORT_NAME
 from tests.conftest import DOWNLOAD, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
+DOCS = "/ec-reporting-svc/docs"
+REDOC = "/ec-reporting-svc/docs/redoc.standalone.js"
 STATUSES = {"200", "206", "302", "304", "400", "401", "404", "416", "429", "500", "503"}
 ERRORS = {"400", "401", "404", "416", "429", "500", "503"}
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
@@ -216,10 +220,45 @@ def test_real_file_headers_match_their_documented_schemas(
 
 
 def test_docs_page_renders_the_served_document(client: FlaskClient) -> None:
-    response = client.get("/ec-reporting-svc/docs")
+    response = client.get(DOCS)
     page = response.get_data(as_text=True)
 
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert f'spec-url="{OPENAPI}"' in page
     assert f'href="{OPENAPI}"' in page
+
+
+def test_docs_page_loads_redoc_from_the_service_and_names_no_other_host(
+    client: FlaskClient,
+) -> None:
+    page = client.get(DOCS).get_data(as_text=True)
+
+    assert f'<script src="{REDOC}"></script>' in page
+    assert "//" not in page
+
+
+def test_docs_page_policy_allows_only_this_service(client: FlaskClient) -> None:
+    policy = client.get(DOCS).headers["Content-Security-Policy"]
+    directives = dict(directive.split(" ", 1) for directive in policy.split("; "))
+    sources = {source for value in directives.values() for source in value.split()}
+
+    assert sources <= {"'self'", "'none'", "'unsafe-inline'", "data:", "blob:"}
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+
+
+def test_redoc_is_served_byte_for_byte_from_the_installed_package(client: FlaskClient) -> None:
+    shipped = next(
+        file
+        for file in distribution("drf-spectacular-sidecar").files or []
+        if file.name == "redoc.standalone.js"
+    )
+    response = client.get(REDOC)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_data() == shipped.locate().read_bytes()

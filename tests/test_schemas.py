@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from reporting_svc.publish import PublishError
 from reporting_svc.storage import JobRecord
 from tests.conftest import STUDY, error_of
 
@@ -152,6 +153,35 @@ def test_query_string_of_64_kib_is_a_400_envelope(
 
     assert response.status_code == 400
     assert error_of(response)["errorMessage"] == "Invalid parameters"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "option", "value"),
+    [
+        pytest.param("reportName", "report_name", "x" * 256, id="name-256-chars"),
+        pytest.param("reportName", "report_name", "Subject\nData", id="name-lf"),
+        pytest.param("reportName", "report_name", "Subject\u2028Data", id="name-line-separator"),
+        pytest.param("mode", "mode", "production", id="mode-unknown"),
+        pytest.param("mode", "mode", " test", id="mode-padded"),
+    ],
+)
+def test_query_and_publish_refuse_a_value_by_the_same_rule(
+    job: JobRecord,
+    bearer: str,
+    download: Callable[..., Any],
+    publish: Callable[..., JobRecord],
+    parameter: str,
+    option: str,
+    value: str,
+) -> None:
+    response = download({"id": JOB_ID, parameter: value}, bearer)
+    with pytest.raises(PublishError) as refused:
+        publish(CONTENT, **{option: value})
+
+    assert response.status_code == 400
+    rule = error_of(response)["details"].removeprefix(f"{parameter}: ")
+    assert rule.startswith("must be ")
+    assert str(refused.value).endswith(f": {rule}")
 
 
 @pytest.mark.parametrize(

@@ -99,13 +99,13 @@ def test_empty_environment_values_count_as_unset(env):
 def test_settings_file_named_by_config_variable(env, tmp_path):
     config = write_config(
         tmp_path,
-        'store = "s3"\ns3_bucket = "from-file"\npresign_expires = 90\njwt_algorithms = ["HS512"]\n',
+        'store = "s3"\ns3_bucket = "from-file"\npresign_expires = 90\njwt_algorithms = ["HS384"]\n',
     )
     settings = load_settings({**env, "REPORTING_SVC_CONFIG": config})
     assert settings.store == "s3"
     assert settings.s3_bucket == "from-file"
     assert settings.presign_expires == 90
-    assert settings.algorithms == ("HS512",)
+    assert settings.algorithms == ("HS384",)
 
 
 def test_environment_wins_over_the_settings_file(env, tmp_path):
@@ -166,10 +166,53 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_JWT_ALGORITHMS": "RS256"}, "REPORTING_SVC_JWT_ALGORITHMS"),
         ({"REPORTING_SVC_JWT_PUBLIC_KEY_FILE": "/no/such/key.pem"}, "JWT_PUBLIC_KEY_FILE"),
         ({"REPORTING_SVC_GRANTS_FILE": "/no/such/grants.json"}, "REPORTING_SVC_GRANTS_FILE"),
+        ({"REPORTING_SVC_TRUSTED_PROXIES": "10.0.0.0/33"}, "REPORTING_SVC_TRUSTED_PROXIES"),
+        ({"REPORTING_SVC_TRUSTED_PROXIES": "proxy.internal"}, "REPORTING_SVC_TRUSTED_PROXIES"),
+        ({"REPORTING_SVC_METRICS_ALLOW": "everyone"}, "REPORTING_SVC_METRICS_ALLOW"),
+        ({"REPORTING_SVC_METRICS_TOKEN": "scrape=secret"}, "REPORTING_SVC_METRICS_TOKEN"),
+        ({"REPORTING_SVC_METRICS_TOKEN": "two words"}, "REPORTING_SVC_METRICS_TOKEN"),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
     assert variable in refusal({**env, **changes})
+
+
+def test_metrics_token_in_bearer_syntax_is_accepted(env):
+    token = "Abc-._~+/0123456789=="
+    assert load_settings({**env, "REPORTING_SVC_METRICS_TOKEN": token}).metrics_token == token
+
+
+@pytest.mark.parametrize(
+    ("secret", "algorithms", "needed"),
+    [
+        pytest.param("s" * 31, "HS256", 32, id="hs256-31-bytes"),
+        pytest.param("short", "HS256", 32, id="hs256-5-bytes"),
+        pytest.param("s" * 47, "HS384", 48, id="hs384-47-bytes"),
+        pytest.param("s" * 63, "HS256,HS512", 64, id="hs512-63-bytes"),
+    ],
+)
+def test_shared_secret_shorter_than_its_hash_is_refused(env, secret, algorithms, needed):
+    changes = {"REPORTING_SVC_JWT_SECRET": secret, "REPORTING_SVC_JWT_ALGORITHMS": algorithms}
+
+    message = refusal({**env, **changes})
+
+    assert "REPORTING_SVC_JWT_SECRET" in message
+    assert f"at least {needed} bytes" in message
+    assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("secret", "algorithms"),
+    [
+        pytest.param("s" * 32, "HS256", id="hs256-32-bytes"),
+        pytest.param("é" * 16, "HS256", id="hs256-16-characters-of-2-bytes"),
+        pytest.param("s" * 64, "HS512", id="hs512-64-bytes"),
+    ],
+)
+def test_shared_secret_as_long_as_its_hash_is_accepted(env, secret, algorithms):
+    changes = {"REPORTING_SVC_JWT_SECRET": secret, "REPORTING_SVC_JWT_ALGORITHMS": algorithms}
+
+    assert load_settings({**env, **changes}).jwt_secret == secret
 
 
 def test_secret_and_public_key_file_together_are_refused(env, tmp_path):

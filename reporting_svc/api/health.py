@@ -8,6 +8,7 @@ import secrets
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ..auth.bearer import bearer_token
 from ..errors import NotReady, envelope, error_response
 from ..http.client_address import parse_networks
 from ..metrics import exposition
@@ -44,7 +45,7 @@ def metrics() -> Response:
 def _may_scrape() -> bool:
     settings = current_app.extensions["reporting_svc"].settings
     if settings.metrics_token:
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        sent = bearer_token(request) or ""
         return secrets.compare_digest(sent.encode(), settings.metrics_token.encode())
     try:
         peer = ipaddress.ip_address(request.remote_addr or "")

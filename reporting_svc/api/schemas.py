@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load
 
 from ..ids import DASHED_GUID_PATTERN, GUID_PATTERN, GUID_RULE, normalise_guid
-from ..storage.record import MODES, JobRecord
+from ..storage.record import MAX_REPORT_NAME, MODES, JobRecord, check_report_name, normalise_mode
 
-MAX_REPORT_NAME = 255
 EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime")
 CASE_INSENSITIVE = ("mode",)
 MISSING_ID = "is required"
@@ -62,9 +62,16 @@ def _is_bare_date(value: str) -> bool:
     return True
 
 
-def _printable(value: str) -> None:
-    if not value.isprintable():
-        raise ValidationError("must not contain control characters")
+def _checked_by(check: Callable[[str], str]) -> Callable[[str], None]:
+    """A validator applying a rule of the records, so the query and publish share one rule."""
+
+    def validate_value(value: str) -> None:
+        try:
+            check(value)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+    return validate_value
 
 
 @dataclass(frozen=True)
@@ -100,15 +107,16 @@ class DownloadQuerySchema(Schema):
         metadata={"description": "The job's study id, or empty or null for a tenant report."}
     )
     mode = fields.String(
-        validate=validate.OneOf(MODES, error="must be one of test, active, training"),
-        metadata={"description": "The job's mode, any letter case."},
+        validate=_checked_by(normalise_mode),
+        metadata={"description": "The job's mode, any letter case.", "enum": list(MODES)},
     )
     reportName = fields.String(  # noqa: N815
-        validate=[
-            validate.Length(1, MAX_REPORT_NAME, error="must be 1 to 255 characters"),
-            _printable,
-        ],
-        metadata={"description": "The job's report name, printable characters only."},
+        validate=_checked_by(check_report_name),
+        metadata={
+            "description": "The job's report name, printable characters only.",
+            "minLength": 1,
+            "maxLength": MAX_REPORT_NAME,
+        },
     )
     rptKickoffDatetime = Instant(  # noqa: N815
         format="iso",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from ..ids import normalise_guid
 from ..storage.layout import TENANT_SCOPE
@@ -72,9 +73,14 @@ def grant_from_json(value: object) -> Grant:
     if isinstance(value, dict):
         modes, permissions = value.get("modes"), value.get("permissions")
         scope = value.get("scope")
-        if isinstance(scope, str) and isinstance(modes, list) and isinstance(permissions, list):
-            return make_grant(scope, [str(m) for m in modes], [str(p) for p in permissions])
+        if isinstance(scope, str) and _strings(modes) and _strings(permissions):
+            return make_grant(scope, modes, permissions)
     raise GrantError("a grant must be a SCOPE:MODES:PERMISSIONS string or an object")
+
+
+def _strings(value: object) -> TypeGuard[list[str]]:
+    """A JSON list of strings; ``[["P"]]`` is not widened into the permission ``"['P']"``."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def grants_from_json(values: object) -> tuple[Grant, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,6 +13,9 @@ from jwt.algorithms import get_default_algorithms
 from ..settings import PREFIX, Settings, SettingsError
 
 Key = str | jwt.PyJWK
+# RFC 7518 §6.3.2 and §6.4: the private members of RSA, EC and OKP keys, and a symmetric key.
+_SECRET_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 class MissingKeyIdError(jwt.InvalidTokenError):
@@ -78,10 +82,11 @@ def _jwks(path: Path, algorithms: tuple[str, ...]) -> dict[str, jwt.PyJWK]:
     if not isinstance(entries, list):
         raise SettingsError(f'{setting} must be a JSON Web Key Set: {{"keys": [...]}}')
     keys: dict[str, jwt.PyJWK] = {}
-    for entry in entries:
-        if isinstance(entry, dict) and entry.get("use") == "enc":
-            continue  # an encryption key never verifies a signature
+    for item in entries:
         try:
+            entry = _public_entry(item)
+            if entry.get("use") == "enc":
+                continue  # an encryption key never verifies a signature
             kid, key = _jwk(entry, algorithms)
         except ValueError as error:
             raise SettingsError(f"{setting}: {error}") from None
@@ -93,14 +98,25 @@ def _jwks(path: Path, algorithms: tuple[str, ...]) -> dict[str, jwt.PyJWK]:
     return keys
 
 
-def _jwk(entry: Any, algorithms: tuple[str, ...]) -> tuple[str, jwt.PyJWK]:
+def _public_entry(entry: Any) -> dict[str, Any]:
+    """One key of the set as a JSON object; any key with secret members, even one for
+    encryption, is refused: a verifier needs public keys only, and a private one here
+    means a signing key has been copied to one place too many."""
     if not isinstance(entry, dict):
         raise ValueError("every key must be a JSON object")
+    secret = sorted(_SECRET_MEMBERS & set(entry))
+    if secret:
+        name = entry.get("kid")
+        raise ValueError(
+            f"key {name!r} holds secret material ({', '.join(secret)}); publish public keys only"
+        )
+    return entry
+
+
+def _jwk(entry: dict[str, Any], algorithms: tuple[str, ...]) -> tuple[str, jwt.PyJWK]:
     kid = entry.get("kid")
     if not isinstance(kid, str) or not kid:
         raise ValueError("every key needs a kid, the name tokens pick it by")
-    if "d" in entry or "k" in entry:
-        raise ValueError(f"key {kid!r} holds secret material; publish public keys only")
     try:
         key = jwt.PyJWK(entry)
     except jwt.PyJWTError as error:
@@ -123,6 +139,11 @@ def _verification_key(settings: Settings) -> str:
             key = Path(settings.jwt_public_key_file).read_text()
         except (OSError, UnicodeDecodeError) as error:
             raise SettingsError(f"{PREFIX}{setting} cannot be read: {error}") from None
+        if _PEM_PRIVATE_KEY.search(key):
+            raise SettingsError(
+                f"{PREFIX}{setting} holds a private key; give the service only the public key"
+                " (openssl pkey -pubout)"
+            )
     else:
         setting, key = "JWT_SECRET", settings.jwt_secret
     algorithms = get_default_algorithms()

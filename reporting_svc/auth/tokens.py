@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -13,9 +14,11 @@ from flask import Request
 
 from ..errors import Unauthenticated
 from ..settings import PREFIX, Settings, SettingsError
+from .bearer import bearer_token
 from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
 from .keys import MissingKeyIdError, UnknownKeyIdError, load_keys
 
+_NUMERIC_DATES = ("exp", "nbf", "iat")
 _REASONS: list[tuple[type[Exception], str]] = [
     (MissingKeyIdError, "token names no key (kid)"),
     (UnknownKeyIdError, "token key (kid) is not known"),
@@ -42,15 +45,14 @@ class JwtAuthenticator:
         self.verified = VerifiedTokens()
 
     def __call__(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = bearer_token(request)
+        if token is None:
             raise Unauthenticated("a bearer token is required", token_sent=False)
-        token = token.strip()
         principal = self.verified.get(token, time.time())
         if principal is None:
             claims = self._verify(token)
             principal = self._principal(claims)
-            expires = cast(int, claims["exp"])  # PyJWT has checked that it is an integer
+            expires = cast(float, claims["exp"])  # a finite number: _verify has checked
             self.verified.put(token, principal, expires + self.leeway)
         return principal
 
@@ -66,7 +68,7 @@ class JwtAuthenticator:
     def _verify(self, token: str) -> dict[str, object]:
         try:
             key, algorithms = self.keys.for_token(token)
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 key,
                 algorithms=algorithms,
@@ -77,6 +79,10 @@ class JwtAuthenticator:
             )
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(_reason(error), token_sent=True) from None
+        malformed = _malformed_claim(claims)
+        if malformed:
+            raise Unauthenticated(f"token claim {malformed} is malformed", token_sent=True)
+        return claims
 
 
 class VerifiedTokens:
@@ -125,6 +131,28 @@ def _grants_file(settings: Settings) -> dict[str, tuple[Grant, ...]] | None:
         return load_grants_file(Path(settings.grants_file))
     except (OSError, ValueError) as error:
         raise SettingsError(f"{PREFIX}GRANTS_FILE {settings.grants_file}: {error}") from None
+
+
+def _malformed_claim(claims: dict[str, object]) -> str | None:
+    """The first claim PyJWT let through whose JSON type RFC 7519 does not allow, if any.
+
+    PyJWT reads the dates with ``int()``, so ``"exp": "9999999999"`` or ``"nbf": true``
+    passes its checks; a NumericDate is a JSON number. The subject names the caller in
+    the audit trail, so it must be a non-empty string. (PyJWT itself refuses an ``iss``,
+    ``aud`` or ``sub`` of another type; the grants are checked where they are read.)
+    """
+    for name in _NUMERIC_DATES:
+        if name in claims and not _is_numeric_date(claims[name]):
+            return name
+    subject = claims["sub"]
+    return None if isinstance(subject, str) and subject else "sub"
+
+
+def _is_numeric_date(value: object) -> bool:
+    """A JSON number: an int of any size, or a finite float; ``true`` is no number."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _reason(error: jwt.InvalidTokenError) -> str:

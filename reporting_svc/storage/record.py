@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 COMPLETED = "COMPLETED"
 DEFAULT_PERMISSION = "REPORTING_VIEW"
 MODES = ("test", "active", "training")
+MODE_RULE = f"must be one of {', '.join(MODES)}"
+MAX_REPORT_NAME = 255
+REPORT_NAME_RULE = f"must be 1 to {MAX_REPORT_NAME} printable characters"
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,33 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> JobRecord:
-        """Parse a stored record; unknown fields are ignored so records can grow."""
+        """Parse a stored record; unknown fields are ignored so records can grow.
+
+        Raises ValueError for anything that is not a record, so a damaged file is a fault
+        its reader can name rather than a TypeError from deep inside.
+        """
         raw = json.loads(data)
+        if not isinstance(raw, dict):
+            raise ValueError("a record is a JSON object")
         names = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in raw.items() if key in names})
+        try:
+            return cls(**{key: value for key, value in raw.items() if key in names})
+        except TypeError as error:
+            raise ValueError(f"not a record: {error}") from None
+
+
+def normalise_mode(mode: str) -> str:
+    """The mode as records store it, in lower case; ValueError for any other mode."""
+    if mode.lower() not in MODES:
+        raise ValueError(MODE_RULE)
+    return mode.lower()
+
+
+def check_report_name(name: str) -> str:
+    """The name when a record may carry it; control characters could forge log lines."""
+    if not 1 <= len(name) <= MAX_REPORT_NAME or not name.isprintable():
+        raise ValueError(REPORT_NAME_RULE)
+    return name
 
 
 def now_instant() -> str:
