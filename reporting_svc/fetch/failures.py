@@ -22,7 +22,11 @@ class Transient(FetchError):
 
 class JobFailed(FetchError):
     """Final for one job (401 for its permission, 403, 404, 410, a digest that never matches,
-    retries used up); the other jobs go on."""
+    retries used up); the other jobs go on. ``status`` is the HTTP status, when one said so."""
+
+    def __init__(self, reason: str, *, status: int | None = None):
+        super().__init__(reason)
+        self.status = status
 
 
 class AuthenticationFailed(FetchError):

@@ -13,7 +13,7 @@ from typing import Any
 from ..api.paths import DOWNLOAD_LIST
 from ..ids import normalise_guid
 from .download import Job
-from .failures import FetchError
+from .failures import AuthenticationFailed, FetchError, JobFailed
 from .transport import Client
 
 PAGE_SIZE = 200
@@ -53,11 +53,16 @@ def list_runs(
 
 
 def _page(client: Client, params: dict[str, str]) -> dict[str, Any]:
-    with client.get(DOWNLOAD_LIST, params=params) as response:
-        try:
+    """One page's ``result``; a 403 (no grant for the study) is the caller's, like a 401."""
+    try:
+        with client.get(DOWNLOAD_LIST, params=params) as response:
             body = response.json()
-        except ValueError:
-            raise ListingError("the listing is not JSON") from None
+    except JobFailed as error:
+        if error.status == 403:
+            raise AuthenticationFailed(f"the server refused the listing: {error}") from None
+        raise
+    except ValueError:
+        raise ListingError("the listing is not JSON") from None
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, dict):
         raise ListingError("the listing has no result")

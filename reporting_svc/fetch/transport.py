@@ -89,7 +89,7 @@ def refusal(response: requests.Response) -> Exception:
         )
     if status == 401 and not _insufficient_scope(response):
         return AuthenticationFailed(f"the server refused the token: {reason}")
-    return JobFailed(reason)
+    return JobFailed(reason, status=status)
 
 
 def _insufficient_scope(response: requests.Response) -> bool:
