@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +138,34 @@ def fetch(url: str, dest: Path, *args: str, token: str | None) -> Fetched:
     )
     events = [json.loads(line) for line in result.stdout.splitlines()]
     return Fetched(result.returncode, events, result.stdout, result.stderr)
+
+
+# A small Python process runs the client and reports its child's peak resident memory. Not
+# measured from here: a child forked from the test process counts the test's own pages
+# (hundreds of MiB of report content) until it execs.
+MEASURE = """
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def fetch_measured(url: str, dest: Path, *args: str, token: str) -> tuple[Fetched, int, float]:
+    """``fetch``, with the client's peak resident memory (KiB) and wall-clock seconds, for
+    the record rather than for an assertion on time."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *fetch_command(url, dest, *args)],
+        env=client_env(token),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    seconds = time.monotonic() - started
+    stderr, _, peak = result.stderr.rstrip("\n").rpartition("\n")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return Fetched(result.returncode, events, result.stdout, stderr), int(peak), seconds
 
 
 def sha256sum_check(dest: Path) -> subprocess.CompletedProcess[str]:

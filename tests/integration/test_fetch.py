@@ -28,6 +28,7 @@ from tests.integration.fetching import (
     deploy,
     fetch,
     fetch_command,
+    fetch_measured,
     sha256sum_check,
 )
 from tests.integration.processes import Processes
@@ -35,6 +36,10 @@ from tests.integration.processes import Processes
 pytestmark = pytest.mark.integration
 
 LARGE = 24 * 1024 * 1024
+HUGE = 256 * 1024 * 1024
+# The interpreter with requests, werkzeug and tqdm loaded is about 40 MiB; a client that
+# held the file would need HUGE more.
+MAX_CLIENT_MEMORY = 100 * 1024 * 1024
 CUT_AFTER = 2 * 1024 * 1024
 
 
@@ -49,8 +54,10 @@ def slow_service(processes: Processes) -> Service:
     return deploy(processes, link_rate="8m")
 
 
-def killed_mid_file(service: Service, job_id: str, dest: Path, token: str) -> Path:
-    """Start a fetch, SIGKILL it once part of the file is on disk; returns the ``.part``."""
+def killed_mid_file(
+    service: Service, job_id: str, dest: Path, token: str, sig: int = signal.SIGKILL
+) -> Path:
+    """Start a fetch, send ``sig`` once part of the file is on disk; returns the ``.part``."""
     client = subprocess.Popen(
         fetch_command(service.url, dest, "--id", job_id, "--json"),
         env=client_env(token),
@@ -67,9 +74,10 @@ def killed_mid_file(service: Service, job_id: str, dest: Path, token: str) -> Pa
             assert client.poll() is None, "the fetch ended before it could be killed"
             time.sleep(0.01)
     finally:
-        client.send_signal(signal.SIGKILL)
-        client.wait()
+        client.send_signal(sig)
+        client.wait(timeout=60)
     assert 0 < part.stat().st_size < LARGE
+    assert client.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     return part
 
 
@@ -118,6 +126,23 @@ def test_fetch_saves_verifies_and_then_skips_a_job_through_nginx(
         assert token not in output
 
 
+def test_memory_stays_flat_for_a_file_far_larger_than_it(
+    service: Service, tmp_path: Path, record_property: Any
+) -> None:
+    content = os.urandom(HUGE)
+    record = service.publish(content, "huge.zip")
+    dest = tmp_path / "pulled"
+
+    fetched, peak_kib, seconds = fetch_measured(
+        service.url, dest, "--id", record["id"], token=service.token()
+    )
+
+    assert_saved(dest, fetched, content)
+    record_property("fetch_peak_rss_kib", peak_kib)
+    record_property("fetch_seconds", round(seconds, 2))
+    assert peak_kib * 1024 < MAX_CLIENT_MEMORY
+
+
 def test_fetch_killed_mid_file_resumes_with_a_206_on_record(
     slow_service: Service, tmp_path: Path
 ) -> None:
@@ -134,6 +159,21 @@ def test_fetch_killed_mid_file_resumes_with_a_206_on_record(
     assert [e["event"] for e in resumed.events] == ["resumed", "verified"]
     assert resumed.of("resumed")[0]["offset"] == saved
     assert job_statuses(slow_service, record["id"]) == [200, 206]
+
+
+def test_ctrl_c_exits_130_and_the_next_run_resumes_the_part(
+    slow_service: Service, tmp_path: Path
+) -> None:
+    content = os.urandom(LARGE)
+    record = slow_service.publish(content, "large.zip")
+    token = slow_service.token()
+    dest = tmp_path / "pulled"
+    killed_mid_file(slow_service, record["id"], dest, token, signal.SIGINT)
+
+    resumed = fetch(slow_service.url, dest, "--id", record["id"], token=token)
+
+    assert_saved(dest, resumed, content)
+    assert [e["event"] for e in resumed.events] == ["resumed", "verified"]
 
 
 def test_a_corrupted_part_is_caught_by_the_digest_and_fetched_again(
