@@ -34,6 +34,12 @@ limit_request_field_size = 8190
 # REPORTING_SVC_TRUSTED_PROXIES too.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# gunicorn 25.1+ opens a control socket for gunicornc at one path per user
+# ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl), so a second instance takes over the
+# first one's. reporting-svc is managed with signals (HUP to reload, TERM to stop): no
+# socket. Older gunicorn ignores the unknown name.
+control_socket_disable = True
+
 # Access and error log as JSON lines on standard error, like the app's own log.
 logger_class = "reporting_svc.logs.GunicornLogger"
 accesslog = "-"

@@ -74,6 +74,13 @@ class JobNotFound(ApiError):
         super().__init__("No completed report job matches the request")
 
 
+class PreconditionFailed(ApiError):
+    """If-Match or If-Unmodified-Since names another version of the file (RFC 9110 §13.2.2)."""
+
+    status = 412
+    message = "Precondition failed"
+
+
 class RangeNotSatisfiable(ApiError):
     """A ``bytes`` Range that cannot be satisfied; tells the client the file's size."""
 

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.http import http_date, parse_date
 
-from reporting_svc.errors import RangeNotSatisfiable
+from reporting_svc.errors import PreconditionFailed, RangeNotSatisfiable
 from reporting_svc.http.conditional import Answer, decide
 from reporting_svc.storage import JobRecord
 from tests.conftest import STUDY, error_of
@@ -101,7 +101,14 @@ def test_the_digest_of_a_part_is_the_digest_of_the_whole_file(get: Callable[...,
 
 @pytest.mark.parametrize(
     "spec",
-    [f"bytes={SIZE}-", f"bytes={SIZE + 10}-{SIZE + 20}", "bytes=-0", "bytes=5-2", "bytes=abc"],
+    [
+        f"bytes={SIZE}-",
+        f"bytes={SIZE + 10}-{SIZE + 20}",
+        "bytes=-0",
+        "bytes=5-2",
+        "bytes=abc",
+        "bytes=0-99999999999999999999999",
+    ],
 )
 def test_an_unsatisfiable_range_is_a_416_envelope_naming_the_size(
     get: Callable[..., Any], spec: str
@@ -153,13 +160,13 @@ def test_if_range_with_the_current_etag_gives_206(get: Callable[..., Any], job: 
 
 @pytest.mark.parametrize(
     "validator",
-    ['"0123abcd"', "weak"],
-    ids=["stale-etag", "weak-etag"],
+    ['"0123abcd"', 'W/"{sha}"', "{sha}", '"{sha}", "0123abcd"'],
+    ids=["stale-etag", "weak-etag", "unquoted-etag", "a-list"],
 )
 def test_if_range_with_another_or_weak_etag_gives_the_whole_file(
     get: Callable[..., Any], job: JobRecord, validator: str
 ) -> None:
-    value = f'W/"{job.sha256}"' if validator == "weak" else validator
+    value = validator.format(sha=job.sha256)
 
     _assert_whole_file(get({"Range": "bytes=10-19", "If-Range": value}))
 
@@ -266,11 +273,99 @@ def test_a_matching_if_none_match_wins_over_a_range(
     assert "Content-Range" not in response.headers
 
 
-@pytest.mark.parametrize("value", ['"0123abcd"', f'"{hashlib.sha256(CONTENT).hexdigest()}"'])
-def test_if_match_never_turns_a_download_into_304(get: Callable[..., Any], value: str) -> None:
-    # If-Match is not a cache validator: whatever it says, a 304 would hand the client
-    # a "keep your copy" for a copy it never claimed to have.
-    assert get({"If-Match": value}).status_code != 304
+# --- preconditions (RFC 9110 §13.2.2) ---------------------------------------------------
+
+OLD_DATE = "Mon, 01 Jan 2001 00:00:00 GMT"
+FUTURE_DATE = "Fri, 01 Jan 2100 00:00:00 GMT"
+
+
+def _validator_values(job: JobRecord, full: Any) -> dict[str, str]:
+    return {"etag": _etag(job), "last_modified": full.headers["Last-Modified"]}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"If-Match": "{etag}"}, id="if-match-exact"),
+        pytest.param({"If-Match": '"aaaa", {etag}'}, id="if-match-in-a-list"),
+        pytest.param({"If-Match": "*"}, id="if-match-star"),
+        pytest.param({"If-Unmodified-Since": "{last_modified}"}, id="ius-at-last-modified"),
+        pytest.param({"If-Unmodified-Since": FUTURE_DATE}, id="ius-later"),
+        pytest.param({"If-Unmodified-Since": "not a date"}, id="ius-not-a-date-is-ignored"),
+        pytest.param({"If-Match": "{etag}", "If-Unmodified-Since": OLD_DATE}, id="if-match-wins"),
+    ],
+)
+def test_a_precondition_that_holds_gives_the_whole_file(
+    get: Callable[..., Any], job: JobRecord, full: Any, headers: dict[str, str]
+) -> None:
+    values = _validator_values(job, full)
+
+    _assert_whole_file(get({k: v.format(**values) for k, v in headers.items()}))
+
+
+@pytest.mark.parametrize(
+    ("headers", "method"),
+    [
+        pytest.param({"If-Match": '"0123abcd"'}, "GET", id="if-match-other"),
+        pytest.param({"If-Match": "W/{etag}"}, "GET", id="if-match-weak-never-matches"),
+        pytest.param({"If-Match": ""}, "GET", id="if-match-empty"),
+        pytest.param({"If-Unmodified-Since": OLD_DATE}, "GET", id="ius-earlier"),
+        pytest.param(
+            {"If-Match": '"0123abcd"', "If-Unmodified-Since": FUTURE_DATE},
+            "GET",
+            id="if-match-wins-over-ius",
+        ),
+        pytest.param({"If-Match": '"0123abcd"', "If-None-Match": "{etag}"}, "GET", id="before-304"),
+        pytest.param(
+            {"If-Unmodified-Since": OLD_DATE, "If-Modified-Since": FUTURE_DATE},
+            "GET",
+            id="ius-before-ims",
+        ),
+        pytest.param(
+            {"If-Match": '"0123abcd"', "Range": "bytes=0-9", "If-Range": "{etag}"},
+            "GET",
+            id="before-range",
+        ),
+        pytest.param({"If-Match": '"0123abcd"'}, "HEAD", id="head"),
+    ],
+)
+def test_a_precondition_that_fails_is_a_412_envelope_with_the_common_headers(
+    get: Callable[..., Any],
+    job: JobRecord,
+    full: Any,
+    headers: dict[str, str],
+    method: str,
+) -> None:
+    values = _validator_values(job, full)
+    sent = {k: v.format(**values) for k, v in headers.items()}
+
+    response = get({**sent, "X-Request-ID": "precondition-1"}, method=method)
+
+    assert response.status_code == 412
+    if method == "GET":
+        assert error_of(response)["errorCode"] == "REPT_412"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "precondition-1"
+    assert "Content-Disposition" not in response.headers
+
+
+def test_a_precondition_that_holds_lets_a_range_through(
+    get: Callable[..., Any], job: JobRecord
+) -> None:
+    response = get({"If-Match": _etag(job), "Range": "bytes=10-19"})
+
+    assert response.status_code == 206
+    assert response.data == CONTENT[10:20]
+
+
+def test_a_failed_precondition_is_audited_as_refused(
+    get: Callable[..., Any], job: JobRecord, audit_records: Callable[..., Any]
+) -> None:
+    get({"If-Match": '"0123abcd"', "X-Request-ID": "precondition-2"})
+
+    [record] = [r for r in audit_records() if r["requestId"] == "precondition-2"]
+    assert (record["event"], record["status"], record["jobId"]) == ("refused", 412, job.id)
 
 
 # --- HEAD ------------------------------------------------------------------------------
@@ -364,7 +459,12 @@ def _decide(app: Flask, headers: dict[str, str], method: str = "GET", size: int 
         pytest.param({"Range": "bytes=0-1,4-5"}, Answer(200, 0, SIZE), id="multi"),
         pytest.param({"Range": "bytes=4-5,0-1"}, Answer(200, 0, SIZE), id="multi-unordered"),
         pytest.param({"Range": f"bytes=-{SIZE + 1}"}, Answer(206, 0, SIZE), id="long-suffix"),
-        pytest.param({"If-Match": '"0123abcd"'}, Answer(200, 0, SIZE), id="if-match"),
+        pytest.param({"If-Match": f'"{"ab" * 32}"'}, Answer(200, 0, SIZE), id="if-match"),
+        pytest.param(
+            {"If-Match": f'"{"ab" * 32}"', "Range": "bytes=0-9"},
+            Answer(206, 0, 10),
+            id="if-match-range",
+        ),
         pytest.param({"Range": "items=0-1"}, Answer(200, 0, SIZE), id="unit"),
         pytest.param({"If-None-Match": f'"{"ab" * 32}"'}, Answer(304, 0, 0), id="inm"),
         pytest.param(
@@ -402,6 +502,94 @@ def test_decide_gives_head_the_whole_file_despite_a_range(app: Flask) -> None:
 
 def test_decide_gives_an_empty_file_the_whole_file_despite_a_range(app: Flask) -> None:
     assert _decide(app, {"Range": "bytes=0-9"}, size=0) == Answer(200, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "if_range",
+    [
+        "Wednesday, 04-Jun-25 11:27:52 GMT",
+        "Wed Jun  4 11:27:52 2025",
+        "Wed, 04 Jun 2025 12:27:52 +0100",
+        "wed, 04 jun 2025 11:27:52 gmt",
+    ],
+    ids=["rfc850", "asctime", "numeric-zone", "lower-case"],
+)
+def test_decide_resumes_only_on_the_exact_last_modified_value(app: Flask, if_range: str) -> None:
+    # RFC 9110 §13.1.5: the date must exactly match Last-Modified; nginx would resume on
+    # some of these (it parses them), but it only sees ranges the service resumes itself.
+    headers = {"Range": "bytes=0-9", "If-Range": if_range}
+
+    assert _decide(app, headers) == Answer(200, 0, SIZE)
+
+
+MAX_OFF_T = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "start", "stop"),
+    [
+        pytest.param("BYTES=10-19", 10, 20, id="unit-in-capitals"),
+        pytest.param("Bytes=10-19", 10, 20, id="unit-mixed-case"),
+        pytest.param("bytes= 10 - 19 ", 10, 20, id="spaces-around-numbers"),
+        pytest.param("bytes=  -10", SIZE - 10, SIZE, id="spaces-before-suffix"),
+        pytest.param("bytes=10- ", 10, SIZE, id="open-ended-with-space"),
+        pytest.param("bytes=" + "0" * 40 + "10-19", 10, 20, id="leading-zeros"),
+        pytest.param(f"bytes=0-{MAX_OFF_T}", 0, SIZE, id="largest-end"),
+        pytest.param(f"bytes=-{MAX_OFF_T}", 0, SIZE, id="largest-suffix"),
+    ],
+)
+def test_decide_satisfies_what_nginx_satisfies(
+    app: Flask, spec: str, start: int, stop: int
+) -> None:
+    assert _decide(app, {"Range": spec}) == Answer(206, start, stop)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(f"bytes={SIZE}-", id="start-at-eof"),
+        pytest.param("bytes=-0", id="empty-suffix"),
+        pytest.param("bytes=5-2", id="end-before-start"),
+        pytest.param("bytes=0-99999999999999999999999", id="end-overflows-off_t"),
+        pytest.param(f"bytes=0-{MAX_OFF_T + 1}", id="end-just-overflows"),
+        pytest.param(f"bytes={MAX_OFF_T + 1}-", id="start-overflows"),
+        pytest.param(f"bytes=-{MAX_OFF_T + 1}", id="suffix-overflows"),
+        pytest.param("bytes=0-" + "9" * 5000, id="more-digits-than-int-parses"),
+        pytest.param("bytes=0-\t9", id="tab-after-dash"),
+        pytest.param("bytes=\t0-9", id="tab-before-start"),
+        pytest.param("bytes=- 5", id="space-inside-suffix"),
+        pytest.param("bytes=+1-5", id="plus-sign"),
+        pytest.param("bytes=1_0-20", id="underscore-digits"),
+        pytest.param("bytes=0-9;", id="trailing-garbage"),
+        pytest.param("bytes=", id="no-range"),
+        pytest.param("bytes=-", id="dash-only"),
+        pytest.param("bytes=--5", id="double-dash"),
+        pytest.param("bytes=1-2-3", id="three-numbers"),
+    ],
+)
+def test_decide_refuses_what_nginx_refuses_with_the_size(app: Flask, spec: str) -> None:
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        _decide(app, {"Range": spec})
+
+    assert raised.value.headers == {"Content-Range": f"bytes */{SIZE}"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({"If-Match": '"0123abcd"'}, "If-Match"),
+        ({"If-Match": f'W/"{"ab" * 32}"'}, "If-Match"),
+        ({"If-Unmodified-Since": "Wed, 04 Jun 2025 11:27:51 GMT"}, "If-Unmodified-Since"),
+    ],
+    ids=["other-etag", "weak-etag", "a-second-early"],
+)
+def test_decide_raises_precondition_failed_naming_the_header(
+    app: Flask, headers: dict[str, str], detail: str
+) -> None:
+    with pytest.raises(PreconditionFailed) as raised:
+        _decide(app, headers)
+
+    assert detail in str(raised.value)
 
 
 @pytest.mark.parametrize("spec", [f"bytes={SIZE}-", "bytes=-0", "bytes=5-2"])

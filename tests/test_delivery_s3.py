@@ -265,6 +265,17 @@ def test_redirect_if_none_match_gives_304_from_the_service(publish, token, downl
 
 
 @pytest.mark.parametrize("s3_delivery", ["redirect"])
+def test_redirect_failed_precondition_is_a_412_envelope_from_the_service(publish, token, download):
+    record = publish()
+
+    response = download({"id": record.id}, token(GRANT), headers={"If-Match": '"0123abcd"'})
+
+    assert response.status_code == 412
+    assert "Location" not in response.headers
+    assert error_of(response)["errorCode"] == "REPT_412"
+
+
+@pytest.mark.parametrize("s3_delivery", ["redirect"])
 def test_redirect_unsatisfiable_range_is_a_416_envelope_from_the_service(
     publish, token, download, content
 ):
@@ -295,10 +306,15 @@ def test_redirect_satisfiable_range_redirects_and_s3_applies_it(publish, token, 
 @pytest.mark.parametrize("s3_delivery", ["redirect"])
 @pytest.mark.parametrize(
     "headers",
-    [{"Range": "bytes=10-19", "If-Range": '"stale"'}, {"Range": "bytes=0-1,5-6"}],
-    ids=["stale-if-range", "multi-range"],
+    [
+        {"Range": "bytes=10-19", "If-Range": '"stale"'},
+        {"Range": "bytes=0-1,5-6"},
+        {"If-Match": "*"},
+        {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    ],
+    ids=["stale-if-range", "multi-range", "if-match", "if-unmodified-since"],
 )
-def test_redirect_a_range_that_must_be_ignored_streams_the_whole_file_itself(
+def test_redirect_a_request_s3_would_answer_differently_is_streamed_by_the_service(
     publish, token, download, content, headers
 ):
     record = publish(content, "listing.pdf")

@@ -121,6 +121,35 @@ def test_a_416_is_answered_by_the_service(get: Callable[..., Any]) -> None:
     assert error_of(response)["errorCode"] == "REPT_416"
 
 
+@pytest.mark.parametrize(
+    ("headers", "status", "body"),
+    [
+        pytest.param({"If-Match": "{etag}"}, 200, CONTENT, id="if-match"),
+        pytest.param({"If-Match": "*", "Range": "bytes=10-19"}, 206, CONTENT[10:20], id="range"),
+        pytest.param(
+            {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}, 200, CONTENT, id="ius"
+        ),
+    ],
+)
+def test_a_request_with_preconditions_is_sent_by_the_service_not_nginx(
+    get: Callable[..., Any], job: JobRecord, headers: dict[str, str], status: int, body: bytes
+) -> None:
+    # nginx would test them again against its own (absent) ETag and the file's mtime.
+    response = get({k: v.format(etag=f'"{job.sha256}"') for k, v in headers.items()})
+
+    assert response.status_code == status
+    assert "X-Accel-Redirect" not in response.headers
+    assert response.data == body
+
+
+def test_a_412_is_answered_by_the_service(get: Callable[..., Any]) -> None:
+    response = get({"If-Match": '"0123abcd"'})
+
+    assert response.status_code == 412
+    assert "X-Accel-Redirect" not in response.headers
+    assert error_of(response)["errorCode"] == "REPT_412"
+
+
 @pytest.mark.parametrize("extra", [{}, {"Range": "bytes=0-9"}])
 def test_head_is_answered_by_the_service_with_the_full_length(
     get: Callable[..., Any], job: JobRecord, extra: dict[str, str]

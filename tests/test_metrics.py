@@ -96,6 +96,37 @@ def test_an_unknown_path_counts_as_route_unmatched(client: FlaskClient, path: st
     assert unmatched.value == 1
 
 
+def _request_series() -> set[tuple[tuple[str, str], ...]]:
+    return {
+        tuple(sorted(sample.labels.items()))
+        for metric in REGISTRY.collect()
+        if metric.name == "reporting_http_requests"
+        for sample in metric.samples
+        if sample.name == "reporting_http_requests_total"
+    }
+
+
+def test_unknown_methods_add_no_series_and_count_as_other(client: FlaskClient) -> None:
+    client.open("/nowhere", method="XAAA")
+    series = _request_series()
+    other = requests_total("unmatched", "404", "other")
+
+    for n in range(300):
+        assert client.open("/nowhere", method=f"X{n:03d}").status_code == 404
+
+    assert _request_series() == series
+    assert other.value == 300
+
+
+@pytest.mark.parametrize("method", ["DELETE", "OPTIONS", "PATCH"])
+def test_a_known_method_keeps_its_own_label(client: FlaskClient, method: str) -> None:
+    counted = requests_total("unmatched", "404", method)
+
+    client.open("/nowhere", method=method)
+
+    assert counted.value == 1
+
+
 # --- reporting_auth_failures_total -----------------------------------------------------
 
 

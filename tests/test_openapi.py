@@ -24,8 +24,8 @@ from tests.conftest import DOWNLOAD, STUDY
 OPENAPI = "/ec-reporting-svc/openapi.json"
 DOCS = "/ec-reporting-svc/docs"
 REDOC = "/ec-reporting-svc/docs/redoc.standalone.js"
-STATUSES = {"200", "206", "302", "304", "400", "401", "404", "416", "429", "500", "503"}
-ERRORS = {"400", "401", "404", "416", "429", "500", "503"}
+STATUSES = {"200", "206", "302", "304", "400", "401", "404", "412", "416", "429", "500", "503"}
+ERRORS = {"400", "401", "404", "412", "416", "429", "500", "503"}
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 DOC = build_spec(DOWNLOAD)
 

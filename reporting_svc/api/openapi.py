@@ -23,6 +23,7 @@ ERROR_STATUSES = {
     400: "Insufficient or invalid parameters; `details` names each one and its rule.",
     401: "No valid credentials (step 1), or no permission for the job (step 4).",
     404: "No completed job with this id, or a filter differs from the job's value.",
+    412: "If-Match or If-Unmodified-Since names another version of the file.",
     416: "The single `Range` cannot be satisfied; `Content-Range` gives the size.",
     429: "Too many requests from this client (answered by the proxy in front).",
     500: "A fault of the service or its store, never a stack trace or a path.",
@@ -68,7 +69,13 @@ RANGE_HEADERS = [
 ]
 OTHER_HEADERS = [
     {"in": "header", "name": name, "schema": {"type": "string"}}
-    for name in ("If-None-Match", "If-Modified-Since", "X-Request-ID")
+    for name in (
+        "If-Match",
+        "If-Unmodified-Since",
+        "If-None-Match",
+        "If-Modified-Since",
+        "X-Request-ID",
+    )
 ]
 
 

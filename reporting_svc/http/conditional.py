@@ -1,4 +1,4 @@
-"""What a download answers (200, 206, 304, 416), decided from the record and headers alone.
+"""What a download answers (200, 206, 304, 412, 416), decided from the record and headers alone.
 
 Deciding before any byte is read is what lets every delivery mode, nginx's included,
 behave the same: the store is asked only for the bytes of the answer.
@@ -6,14 +6,24 @@ behave the same: the store is asked only for the bytes of the answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import Request
-from werkzeug.http import parse_if_range_header, parse_range_header
+from werkzeug.http import http_date, parse_date, parse_etags
 from werkzeug.sansio.http import is_resource_modified
 
-from ..errors import RangeNotSatisfiable
+from ..errors import PreconditionFailed, RangeNotSatisfiable
 from ..storage.record import JobRecord
+
+# nginx's grammar for one range, which it applies again to the client's Range header when
+# it sends an x-accel 206: spaces (not tabs) around the numbers, ASCII digits only.
+_ONE_RANGE = re.compile(r"bytes= *(?:(\d+) *- *(\d*)|-(\d+)) *", re.IGNORECASE | re.ASCII)
+# nginx keeps positions in an off_t and answers 416 to any larger number.
+MAX_POSITION = 2**63 - 1
+# If-Match and If-Unmodified-Since: nginx evaluates them again on an x-accel answer,
+# against its own file metadata, and no setting turns that off.
+PRECONDITION_HEADERS = ("If-Match", "If-Unmodified-Since")
 
 
 @dataclass(frozen=True)
@@ -33,12 +43,13 @@ class Answer:
 
 
 def decide(request: Request, record: JobRecord) -> Answer:
-    """Apply RFC 9110's order: If-None-Match / If-Modified-Since, then If-Range and Range.
+    """Apply RFC 9110 §13.2.2's order: If-Match, else If-Unmodified-Since (412 when they
+    fail), then If-None-Match / If-Modified-Since (304), then If-Range and Range.
 
     A multi-range request, a stale If-Range, an unknown range unit and HEAD all get the
-    whole file; a ``bytes`` range that cannot be satisfied raises RangeNotSatisfiable.
+    whole file; a ``bytes`` range that nginx would not satisfy raises RangeNotSatisfiable.
     """
-    full = Answer(200, 0, record.size)
+    _check_preconditions(request, record)
     # Only the cache validators are passed: Werkzeug reads a failed If-Match as "not
     # modified", and a 304 tells a client to keep a copy it may not have.
     if not is_resource_modified(
@@ -48,40 +59,76 @@ def decide(request: Request, record: JobRecord) -> Answer:
         last_modified=record.completed,
     ):
         return Answer(304, 0, 0)
-    header = request.headers.get("Range")
+    full = Answer(200, 0, record.size)
+    header = request.headers.get("Range", "").strip(" \t")
     if request.method != "GET" or not header or record.size == 0:
         return full
-    if not header.strip().lower().startswith("bytes="):
+    if not header.lower().startswith("bytes="):
         return full
     if not _if_range_holds(request.headers.get("If-Range"), record):
         return full
     if "," in header:
-        # Several ranges get the whole file, in any order: Werkzeug's parser refuses
-        # unordered or overlapping sets outright, which would turn them into a 416.
+        # Several ranges get the whole file, in any order (and nginx, sent to its
+        # whole-file location, ignores them too).
         return full
-    parsed = parse_range_header(header)
-    if parsed is None:
-        raise RangeNotSatisfiable(record.size)
-    start, stop = parsed.ranges[0]
-    if stop is None and start < -record.size:
-        # A suffix longer than the file asks for all of it (RFC 9110 §14.1.2); Werkzeug
-        # would compute a negative start and call the range unsatisfiable.
-        return Answer(206, 0, record.size)
-    span = parsed.range_for_length(record.size)
-    if span is None:
-        raise RangeNotSatisfiable(record.size)
-    return Answer(206, span[0], span[1])
+    start, stop = _one_range(header, record.size)
+    return Answer(206, start, stop)
+
+
+def has_preconditions(request: Request) -> bool:
+    """Whether the request carries a validator that only the service can evaluate."""
+    return any(name in request.headers for name in PRECONDITION_HEADERS)
+
+
+def _check_preconditions(request: Request, record: JobRecord) -> None:
+    """Raise PreconditionFailed unless If-Match (or, without it, If-Unmodified-Since) holds.
+
+    If-Match uses the strong comparison, so a weak tag never matches; an If-Unmodified-Since
+    that is not a date is ignored (RFC 9110 §13.1.4).
+    """
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        if not parse_etags(if_match).contains(record.sha256):
+            raise PreconditionFailed("If-Match does not name the report file's ETag")
+        return
+    since = parse_date(request.headers.get("If-Unmodified-Since"))
+    if since is not None and record.completed.replace(microsecond=0) > since:
+        raise PreconditionFailed("The report file was completed after If-Unmodified-Since")
 
 
 def _if_range_holds(value: str | None, record: JobRecord) -> bool:
-    """No If-Range, or one naming this exact file (strong ETag, or its Last-Modified date)."""
+    """No If-Range, or one exactly equal to the ETag or Last-Modified (RFC 9110 §13.1.5).
+
+    nginx compares byte for byte as well, so it resumes whatever resumes here.
+    """
     if value is None:
         return True
-    if value.lstrip().startswith("W/"):
-        return False
-    if_range = parse_if_range_header(value)
-    if if_range.etag is not None:
-        return if_range.etag == record.sha256
-    if if_range.date is not None:
-        return if_range.date == record.completed.replace(microsecond=0)
-    return False
+    return value.strip(" \t") in (f'"{record.sha256}"', http_date(record.completed))
+
+
+def _one_range(header: str, size: int) -> tuple[int, int]:
+    """The span ``[start, stop)`` of one ``bytes`` range, exactly as nginx computes it.
+
+    A suffix longer than the file, or an end past it, is cut to the file (RFC 9110
+    §14.1.2); a range nginx would refuse raises RangeNotSatisfiable here too.
+    """
+    match = _ONE_RANGE.fullmatch(header)
+    if match is None:
+        raise RangeNotSatisfiable(size)
+    first, last, suffix = match.groups()
+    if suffix is not None:
+        start, stop = max(size - _position(suffix, size), 0), size
+    else:
+        start = _position(first, size)
+        stop = min(_position(last, size) + 1, size) if last else size
+    if start >= stop:
+        raise RangeNotSatisfiable(size)
+    return start, stop
+
+
+def _position(digits: str, size: int) -> int:
+    """A position in the header as a number; one beyond nginx's off_t is unsatisfiable."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(MAX_POSITION)) or int(significant) > MAX_POSITION:
+        raise RangeNotSatisfiable(size)
+    return int(significant)

@@ -23,7 +23,7 @@ from ..storage.record import JobRecord
 from ..storage.s3 import S3Store
 from .attachment import content_disposition
 from .bodies import ChunkStream, FileRange, TrackedBody
-from .conditional import Answer, decide
+from .conditional import Answer, decide, has_preconditions
 from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
@@ -130,6 +130,8 @@ class LocalAccelDelivery(LocalStreamDelivery):
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
+        if has_preconditions(request):  # nginx would evaluate them again, wrongly
+            return super().send(record, answer, headers, request)
         self.check(record)
         kind = "range" if answer.status == 206 else "full"
         headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}

@@ -12,7 +12,7 @@ import time
 from flask import Flask, Response, g, request
 
 from ..logs import ACCESS_FIELDS
-from ..metrics import AUTH_FAILURES, HTTP_REQUESTS
+from ..metrics import AUTH_FAILURES, HTTP_REQUESTS, method_label
 
 UNMATCHED = "unmatched"
 
@@ -30,7 +30,7 @@ def _started() -> None:
 
 def _observe(response: Response) -> Response:
     route = route_name()
-    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    HTTP_REQUESTS.labels(route, method_label(request.method), str(response.status_code)).inc()
     if response.status_code == 401:
         AUTH_FAILURES.labels(_auth_failure(response)).inc()
     principal = g.get("principal")

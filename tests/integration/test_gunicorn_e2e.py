@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import DOWNLOAD, STUDY
+from tests.integration.processes import Processes
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +174,42 @@ def test_missing_setting_stops_start_up_with_one_line(
     assert result.stderr.strip().count("\n") == 0
     assert "REPORTING_SVC_S3_BUCKET" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+CONTROL_SOCKET_DECIDED = ("Control socket disabled", "Control socket listening at")
+
+
+def _control_socket_lines(stderr: Path, timeout: float = 30.0) -> list[str]:
+    """The master's log lines about its control socket, once it has logged one (at debug
+    level it logs either way, after its first workers are up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in stderr.read_text().splitlines() if "Control socket" in line]
+        if any(marker in line for line in lines for marker in CONTROL_SOCKET_DECIDED):
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gunicorn logged nothing about its control socket: {lines}")
+        time.sleep(0.1)
+
+
+def test_two_instances_of_one_user_open_no_shared_control_socket(
+    processes: Processes, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    home, runtime = tmp_path / "home", tmp_path / "runtime"
+    home.mkdir()
+    runtime.mkdir()
+    env = {
+        **service_env,
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "GUNICORN_CMD_ARGS": "--log-level debug",
+        "WEB_CONCURRENCY": "1",
+    }
+
+    bases = [processes.serve(env), processes.serve(env)]
+
+    for base in bases:
+        port = base.rsplit(":", 1)[1]
+        lines = _control_socket_lines(processes.folder / f"serve-{port}.stderr")
+        assert not any("listening" in line for line in lines), lines
+    assert list(home.rglob("*.ctl")) + list(runtime.rglob("*.ctl")) == []
