@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import threading
@@ -127,6 +128,32 @@ def test_fetch_saves_verifies_and_then_skips_a_job_through_nginx(
         assert token not in text, path
     for output in (first.stdout, first.stderr, second.stdout, second.stderr):
         assert token not in output
+
+
+def test_on_a_terminal_progress_bars_go_to_stderr_and_no_json_is_printed(
+    service: Service, tmp_path: Path
+) -> None:
+    content = os.urandom(2 * 1024 * 1024)
+    record = service.publish(content, "extract.zip")
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        result = subprocess.run(
+            fetch_command(service.url, tmp_path / "pulled", "--id", record["id"]),
+            env=client_env(service.token()),
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+        os.close(terminal)
+        try:
+            shown = screen.read(65536)
+        except OSError:  # Linux: nothing was written and the terminal side is closed
+            shown = b""
+
+    assert result.returncode == 0
+    assert shown == b""
+    assert b"extract.zip" in result.stderr and b"100%" in result.stderr
+    assert (tmp_path / "pulled" / "extract.zip").read_bytes() == content
 
 
 def test_memory_stays_flat_for_a_file_far_larger_than_it(
