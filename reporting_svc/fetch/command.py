@@ -18,7 +18,8 @@ from .destination import Destination
 from .download import Downloader, Job
 from .events import Events, events_for
 from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed
-from .listing import list_runs
+from .listing import ListingError, list_runs
+from .manifest import ManifestUnreadable
 from .options import FetchOptions, listing_study, options_from
 from .retry import RetryPolicy
 from .transport import Client
@@ -42,14 +43,14 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         policy = RetryPolicy(attempts=options.retries)
         downloader = Downloader(client, Destination(options.dest), events, policy)
         return _fetch_all(options, downloader, events)
-    except (TokenMissing, AuthenticationFailed) as error:
+    except (TokenMissing, AuthenticationFailed, ManifestUnreadable) as error:
         return _error(str(error), USAGE)
     except KeyboardInterrupt:
         return _error("interrupted; the .part files are kept for the next run", INTERRUPTED)
     except OSError as error:
         return _error(f"{options.dest}: {error.strerror or error}", USAGE)
     except FetchError as error:
-        return _error(f"the listing failed: {error}", FAILED)
+        return _error(str(error), FAILED)
     finally:
         events.close()
 
@@ -86,9 +87,12 @@ def _jobs(options: FetchOptions, downloader: Downloader, events: Events) -> list
         if value is not None:
             query[name] = value
     jobs = []
-    for job, run in list_runs(downloader.client, query, _retried(downloader)):
-        events.emit("listed", **_listed_fields(run, job))
-        jobs.append(job)
+    try:
+        for job, run in list_runs(downloader.client, query, _retried(downloader)):
+            events.emit("listed", **_listed_fields(run, job))
+            jobs.append(job)
+    except JobFailed as error:
+        raise ListingError(f"the listing failed: {error}") from None
     return jobs
 
 

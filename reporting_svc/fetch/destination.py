@@ -56,9 +56,8 @@ class Destination:
 
     def partial(self, download_id: str) -> Partial | None:
         """The download of this job left by an earlier run, if its ``.part`` is still there."""
-        try:
-            partial = Partial(**json.loads(self._state_path(download_id).read_text()))
-        except FileNotFoundError:
+        partial = _read_state(self._state_path(download_id))
+        if partial is None:
             return None
         if not self.part_path(partial).is_file():
             self.discard(partial)
@@ -132,7 +131,20 @@ class Destination:
         return key in RESERVED or key in existing or key + PART_SUFFIX in existing
 
     def _saved(self) -> list[Partial]:
-        return [Partial(**json.loads(path.read_text())) for path in self.partials.glob("*.json")]
+        states = (_read_state(path) for path in self.partials.glob("*.json"))
+        return [partial for partial in states if partial is not None]
 
     def _state_path(self, download_id: str) -> Path:
         return self.partials / f"{download_id}.json"
+
+
+def _read_state(path: Path) -> Partial | None:
+    """A saved download's state; one that cannot be read is removed (its ``.part`` is then
+    an orphan the next download of that job overwrites)."""
+    try:
+        return Partial(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, OSError):
+        path.unlink(missing_ok=True)
+        return None

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .failures import FetchError
+
 STATE_DIR = ".reporting-svc"
 MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
@@ -30,6 +32,10 @@ class Entry:
     fetchedAt: str  # noqa: N815
 
 
+class ManifestUnreadable(FetchError):
+    """The manifest is not what this client writes; it is never overwritten blindly."""
+
+
 class Manifest:
     """The verified downloads of one folder, keyed by download id."""
 
@@ -38,8 +44,13 @@ class Manifest:
         self.path = folder / STATE_DIR / MANIFEST_NAME
         self.entries: dict[str, Entry] = {}
         if self.path.exists():
-            data = json.loads(self.path.read_text())
-            self.entries = {key: Entry(**value) for key, value in data["downloads"].items()}
+            try:
+                data = json.loads(self.path.read_text())
+                self.entries = {key: Entry(**value) for key, value in data["downloads"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ManifestUnreadable(
+                    f"{self.path} cannot be read; move it away to fetch everything again"
+                ) from None
 
     def record(self, entry: Entry) -> None:
         """Add or replace a download, then write the manifest and ``SHA256SUMS`` anew."""

@@ -56,6 +56,8 @@ class Client:
                 return response
             with response:
                 url = urljoin(url, response.headers["Location"])
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise JobFailed("a redirect to a URL that is not http(s)")
             params = None  # the Location is the whole next URL
         raise JobFailed(f"more than {MAX_REDIRECTS} redirects")
 

@@ -10,6 +10,7 @@ import pytest
 
 from reporting_svc.fetch.destination import Destination
 from reporting_svc.fetch.failures import JobFailed
+from reporting_svc.fetch.manifest import ManifestUnreadable
 
 A, B, C = "A" * 32, "B" * 32, "C" * 32
 
@@ -98,3 +99,23 @@ def test_a_partial_whose_part_is_gone_is_forgotten(tmp_path: Path) -> None:
 def test_a_path_outside_the_folder_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(JobFailed):
         Destination(tmp_path).path(name)
+
+
+def test_an_unreadable_manifest_is_refused_not_overwritten(tmp_path: Path) -> None:
+    manifest = tmp_path / ".reporting-svc" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{not json")
+
+    with pytest.raises(ManifestUnreadable, match="move it away"):
+        Destination(tmp_path)
+
+    assert manifest.read_text() == "{not json"
+
+
+def test_an_unreadable_partial_state_is_forgotten(tmp_path: Path) -> None:
+    state = tmp_path / ".reporting-svc" / "partial" / f"{A}.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("garbage")
+
+    assert Destination(tmp_path).partial(A) is None
+    assert not state.exists()

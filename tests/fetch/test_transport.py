@@ -107,3 +107,10 @@ def test_endless_redirects_fail_the_job(server: Server) -> None:
 
     with pytest.raises(JobFailed, match="redirects"):
         client_for(service.url).get("/")
+
+
+def test_a_redirect_to_another_scheme_fails_the_job(server: Server) -> None:
+    service = server(redirect_to("file:///etc/passwd"))
+
+    with pytest.raises(JobFailed, match="not http"):
+        client_for(service.url).get("/")
