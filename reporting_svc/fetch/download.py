@@ -25,8 +25,6 @@ from .retry import RetryPolicy
 from .transport import Client
 from .verify import CHUNK, check, hash_of, repr_digest_sha256
 
-MISMATCH_TRIES = 2
-
 
 @dataclass(frozen=True)
 class Job:
@@ -63,21 +61,29 @@ class Downloader:
     def fetch(self, job: Job) -> Entry:
         """The job's verified file, fetched or resumed; raises JobFailed or
         AuthenticationFailed."""
-        for tries in range(1, MISMATCH_TRIES + 1):
-            try:
-                return self.policy.run(lambda: self._attempt(job), self.retrying(job.downloadId))
-            except AuthenticationFailed:
-                self.cancelled.set()  # no other job can succeed with this token either
-                raise
-            except OSError as error:
-                raise JobFailed(f"cannot write the file: {error.strerror or error}") from None
-            except DigestMismatch as error:
-                if tries == MISMATCH_TRIES:
-                    raise JobFailed(f"{error}, twice") from None
-                self.events.emit(
-                    "retrying", downloadId=job.downloadId, reason=f"{error}; starting over"
-                )
-        raise AssertionError("unreachable")
+        try:
+            return self._verified(job)
+        except AuthenticationFailed:
+            self.cancelled.set()  # no other job can succeed with this token either
+            raise
+        except OSError as error:
+            raise JobFailed(f"cannot write the file: {error.strerror or error}") from None
+
+    def _verified(self, job: Job) -> Entry:
+        """Transient failures retried by the policy; a digest mismatch once more from zero."""
+
+        def attempt() -> Entry:
+            return self.policy.run(lambda: self._attempt(job), self.retrying(job.downloadId))
+
+        try:
+            return attempt()
+        except DigestMismatch as error:
+            reason = f"{error}; starting over"
+            self.events.emit("retrying", downloadId=job.downloadId, reason=reason)
+        try:
+            return attempt()
+        except DigestMismatch as error:
+            raise JobFailed(f"{error}, twice") from None
 
     def _confirmed(self, entry: Entry) -> Entry | None:
         with self.client.get(
