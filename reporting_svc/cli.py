@@ -139,6 +139,6 @@ def _parser() -> argparse.ArgumentParser:
     fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
     add_fetch_command(fetch)
 
-    audit = commands.add_parser("audit", help="verify or show the audit trail of downloads")
+    audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
     add_audit_commands(audit)
     return parser

@@ -76,6 +76,11 @@ class Settings:
         return ("RS256",) if self.jwt_public_key_file else ("HS256",)
 
     @property
+    def delivery(self) -> str:
+        """The delivery mode in use: each store has its own setting, the store chosen picks one."""
+        return self.s3_delivery if self.store == "s3" else self.local_delivery
+
+    @property
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"

@@ -15,7 +15,6 @@ from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobExists, StoreError, layout
-from reporting_svc.storage.base import FileMissing
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.s3 import S3Store
 from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
@@ -120,7 +119,7 @@ def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_pa
 
     for record in records:
         assert copied.get_record(record.id) == record
-        assert copied.get_content(record)[0].read() == contents[record.fileName]
+        assert copied.open_range(record, 0, record.size).body.read() == contents[record.fileName]
     assert copied.list_job_ids(STUDY, "test") == local.list_job_ids(STUDY, "test")
 
 
@@ -132,16 +131,7 @@ def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
         store, tmp_path / "large.zip", report_name="Large", mode="test", study_id=STUDY
     )
 
-    assert store.get_content(record)[0].read() == content
-
-
-def test_get_content_of_a_deleted_object_raises_file_missing(publish, store, s3_bucket):
-    record = publish(job_id=JOB)
-    s3_bucket.delete_object(Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB))
-
-    assert store.content_length(record) is None
-    with pytest.raises(FileMissing):
-        store.get_content(record)
+    assert store.open_range(record, 0, record.size).body.read() == content
 
 
 @pytest.fixture
@@ -160,12 +150,12 @@ def unreachable_store(s3_bucket) -> S3Store:
     "operation",
     [
         lambda store, record: store.get_record(JOB),
-        lambda store, record: store.get_content(record),
-        lambda store, record: store.content_length(record),
+        lambda store, record: store.open_range(record, 0, record.size),
+        lambda store, record: store.size_of(record),
         lambda store, record: store.put(record, io.BytesIO(b"x")),
         lambda store, record: store.list_job_ids(STUDY, "test"),
     ],
-    ids=["get_record", "get_content", "content_length", "put", "list_job_ids"],
+    ids=["get_record", "open_range", "size_of", "put", "list_job_ids"],
 )
 def test_every_operation_raises_store_error_when_the_endpoint_is_unreachable(
     unreachable_store, publish, operation

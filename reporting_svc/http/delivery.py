@@ -1,28 +1,28 @@
-"""Sending a job's file: one delivery class per store and mode, chosen once at start-up.
+"""Sending a job's file: one delivery class per mode, chosen once at start-up.
 
 Every delivery first asks ``conditional.decide`` what to answer from the record alone
 (304, 416, 206 or the whole file); only then is the store asked for exactly those bytes.
+A delivery uses only the ``Store`` interface: every store reads byte ranges, and a mode
+that needs more (a path nginx can serve, a presigned URL) names the ``Offer`` it needs,
+so a store that lacks it is refused at start-up.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import ClassVar
 
 from flask import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from ..errors import ReportFileUnavailable
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from ..storage import Store
-from ..storage.base import FileMissing
-from ..storage.layout import content_key
-from ..storage.local import LocalStore
+from ..storage.base import FileMissing, Offer
 from ..storage.record import JobRecord
-from ..storage.s3 import S3Store
 from .attachment import content_disposition
-from .bodies import ChunkStream, FileRange, TrackedBody
+from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
 from .representation import file_headers, validators
 
@@ -59,6 +59,14 @@ class Delivery(ABC):
     """Answers a granted download of one job: the conditional decision, then the bytes."""
 
     name: str
+    needs: ClassVar[frozenset[Offer]] = frozenset()
+
+    def __init__(self, store: Store):
+        missing = self.needs - store.offers
+        if missing:
+            wanted = ", ".join(sorted(offer.value for offer in missing))
+            raise SettingsError(f"delivery {self.name} needs a store that offers {wanted}")
+        self.store = store
 
     def respond(self, record: JobRecord, request: Request) -> Response:
         answer = decide(request, record)
@@ -74,9 +82,13 @@ class Delivery(ABC):
         self.check(record)
         return Response(status=200, headers=headers)
 
-    @abstractmethod
     def check(self, record: JobRecord) -> None:
         """Raise FileMissing or ReportFileUnavailable unless the file matches the record."""
+        size = self.store.size_of(record)
+        if size is None:
+            raise FileMissing(record.id)
+        if size != record.size:
+            raise ReportFileUnavailable(MISMATCH)
 
     @abstractmethod
     def send(
@@ -85,35 +97,31 @@ class Delivery(ABC):
         """Answer a GET with the bytes of ``answer``."""
 
 
-class LocalStreamDelivery(Delivery):
-    """The worker sends the span through the WSGI file wrapper: sendfile under gunicorn."""
+class StreamDelivery(Delivery):
+    """The worker sends the span through the WSGI file wrapper, from any store.
 
-    name = "stream"
+    Under gunicorn a local file goes by sendfile; a body without a descriptor (S3's) is
+    read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode.
+    """
 
-    def __init__(self, store: LocalStore):
-        self.store = store
-
-    def check(self, record: JobRecord) -> None:
-        try:
-            size = self.store.content_path(record).stat().st_size
-        except FileNotFoundError:
-            raise FileMissing(record.id) from None
-        if size != record.size:
-            raise ReportFileUnavailable(MISMATCH)
+    def __init__(self, store: Store, block_size: int, *, name: str = "stream"):
+        self.name = name
+        super().__init__(store)
+        self.block_size = block_size
 
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
-        handle = self.store.open(record)
-        if os.fstat(handle.fileno()).st_size != record.size:
-            handle.close()
+        stored = self.store.open_range(record, answer.start, answer.length)
+        if stored.size != record.size:
+            stored.body.close()
             raise ReportFileUnavailable(MISMATCH)
-        span = FileRange(handle, answer.start, answer.length)
-        wrapped = wrap_file(request.environ, span, BLOCK_SIZE)  # type: ignore[arg-type]
-        return FileResponse(span, answer.status, headers, wrapped)
+        body = TrackedBody(stored.body, answer.start, answer.length)
+        wrapped = wrap_file(request.environ, body, self.block_size)  # type: ignore[arg-type]
+        return FileResponse(body, answer.status, headers, wrapped)
 
 
-class LocalAccelDelivery(LocalStreamDelivery):
+class AccelDelivery(StreamDelivery):
     """Behind nginx: the service decides, nginx sends the bytes (``X-Accel-Redirect``).
 
     The whole file goes through an internal location with ranges switched off, so a
@@ -121,10 +129,10 @@ class LocalAccelDelivery(LocalStreamDelivery):
     through one where nginx applies the client's (already checked) single range.
     """
 
-    name = "x-accel"
+    needs = frozenset({Offer.INTERNAL_PATH})
 
-    def __init__(self, store: LocalStore, prefix: str):
-        super().__init__(store)
+    def __init__(self, store: Store, prefix: str):
+        super().__init__(store, BLOCK_SIZE, name="x-accel")
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def send(
@@ -135,52 +143,23 @@ class LocalAccelDelivery(LocalStreamDelivery):
         self.check(record)
         kind = "range" if answer.status == 206 else "full"
         headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
-        headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{content_key(record.id)}"
+        headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{self.store.internal_path(record)}"
         return AccelResponse(answer.status, headers)
 
 
-class S3ProxyDelivery(Delivery):
-    """The worker streams the span from S3 in fixed-size chunks; S3 does the seeking."""
-
-    name = "proxy"
-
-    def __init__(self, store: S3Store, chunk_size: int):
-        self.store = store
-        self.chunk_size = chunk_size
-
-    def check(self, record: JobRecord) -> None:
-        length = self.store.content_length(record)
-        if length is None:
-            raise FileMissing(record.id)
-        if length != record.size:
-            raise ReportFileUnavailable(MISMATCH)
-
-    def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
-    ) -> Response:
-        stop = None if answer.status == 200 else answer.stop
-        body, size = self.store.get_content(record, answer.start, stop)
-        if size != record.size:
-            body.close()
-            raise ReportFileUnavailable(MISMATCH)
-        stream = ChunkStream(body, answer.length, self.chunk_size)
-        return FileResponse(stream, answer.status, headers, stream)
-
-
-class S3RedirectDelivery(S3ProxyDelivery):
+class RedirectDelivery(StreamDelivery):
     """A 302 to a short-lived presigned URL that answers with the same type and disposition.
 
     S3 applies a plain Range itself when the client follows the redirect. It knows nothing
     of our ETag, though, and evaluates If-Modified-Since even when If-None-Match fails, so
     a request with validators, or whose Range must be ignored (several ranges, an unknown
-    unit), is answered by the service through the proxy instead: the same answer as in
-    every other mode.
+    unit), is streamed by the service instead: the same answer as in every other mode.
     """
 
-    name = "redirect"
+    needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: S3Store, chunk_size: int, expires: int):
-        super().__init__(store, chunk_size)
+    def __init__(self, store: Store, block_size: int, expires: int):
+        super().__init__(store, block_size, name="redirect")
         self.expires = expires
 
     def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
@@ -196,18 +175,17 @@ class S3RedirectDelivery(S3ProxyDelivery):
 
     def redirect(self, record: JobRecord) -> Response:
         self.check(record)
-        url = self.store.presign(record, self.expires, content_disposition(record.fileName))
+        url = self.store.presigned_url(record, self.expires, content_disposition(record.fileName))
         return Response(status=302, headers={"Location": url})
 
 
 def make_delivery(settings: Settings, store: Store) -> Delivery:
-    """Pair the store with the delivery mode the settings choose for it."""
-    if isinstance(store, S3Store):
-        if settings.s3_delivery == "redirect":
-            return S3RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
-        return S3ProxyDelivery(store, settings.s3_chunk_size)
-    if isinstance(store, LocalStore):
-        if settings.local_delivery == "x-accel":
-            return LocalAccelDelivery(store, settings.x_accel_prefix)
-        return LocalStreamDelivery(store)
-    raise TypeError(f"no delivery for {type(store).__name__}")
+    """The delivery mode the settings choose, for whichever store they built."""
+    mode = settings.delivery
+    if mode == "x-accel":
+        return AccelDelivery(store, settings.x_accel_prefix)
+    if mode == "redirect":
+        return RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
+    if mode == "proxy":
+        return StreamDelivery(store, settings.s3_chunk_size, name="proxy")
+    return StreamDelivery(store, BLOCK_SIZE)

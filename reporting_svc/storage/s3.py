@@ -10,14 +10,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..settings import Settings
 from . import layout
-from .base import FileMissing, JobExists, Store, StoreError
+from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
 from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Store(Store):
-    """One bucket and prefix; the client is thread-safe and shared by every request."""
+    """One bucket and prefix; the client is thread-safe and shared by every request.
+
+    S3 can hand out presigned URLs that serve the file, ranges included, to anyone holding one.
+    """
+
+    offers = frozenset({Offer.PRESIGNED_URL})
 
     def __init__(self, client: Any, bucket: str, prefix: str = ""):
         self.client = client
@@ -54,23 +59,24 @@ class S3Store(Store):
         except BotoCoreError as error:
             raise StoreError(type(error).__name__) from error
 
-    def get_content(self, record: JobRecord, start: int = 0, stop: int | None = None) -> Any:
-        """Start reading bytes ``[start, stop)`` of the job's file; S3 itself seeks.
+    def size_of(self, record: JobRecord) -> int | None:
+        response = self._call("head_object", layout.content_key(record.id))
+        return None if response is None else int(response["ContentLength"])
 
-        Returns the streaming body and the size of the whole object (from S3's
-        Content-Range on a part), so the caller can refuse an object that no longer
-        matches its record before sending a byte.
-        """
-        extra = {} if start == 0 and stop is None else {"Range": _range(start, stop)}
+    def open_range(self, record: JobRecord, start: int, length: int) -> StoredRange:
+        """S3 itself seeks: a part is a ranged GET, and the size comes from its
+        Content-Range. The whole file is asked for without a Range, so an object that grew
+        or shrank shows in its length."""
+        whole = start == 0 and length == record.size
+        extra = {} if whole else {"Range": f"bytes={start}-{start + length - 1}"}
         response = self._call("get_object", layout.content_key(record.id), **extra)
         if response is None:
             raise FileMissing(record.id)
         content_range = response.get("ContentRange")
         size = content_range.rpartition("/")[2] if content_range else response["ContentLength"]
-        return response["Body"], int(size)
+        return StoredRange(response["Body"], int(size))
 
-    def presign(self, record: JobRecord, expires: int, disposition: str) -> str:
-        """A GET URL for the file that makes S3 answer with our type and disposition."""
+    def presigned_url(self, record: JobRecord, expires: int, disposition: str) -> str:
         return str(
             self.client.generate_presigned_url(
                 "get_object",
@@ -84,11 +90,6 @@ class S3Store(Store):
                 ExpiresIn=expires,
             )
         )
-
-    def content_length(self, record: JobRecord) -> int | None:
-        """The stored object's size, or None when it is missing; reads no content."""
-        response = self._call("head_object", layout.content_key(record.id))
-        return None if response is None else int(response["ContentLength"])
 
     def _call(self, operation: str, relative_key: str, **params: Any) -> Any:
         """Run one S3 operation on a key: None when the key is absent, StoreError on failure."""
@@ -162,10 +163,6 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as error:
             raise _failure(error) from error
         return sorted(key[len(prefix) :] for key in keys)
-
-
-def _range(start: int, stop: int | None) -> str:
-    return f"bytes={start}-" if stop is None else f"bytes={start}-{stop - 1}"
 
 
 def _code(error: ClientError) -> str:
