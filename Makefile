@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test test-fast lint system-packages bench
+.PHONY: run test test-fast lint system-packages bench bench-listing
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
@@ -30,7 +30,13 @@ bench: $(VENV)/.installed-test
 	scripts/install-system-packages --bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# nginx, curl, wget and chromium for the integration tests (apt-get; skipped when present).
+# The download list at a million jobs, on SQLite and PostgreSQL; writes bench/results/listing.*.
+bench-listing: $(VENV)/.installed-test
+	scripts/install-system-packages --bench
+	$(BIN)/python -m bench.listing $(BENCH_ARGS)
+
+# nginx, PostgreSQL 15, curl, wget and chromium for the integration tests (apt-get; skipped
+# when present).
 system-packages:
 	scripts/install-system-packages
 

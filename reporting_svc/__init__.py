@@ -52,9 +52,10 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .api import health, openapi, reports
+    from .api import health, listing, openapi, reports
 
     app.register_blueprint(reports.bp)
+    app.register_blueprint(listing.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
 

@@ -1,5 +1,5 @@
-"""The ``reporting-svc`` command: serve, check, publish, token and audit on the same settings;
-fetch, a client of the API."""
+"""The ``reporting-svc`` command: serve, check, publish, token, audit and catalog, on the same
+settings; fetch, a client of the API."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from .audit.commands import add_audit_commands
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .fetch import add_fetch_command
-from .publish import PublishError, publish_report
-from .sample import curl_line, ensure_sample
+from .catalog import CatalogError, make_catalog
+from .catalog.commands import add_catalog_commands
+from .publish import NotIndexed, PublishError, publish_report
+from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
 from .storage import JobExists, StoreError, make_store
 
@@ -45,14 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as error:
         print(f"reporting-svc: error: the store failed: {error}", file=sys.stderr)
         return 1
+    except NotIndexed as error:
+        print(
+            f"reporting-svc: error: {error}; publish it again with --job-id {error.job_id}, "
+            "or run `reporting-svc catalog rebuild`, to list it",
+            file=sys.stderr,
+        )
+        return 1
+    except CatalogError as error:
+        print(f"reporting-svc: error: the catalog failed: {error}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, print the sample line, then run gunicorn."""
     app = create_app(settings)
     if settings.embedded_default:
-        record = ensure_sample(app.extensions["reporting_svc"].store)
-        print(curl_line(settings, record, _base_url(args.bind)), flush=True)
+        services = app.extensions["reporting_svc"]
+        record = ensure_sample(services.store, services.catalog)
+        print(curl_lines(settings, record, _base_url(args.bind)), flush=True)
     if args.dev:
         host, _, port = args.bind.rpartition(":")
         app.run(host=host, port=int(port))
@@ -66,10 +79,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:
-    """Write a report file and its record into the configured store; print the record."""
+    """Write a report file and its record into the configured store, index it in the
+    catalog; print the record."""
+    catalog = make_catalog(settings)
     record = publish_report(
         make_store(settings),
         args.file,
+        catalog=catalog,
         report_name=args.report_name,
         mode=args.mode,
         study_id=None if args.tenant else args.study_id,
@@ -77,6 +93,9 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         kickoff=args.kickoff,
         required_permission=args.required_permission,
         file_name=args.file_name,
+        rpt_id=args.report_id,
+        search_spec=args.search_spec,
+        sort_spec=args.sort_spec,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -128,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
     put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
+    put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
+    put.add_argument("--search-spec", metavar="TEXT", help="the run's search (currSearchSpec)")
+    put.add_argument("--sort-spec", metavar="TEXT", help="the run's sort (currSortSpec)")
     put.set_defaults(run=publish)
 
     mint = commands.add_parser("token", help="print a development token")
@@ -141,4 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
     add_audit_commands(audit)
+
+    catalog = commands.add_parser("catalog", help="upgrade, rebuild or check the job catalog")
+    add_catalog_commands(catalog)
     return parser

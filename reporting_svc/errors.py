@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .catalog import CatalogError
 from .metrics import STORE_ERRORS
 from .storage.base import FileMissing, StoreError
 
@@ -64,6 +65,17 @@ class PermissionDenied(ApiError):
         )
 
 
+class ListingForbidden(ApiError):
+    """The download list's authorisation (SPEC §5): no grant at all for the query's scope."""
+
+    status = 403
+    message = "User not authorized to view download list."
+
+    def __init__(self, scope: str, mode: str | None):
+        where = f"{scope} in mode {mode}" if mode else scope
+        super().__init__(f"User holds no grant for {where}")
+
+
 class JobNotFound(ApiError):
     """No such job, an incomplete one, or a filter mismatch: deliberately indistinguishable."""
 
@@ -118,6 +130,11 @@ class NotReady(Unavailable):
     message = "Not ready"
 
 
+class CatalogUnavailable(Unavailable):
+    message = "Report catalog unavailable"
+    default_details = "The report catalog cannot be reached; try again later"
+
+
 class AuditUnavailable(Unavailable):
     """The audit record a download needs could not be written: nothing is served without it."""
 
@@ -163,6 +180,11 @@ def _api_error(error: ApiError) -> Response:
     return error_response(error)
 
 
+def _catalog_error(error: CatalogError) -> Response:
+    log.error("report catalog failed: %s", error)
+    return error_response(CatalogUnavailable())
+
+
 def _store_error(error: StoreError) -> Response:
     STORE_ERRORS.labels("unavailable").inc()
     log.error("report store failed: %s", error)
@@ -193,6 +215,7 @@ def register_error_handlers(app: Flask) -> None:
     """Route typed errors, the store's, Werkzeug's (404, 405, ...) and any other to the envelope."""
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(StoreError, _store_error)
+    app.register_error_handler(CatalogError, _catalog_error)
     app.register_error_handler(FileMissing, _file_missing)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

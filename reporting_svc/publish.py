@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from .catalog import Catalog, CatalogError
 from .ids import normalise_guid
-from .storage import JobRecord, Store
+from .storage import JobExists, JobRecord, Store
 from .storage.record import (
     COMPLETED,
     DEFAULT_PERMISSION,
@@ -29,11 +30,23 @@ _EXTRA_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain",
 }
+MAX_SPEC = 4096
 _PERMISSION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class PublishError(ValueError):
     """An argument of a publish call that cannot become a valid record."""
+
+
+class NotIndexed(Exception):
+    """The job is in the store but its catalog write failed: it is not listed yet.
+
+    Publishing the same file under the same id again, or ``catalog rebuild``, indexes it.
+    """
+
+    def __init__(self, job_id: str, cause: CatalogError):
+        super().__init__(f"job {job_id} is in the store but not in the catalog: {cause}")
+        self.job_id = job_id
 
 
 def publish_report(
@@ -47,11 +60,18 @@ def publish_report(
     kickoff: str | None = None,
     required_permission: str = DEFAULT_PERMISSION,
     file_name: str | None = None,
+    rpt_id: str | None = None,
+    search_spec: str | None = None,
+    sort_spec: str | None = None,
+    catalog: Catalog | None = None,
 ) -> JobRecord:
-    """Hash the file, build its record and write both to ``store``; the id must be new.
+    """Hash the file, build its record and write both to ``store``, then index it in
+    ``catalog`` (without one, only ``catalog rebuild`` makes the job listed).
 
     ``study_id`` None publishes a tenant-level report. Raises PublishError for bad
-    arguments and storage.JobExists when the id is taken.
+    arguments, storage.JobExists when the id is taken, and NotIndexed when the store
+    took the job but the catalog did not. Publishing the same file under the same id
+    again then indexes the stored job without writing a second file.
     """
     path = Path(path)
     name = file_name or path.name
@@ -75,10 +95,35 @@ def publish_report(
         sha256=sha256,
         completedAt=now_instant(),
         requiredPermission=permission,
+        rptId=_valid("report id", normalise_guid, rpt_id) if rpt_id is not None else None,
+        currSearchSpec=_spec("search spec", search_spec),
+        currSortSpec=_spec("sort spec", sort_spec),
     )
     with path.open("rb") as source:
-        store.put(record, source)
+        try:
+            store.put(record, source)
+        except JobExists:
+            record = _stored_but_not_indexed(store, catalog, record)
+    if catalog is not None:
+        try:
+            catalog.add(record)
+        except CatalogError as error:
+            raise NotIndexed(record.id, error) from error
     return record
+
+
+def _stored_but_not_indexed(store: Store, catalog: Catalog | None, record: JobRecord) -> JobRecord:
+    """The stored record of an earlier publish of this very file whose catalog write
+    failed; any other taken id stays refused."""
+    stored = store.get_record(record.id)
+    if (
+        catalog is None
+        or stored is None
+        or stored.sha256 != record.sha256
+        or catalog.has(record.id)
+    ):
+        raise JobExists(record.id)
+    return stored
 
 
 def content_type_for(file_name: str) -> str:
@@ -94,6 +139,12 @@ def _valid(what: str, check: Callable[[str], str], value: str) -> str:
         return check(value)
     except ValueError as error:
         raise PublishError(f"{what} {value!r}: {error}") from None
+
+
+def _spec(what: str, value: str | None) -> str | None:
+    if value is not None and not (1 <= len(value) <= MAX_SPEC and value.isprintable()):
+        raise PublishError(f"{what} must be 1 to {MAX_SPEC} printable characters")
+    return value
 
 
 def _permission(permission: str) -> str:

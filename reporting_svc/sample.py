@@ -8,12 +8,14 @@ from pathlib import Path
 from .api import paths
 from .auth.grants import parse_grant
 from .auth.tokens import mint_token
+from .catalog import Catalog
 from .publish import publish_report
 from .settings import Settings
 from .storage import JobRecord, Store
 
 SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
+SAMPLE_REPORT_ID = "E341BB429E7D44E3989D113A504F3BF8"
 SAMPLE_TOKEN_TTL = 24 * 3600
 _ROWS = [
     "subjectId,siteId,visit,visitDate,systolicBP,diastolicBP",
@@ -24,10 +26,12 @@ _ROWS = [
 ]
 
 
-def ensure_sample(store: Store) -> JobRecord:
-    """Publish the sample report once; later starts find it already there."""
+def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
+    """Publish the sample report once; later starts find it already there (and index it
+    if the catalog lacks it, say after the catalog file was deleted)."""
     existing = store.get_record(SAMPLE_JOB_ID)
     if existing is not None:
+        catalog.add(existing)
         return existing
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "subject-data-extract.csv"
@@ -40,13 +44,16 @@ def ensure_sample(store: Store) -> JobRecord:
             study_id=SAMPLE_STUDY_ID,
             job_id=SAMPLE_JOB_ID,
             kickoff="2025-06-04T11:27:52.014Z",
+            rpt_id=SAMPLE_REPORT_ID,
+            catalog=catalog,
         )
 
 
-def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
-    """A ready command, with a day-long token for the sample's study, that downloads it.
+def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
+    """Two ready commands, with a day-long token for the sample's study: the first
+    downloads the sample, the second lists the study's reports.
 
-    With public keys only the service cannot sign, so the line says where the token goes.
+    With public keys only the service cannot sign, so the lines say where the token goes.
     """
     grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
     token = (
@@ -54,5 +61,7 @@ def curl_line(settings: Settings, record: JobRecord, base_url: str) -> str:
         if settings.jwt_secret
         else "$TOKEN"
     )
-    url = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
-    return f"curl -fsS -o {record.fileName} -H 'Authorization: Bearer {token}' '{url}'"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    download = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
+    listing = f"{base_url}{paths.DOWNLOAD_LIST}?studyId={record.studyId}&limit=20&offset=0"
+    return f"curl -fsS -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"

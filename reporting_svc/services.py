@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .audit import AuditTrail, make_audit_trail
 from .auth import Authenticator, Authoriser, make_authenticator, make_authoriser
+from .catalog import Catalog, make_catalog
 from .errors import JobNotFound, ReportFileUnavailable
 from .http.delivery import Delivery, make_delivery
 from .ids import normalise_guid
@@ -15,10 +16,11 @@ from .storage import JobRecord, Store, make_store
 
 @dataclass(frozen=True)
 class Services:
-    """Store, auth hooks and delivery for one app; shared by all its threads."""
+    """Store, catalog, auth hooks and delivery for one app; shared by all its threads."""
 
     settings: Settings
     store: Store
+    catalog: Catalog
     authenticate: Authenticator
     authorise: Authoriser
     delivery: Delivery
@@ -30,6 +32,7 @@ class Services:
         return cls(
             settings=settings,
             store=store,
+            catalog=make_catalog(settings),
             authenticate=make_authenticator(settings),
             authorise=make_authoriser(settings),
             delivery=make_delivery(settings, store),

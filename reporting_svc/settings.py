@@ -15,13 +15,18 @@ from .http.client_address import parse_networks
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
 LOCAL_DELIVERIES = ("stream", "x-accel")
-S3_DELIVERIES = ("proxy", "redirect")
+S3_DELIVERIES = ("proxy", "redirect", "x-accel")
 AUDIT_SINKS = ("file", "stdout")
+CATALOG_SCHEMES = ("sqlite", "postgresql+psycopg")
+CATALOG_FILE = "catalog.sqlite3"
 ALLOWED_ALGORITHMS = frozenset(
     {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"}
 )
 HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# A withdrawal must take effect on every host within 10 seconds (SPEC §6), so nothing read
+# from a store may be remembered that long.
+MAX_CACHE_SECONDS = 9
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -45,6 +50,8 @@ class Settings:
     s3_delivery: str = "proxy"
     s3_chunk_size: int = 1024 * 1024
     presign_expires: int = 60
+    x_accel_presign_expires: int = 5
+    s3_cache_seconds: int = 3
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
     jwt_jwks_file: str = ""
@@ -59,6 +66,7 @@ class Settings:
     audit_sink: tuple[str, ...] = ("file",)
     audit_file: str = ""
     audit_fsync: bool = True
+    catalog_url: str = field(default="", repr=False)
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     metrics_token: str = field(default="", repr=False)
@@ -84,6 +92,13 @@ class Settings:
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
+
+    @property
+    def catalog_database_url(self) -> str:
+        """The catalog's SQLAlchemy URL: as configured, else an SQLite file under the var dir."""
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.var_dir / CATALOG_FILE).absolute()}"
 
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
@@ -170,6 +185,7 @@ def _check(settings: Settings, embedded: bool) -> Settings:
     _check_store(settings)
     _check_keys(settings)
     _check_audit(settings)
+    _check_catalog(settings)
     generated = not (settings.jwt_secret or settings.jwt_public_key_file or settings.jwt_jwks_file)
     secret = dev_secret(settings.var_dir) if generated else settings.jwt_secret
     return replace(settings, jwt_secret=secret, dev_secret=generated, embedded_default=embedded)
@@ -193,6 +209,12 @@ def _check_store(settings: Settings) -> None:
         _fail(f"{PREFIX}STORE is s3 but {PREFIX}S3_BUCKET is not set")
     if not 1 <= settings.presign_expires <= MAX_PRESIGN_SECONDS:
         _fail(f"{PREFIX}PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    if not 1 <= settings.x_accel_presign_expires <= MAX_PRESIGN_SECONDS:
+        _fail(
+            f"{PREFIX}X_ACCEL_PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds"
+        )
+    if not 0 <= settings.s3_cache_seconds <= MAX_CACHE_SECONDS:
+        _fail(f"{PREFIX}S3_CACHE_SECONDS must be between 0 and {MAX_CACHE_SECONDS} seconds")
     if settings.s3_chunk_size < 64 * 1024:
         _fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
 
@@ -257,3 +279,12 @@ def _check_audit(settings: Settings) -> None:
         _fail(f"{PREFIX}METRICS_TOKEN must be a bearer token: letters, digits and -._~+/ then =")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         _fail(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _check_catalog(settings: Settings) -> None:
+    scheme = settings.catalog_url.partition("://")[0]
+    if settings.catalog_url and scheme not in CATALOG_SCHEMES:
+        _fail(
+            f"{PREFIX}CATALOG_URL must start with sqlite:// or postgresql+psycopg://, "
+            f"not {scheme!r}"
+        )

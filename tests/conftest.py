@@ -21,16 +21,29 @@ from reporting_svc import create_app
 from reporting_svc.audit.chain import verify
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.catalog import Catalog
 from reporting_svc.cli import main
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, Store
 
 DOWNLOAD = "/ec-reporting-svc/rest/v2.0/reports/download"
+DOWNLOAD_LIST = "/ec-reporting-svc/rest/v2.0/reportmetadata/downloadList"
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 STUDY = "CFD8129A430A473C8A02F4BA5DAAD865"
 OTHER_STUDY = "0123456789ABCDEF0123456789ABCDEF"
 BUCKET = "reports-test"
+# The headers an x-accel answer carries for nginx to keep (config/nginx.conf).
+SERVICE_HEADERS = (
+    "Content-Type",
+    "Content-Disposition",
+    "ETag",
+    "Last-Modified",
+    "Repr-Digest",
+    "Cache-Control",
+    "X-Content-Type-Options",
+    "X-Request-ID",
+)
 
 
 @pytest.fixture
@@ -71,8 +84,15 @@ def store(app: Flask) -> Store:
 
 
 @pytest.fixture
-def publish(store: Store, tmp_path: Path) -> Callable[..., JobRecord]:
-    """Publish a report into the app's store: ``publish(b"bytes", "name.csv", **options)``."""
+def catalog(app: Flask) -> Catalog:
+    catalog: Catalog = app.extensions["reporting_svc"].catalog
+    return catalog
+
+
+@pytest.fixture
+def publish(store: Store, catalog: Catalog, tmp_path: Path) -> Callable[..., JobRecord]:
+    """Publish a report into the app's store and catalog:
+    ``publish(b"bytes", "name.csv", **options)``."""
     counter = iter(range(1_000_000))
 
     def make(
@@ -89,7 +109,13 @@ def publish(store: Store, tmp_path: Path) -> Callable[..., JobRecord]:
         path = folder / file_name
         path.write_bytes(content)
         return publish_report(
-            store, path, report_name=report_name, mode=mode, study_id=study_id, **options
+            store,
+            path,
+            report_name=report_name,
+            mode=mode,
+            study_id=study_id,
+            catalog=catalog,
+            **options,
         )
 
     return make
@@ -127,6 +153,18 @@ def download(client: FlaskClient) -> Callable[..., Any]:
         return client.open(
             DOWNLOAD, method=method, query_string=query, headers=all_headers, buffered=True
         )
+
+    return call
+
+
+@pytest.fixture
+def listing(client: FlaskClient) -> Callable[..., Any]:
+    """Call the download list: ``listing({"studyId": ..., "limit": "10", ...}, token=...)``."""
+
+    def call(query: dict[str, str] | str, token: str | None = None, **headers: str) -> Any:
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return client.get(DOWNLOAD_LIST, query_string=query, headers=headers)
 
     return call
 
@@ -190,24 +228,43 @@ def audit_records(tmp_path: Path) -> Callable[..., list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def audit_command(
+def command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``reporting-svc ARGS`` in process with the test's settings: (exit, out, err).
+
+    The environment names what ``make_settings`` does (store, var dir, secret), plus any
+    ``REPORTING_SVC_*`` given as keywords, e.g. ``command("catalog", "check", CATALOG_URL=…)``.
+    """
+    for name in list(os.environ):
+        if name.startswith("REPORTING_SVC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REPORTING_SVC_LOCAL_ROOT", str(tmp_path / "reports"))
+    monkeypatch.setenv("REPORTING_SVC_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REPORTING_SVC_JWT_SECRET", SECRET)
+
+    def run(*args: str, **environ: str) -> tuple[int, str, str]:
+        for name, value in environ.items():
+            monkeypatch.setenv(f"REPORTING_SVC_{name}", value)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def audit_command(
+    command: Callable[..., tuple[int, str, str]],
 ) -> Callable[..., tuple[int, str, str]]:
     """Run ``reporting-svc audit ARGS`` in process with the test's var dir: (exit, out, err).
 
     Without a FILE argument the commands read tmp_path/var/audit.jsonl, the test app's trail.
     """
-    for name in list(os.environ):
-        if name.startswith("REPORTING_SVC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("REPORTING_SVC_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("REPORTING_SVC_JWT_SECRET", SECRET)
 
     def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["audit", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
+        return command("audit", *args)
 
     return run
 

@@ -33,3 +33,15 @@ def make_authoriser(settings: Settings) -> Callable[[Principal, JobRecord], bool
         return record.mode == "test"
 
     return authorise
+
+
+def make_no_drafts_authoriser(settings: Settings) -> Callable[[Principal, JobRecord], bool]:
+    """The caller's grants as usual, but never a report whose name starts with ``Draft``:
+    a yes/no rule with no ``permissions``, so the download list asks it run by run."""
+
+    def authorise(principal: Principal, record: JobRecord) -> bool:
+        if record.reportName.startswith("Draft"):
+            return False
+        return record.requiredPermission in principal.permissions(record.scope, record.mode)
+
+    return authorise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import pytest
@@ -42,6 +42,9 @@ class MemoryStore(Store):
     def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
         return []
 
+    def job_ids(self) -> Iterator[str]:
+        return iter(key.split("/")[1] for key in self.objects if key.endswith("record.json"))
+
     def size_of(self, record: JobRecord) -> int | None:
         data = self.objects.get(layout.content_key(record.id))
         return None if data is None else len(data)
@@ -62,6 +65,7 @@ class MemoryStore(Store):
         pytest.param({"local_delivery": "x-accel"}, "x-accel", id="local-x-accel"),
         pytest.param(S3, "proxy", id="s3-proxy"),
         pytest.param({**S3, "s3_delivery": "redirect"}, "redirect", id="s3-redirect"),
+        pytest.param({**S3, "s3_delivery": "x-accel"}, "x-accel", id="s3-x-accel"),
     ],
 )
 def test_each_stores_setting_chooses_the_mode_the_audit_trail_names(
@@ -76,6 +80,7 @@ def test_each_stores_setting_chooses_the_mode_the_audit_trail_names(
     ("overrides", "lacking"),
     [
         pytest.param({"local_delivery": "x-accel"}, "nginx", id="x-accel"),
+        pytest.param({**S3, "s3_delivery": "x-accel"}, "nginx", id="s3-x-accel"),
         pytest.param({**S3, "s3_delivery": "redirect"}, "presigned URLs", id="redirect"),
     ],
 )

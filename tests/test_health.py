@@ -93,6 +93,20 @@ def test_readyz_is_503_naming_the_audit_file_when_it_cannot_be_opened(
     assert "local store" not in error_of(response)["details"]
 
 
+def test_readyz_is_503_naming_the_catalog_when_it_cannot_be_opened(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the catalog's directory should be")
+    url = f"sqlite:///{blocker}/catalog.sqlite3"
+    client = create_app(make_settings(catalog_url=url)).test_client()
+
+    response = client.get("/readyz")
+
+    _assert_not_ready(response, "the catalog cannot be read")
+    assert str(blocker) not in error_of(response)["details"]
+
+
 def test_readyz_names_every_problem_at_once(make_settings: MakeSettings, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")

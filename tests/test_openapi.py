@@ -15,11 +15,12 @@ from marshmallow import ValidationError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from reporting_svc.api.listing_schemas import ListingQuerySchema
 from reporting_svc.api.openapi import build_spec
 from reporting_svc.api.schemas import DownloadQuerySchema
 from reporting_svc.storage import JobRecord
 from reporting_svc.storage.record import MAX_REPORT_NAME
-from tests.conftest import DOWNLOAD, STUDY
+from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
 DOCS = "/ec-reporting-svc/docs"
@@ -217,6 +218,34 @@ def test_real_file_headers_match_their_documented_schemas(
     assert response.status_code == 206
     for name, header in documented.items():
         OAS31Validator(header["schema"]).validate(response.headers[name])
+
+
+def test_download_list_documents_every_parameter_and_status(document: dict[str, Any]) -> None:
+    operation = document["paths"][DOWNLOAD_LIST]["get"]
+    query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+
+    assert set(query) == set(ListingQuerySchema().fields)
+    assert {name for name, p in query.items() if p["required"]} == {"studyId", "limit", "offset"}
+    assert query["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert query["offset"]["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "429", "500", "503"}
+    assert operation["security"] == [{"bearerAuth": []}]
+
+
+def test_a_real_listing_and_its_refusal_match_the_documented_schemas(
+    document: dict[str, Any], listing: Callable[..., Any], publish: Callable[..., JobRecord], token
+) -> None:
+    publish(rpt_id="E341BB429E7D44E3989D113A504F3BF8")
+    caller = token(f"{STUDY}:test:REPORTING_VIEW")
+    values = {"studyId": STUDY, "limit": "5", "offset": "0"}
+
+    listed = listing(values, caller)
+    refused = listing({**values, "mode": "active"}, caller)
+
+    assert (listed.status_code, refused.status_code) == (200, 403)
+    for response, name in [(listed, "DownloadList"), (refused, "Error")]:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+        OAS31Validator(schema).validate(response.get_json())
 
 
 def test_docs_page_renders_the_served_document(client: FlaskClient) -> None:

@@ -236,3 +236,48 @@ def test_an_s3_app_writes_nothing_to_local_disk(publish, make_settings):
     publish(job_id=JOB)
 
     assert not Path(make_settings().local_root).exists()
+
+
+def _count_calls(client) -> dict[str, int]:
+    """Count the S3 operations ``client`` sends from now on, by name."""
+    counts: dict[str, int] = {}
+
+    def count(model, **kwargs) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    client.meta.events.register("before-call.s3", count)
+    return counts
+
+
+def test_a_repeat_lookup_within_the_cache_seconds_asks_s3_for_nothing(tmp_path, s3_bucket):
+    store = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = _count_calls(s3_bucket)
+
+    for _ in range(3):
+        assert store.get_record(record.id) == record
+        assert store.size_of(record) == record.size
+
+    assert calls == {"GetObject": 1, "HeadObject": 1}
+
+
+def test_without_cache_seconds_every_lookup_asks_s3(tmp_path, s3_bucket):
+    store = S3Store(s3_bucket, BUCKET, PREFIX)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = _count_calls(s3_bucket)
+
+    for _ in range(3):
+        store.get_record(record.id)
+        store.size_of(record)
+
+    assert calls == {"GetObject": 3, "HeadObject": 3}
+
+
+def test_the_service_remembers_s3_records_for_the_configured_seconds(make_settings, s3_bucket):
+    app = create_app(make_settings(store="s3", s3_bucket=BUCKET, s3_cache_seconds=7))
+
+    store = app.extensions["reporting_svc"].store
+
+    assert store.records.cache.ttl == store.sizes.cache.ttl == 7

@@ -10,7 +10,7 @@ from flask import Request
 from webargs.flaskparser import FlaskParser
 
 from ..errors import InsufficientParameters, InvalidParameters
-from .schemas import MISSING_ID
+from .schemas import MISSING
 
 
 class QueryParser(FlaskParser):
@@ -36,8 +36,9 @@ class QueryParser(FlaskParser):
     ) -> NoReturn:
         messages = error.messages if isinstance(error.messages, dict) else {"query": error.messages}
         messages = messages.get(self.DEFAULT_LOCATION, messages)
-        if messages.get("id") == [MISSING_ID]:
-            raise InsufficientParameters("id: " + MISSING_ID)
+        missing = {name: rules for name, rules in messages.items() if rules == [MISSING]}
+        if missing:
+            raise InsufficientParameters(_describe(missing))
         raise InvalidParameters(_describe(messages))
 
 

@@ -123,7 +123,7 @@ def _fields(
     services: Services, attempt: Attempt, response: Response, event: str, names_delivery: bool
 ) -> dict[str, Any]:
     job = attempt.job
-    requested = request.args.get("id") or None
+    requested = (request.args.get("id") or None) if names_delivery else None
     return {
         "event": event,
         "requestId": request_id(),

@@ -25,9 +25,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The store is reachable and the audit trail writable; 503 naming what is not."""
+    """The store and catalog are reachable and the audit trail writable; 503 naming what is not."""
     services: Services = current_app.extensions["reporting_svc"]
-    problems = [problem for problem in (services.store.check(), services.audit.check()) if problem]
+    checks = (services.store.check(), services.catalog.check(), services.audit.check())
+    problems = [problem for problem in checks if problem]
     if problems:
         return error_response(NotReady("; ".join(problems)))
     return jsonify(status="ready")

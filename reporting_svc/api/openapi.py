@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
@@ -13,6 +14,8 @@ from flask import Blueprint, Response, jsonify, render_template_string, send_fil
 from marshmallow import Schema, fields, validate
 
 from . import paths
+from .listing import download_list
+from .listing_schemas import DecimalInteger, ListingQuerySchema, ListingSchema
 from .reports import download
 from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, DownloadQuerySchema, Guid
 
@@ -28,6 +31,14 @@ ERROR_STATUSES = {
     429: "Too many requests from this client (answered by the proxy in front).",
     500: "A fault of the service or its store, never a stack trace or a path.",
     503: "The report store or the audit trail is unavailable; retry later.",
+}
+LIST_ERROR_STATUSES = {
+    400: "Insufficient or invalid parameters; `details` names each one and its rule.",
+    401: "No valid credentials.",
+    403: "No grant of any permission for the query's study (and mode, when given).",
+    429: "Too many requests from this client (answered by the proxy in front).",
+    500: "A fault of the service, never a stack trace or a path.",
+    503: "The report catalog or the audit trail is unavailable; retry later.",
 }
 
 
@@ -95,36 +106,58 @@ class ErrorSchema(Schema):
     errorData = fields.Nested(ErrorDataSchema, required=True)  # noqa: N815
 
 
-def build_spec(download_path: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the download endpoint at ``download_path``, for GET and HEAD."""
+def build_spec(
+    download_path: str = paths.DOWNLOAD, list_path: str = paths.DOWNLOAD_LIST
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: the download (GET and HEAD) and the download list."""
     plugin = MarshmallowPlugin()
     spec = APISpec("reporting-svc", version("reporting-svc"), "3.1.0", plugins=[plugin])
     converter = plugin.converter
     assert converter is not None, "APISpec sets it up when it takes the plugin"
-    converter.add_attribute_function(_guid_pattern)  # type: ignore[no-untyped-call]
+    converter.add_attribute_function(_own_fields)  # type: ignore[no-untyped-call]
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     spec.components.schema("Error", schema=ErrorSchema)
-    query = [
-        _document_normalising(parameter)
-        for parameter in converter.schema2parameters(DownloadQuerySchema, location="query")
-    ]
+    spec.components.schema("DownloadList", schema=ListingSchema)
+
+    def query(schema: type[Schema]) -> list[dict[str, Any]]:
+        parameters = converter.schema2parameters(schema, location="query")
+        return [_document_normalising(parameter) for parameter in parameters]
+
+    download_query = query(DownloadQuerySchema)
     spec.path(
         path=download_path,
         operations={
-            "get": _operation("downloadReport", query + RANGE_HEADERS + OTHER_HEADERS, body=True),
+            "get": _operation(
+                "downloadReport",
+                download,
+                download_query + RANGE_HEADERS + OTHER_HEADERS,
+                _responses(body=True),
+            ),
             # HEAD ignores Range (RFC 9110 defines ranges for GET only).
-            "head": _operation("headReport", query + OTHER_HEADERS, body=False),
+            "head": _operation(
+                "headReport", download, download_query + OTHER_HEADERS, _responses(body=False)
+            ),
+        },
+    )
+    list_query = [*query(ListingQuerySchema), OTHER_HEADERS[-1]]
+    spec.path(
+        path=list_path,
+        operations={
+            "get": _operation("downloadList", download_list, list_query, _list_responses())
         },
     )
     return spec.to_dict()
 
 
-def _guid_pattern(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
-    """Guid fields parse text themselves; their ``pattern`` is the text they accept."""
+def _own_fields(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """Our fields parse text themselves: a Guid's ``pattern`` is the text it accepts, a
+    DecimalInteger is an integer in its range."""
     if isinstance(field, Guid):
         return {"type": "string", "pattern": field.pattern}
+    if isinstance(field, DecimalInteger):
+        return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
     return {}
 
 
@@ -149,22 +182,38 @@ def _any_case(choices: list[str]) -> str:
 
 
 def _operation(
-    operation_id: str, parameters: list[dict[str, Any]], *, body: bool
+    operation_id: str,
+    view: Callable[..., Any],
+    parameters: list[dict[str, Any]],
+    responses: dict[int, Any],
 ) -> dict[str, Any]:
+    """An operation whose summary is its view's docstring."""
     return {
         "operationId": operation_id,
-        "summary": (download.__doc__ or "").strip(),
+        "summary": (view.__doc__ or "").strip(),
         "tags": ["reports"],
         "security": [{"bearerAuth": []}],
         "parameters": parameters,
-        "responses": _responses(body=body),
+        "responses": responses,
+    }
+
+
+def _list_responses() -> dict[int, Any]:
+    """The download list's answers: a page of runs, or an error in the envelope."""
+    page = {"content": {"application/json": {"schema": "DownloadList"}}}
+    return {
+        200: {
+            "description": "The runs the caller may download, newest first, and their count.",
+            "headers": {"X-Request-ID": REQUEST_ID},
+            **page,
+        },
+        **_error_responses(LIST_ERROR_STATUSES, body=True),
     }
 
 
 def _responses(*, body: bool) -> dict[int, Any]:
     """Every status the endpoint answers; a HEAD answer has the headers and never a body."""
     file = {"content": {"application/octet-stream": BINARY, "*/*": BINARY}} if body else {}
-    error = {"content": {"application/json": {"schema": ErrorSchema}}} if body else {}
     only_id = {"X-Request-ID": REQUEST_ID}
     responses: dict[int, Any] = {
         200: {"description": "The whole file, byte for byte.", "headers": FILE_HEADERS, **file},
@@ -182,8 +231,15 @@ def _responses(*, body: bool) -> dict[int, Any]:
         },
         304: {"description": "The caller's copy is current.", "headers": {"ETag": ETAG, **only_id}},
     }
-    for status, description in ERROR_STATUSES.items():
-        headers: dict[str, Any] = dict(only_id)
+    return responses | _error_responses(ERROR_STATUSES, body=body)
+
+
+def _error_responses(statuses: dict[int, str], *, body: bool) -> dict[int, Any]:
+    """The envelope's answers with the headers each status carries."""
+    error = {"content": {"application/json": {"schema": ErrorSchema}}} if body else {}
+    responses: dict[int, Any] = {}
+    for status, description in statuses.items():
+        headers: dict[str, Any] = {"X-Request-ID": REQUEST_ID}
         if status == 401:
             headers["WWW-Authenticate"] = _header(
                 "Bearer, with error=invalid_token or insufficient_scope.",
@@ -240,7 +296,7 @@ DOCS_POLICY = "; ".join(
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """The OpenAPI document, unauthenticated: integrators read it before they hold a token."""
-    return jsonify(build_spec(url_for("reports.download")))
+    return jsonify(build_spec(url_for("reports.download"), url_for("listing.download_list")))
 
 
 @bp.get("/docs")

@@ -12,9 +12,10 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 from ..ids import DASHED_GUID_PATTERN, GUID_PATTERN, GUID_RULE, normalise_guid
 from ..storage.record import MAX_REPORT_NAME, MODES, JobRecord, check_report_name, normalise_mode
 
-EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime")
+EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime", "rptId")
 CASE_INSENSITIVE = ("mode",)
-MISSING_ID = "is required"
+#: The message of a required parameter that is absent: the parser's "Insufficient" 400.
+MISSING = "is required"
 
 
 class Guid(fields.Field[str]):
@@ -62,7 +63,7 @@ def _is_bare_date(value: str) -> bool:
     return True
 
 
-def _checked_by(check: Callable[[str], str]) -> Callable[[str], None]:
+def checked_by(check: Callable[[str], str]) -> Callable[[str], None]:
     """A validator applying a rule of the records, so the query and publish share one rule."""
 
     def validate_value(value: str) -> None:
@@ -72,6 +73,22 @@ def _checked_by(check: Callable[[str], str]) -> Callable[[str], None]:
             raise ValidationError(str(error)) from None
 
     return validate_value
+
+
+def mode_field(description: str) -> fields.String:
+    """A ``mode`` parameter: the records' rule, documented with its choices."""
+    return fields.String(
+        validate=checked_by(normalise_mode),
+        metadata={"description": description, "enum": list(MODES)},
+    )
+
+
+def report_name_field(description: str) -> fields.String:
+    """A ``reportName`` parameter: the records' rule, documented with its length."""
+    return fields.String(
+        validate=checked_by(check_report_name),
+        metadata={"description": description, "minLength": 1, "maxLength": MAX_REPORT_NAME},
+    )
 
 
 @dataclass(frozen=True)
@@ -92,38 +109,12 @@ class DownloadQuery:
         return all(own[name] == value for name, value in self.filters.items())
 
 
-class DownloadQuerySchema(Schema):
-    """Query parameters of ``GET /reports/download`` (SPEC §1); unknown ones are ignored."""
+class QuerySchema(Schema):
+    """A query string's schema: unknown parameters are ignored, some empty ones count as
+    absent, and ``mode`` is read in any letter case."""
 
     class Meta:
         unknown = EXCLUDE
-
-    id = Guid(
-        required=True,
-        error_messages={"required": MISSING_ID},
-        metadata={"description": "The report job id: 32 hex digits or the dashed form."},
-    )
-    studyId = StudyId(  # noqa: N815 - the API's parameter name
-        metadata={"description": "The job's study id, or empty or null for a tenant report."}
-    )
-    mode = fields.String(
-        validate=_checked_by(normalise_mode),
-        metadata={"description": "The job's mode, any letter case.", "enum": list(MODES)},
-    )
-    reportName = fields.String(  # noqa: N815
-        validate=_checked_by(check_report_name),
-        metadata={
-            "description": "The job's report name, printable characters only.",
-            "minLength": 1,
-            "maxLength": MAX_REPORT_NAME,
-        },
-    )
-    rptKickoffDatetime = Instant(  # noqa: N815
-        format="iso",
-        default_timezone=UTC,
-        error_messages={"invalid": "must be an ISO-8601 date-time"},
-        metadata={"description": "The job's kickoff time, compared as an instant."},
-    )
 
     @pre_load
     def _normalise(self, data: dict[str, str], **kwargs: Any) -> dict[str, str]:
@@ -136,6 +127,27 @@ class DownloadQuerySchema(Schema):
             if key in cleaned:
                 cleaned[key] = cleaned[key].lower()
         return cleaned
+
+
+class DownloadQuerySchema(QuerySchema):
+    """Query parameters of ``GET /reports/download`` (SPEC §1); unknown ones are ignored."""
+
+    id = Guid(
+        required=True,
+        error_messages={"required": MISSING},
+        metadata={"description": "The report job id: 32 hex digits or the dashed form."},
+    )
+    studyId = StudyId(  # noqa: N815 - the API's parameter name
+        metadata={"description": "The job's study id, or empty or null for a tenant report."}
+    )
+    mode = mode_field("The job's mode, any letter case.")
+    reportName = report_name_field("The job's report name, printable characters only.")  # noqa: N815
+    rptKickoffDatetime = Instant(  # noqa: N815
+        format="iso",
+        default_timezone=UTC,
+        error_messages={"invalid": "must be an ISO-8601 date-time"},
+        metadata={"description": "The job's kickoff time, compared as an instant."},
+    )
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> DownloadQuery:

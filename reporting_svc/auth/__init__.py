@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from flask import Request
 
@@ -16,6 +16,21 @@ from .tokens import JwtAuthenticator
 
 Authenticator = Callable[[Request], Principal]
 Authoriser = Callable[[Principal, JobRecord], bool]
+
+
+@runtime_checkable
+class PermissionsAuthoriser(Protocol):
+    """An authoriser that can also name, for a scope and mode, the permissions that open a
+    job there for the caller; ``authorise(p, r)`` must then equal
+    ``r.requiredPermission in permissions(p, r.scope, r.mode)``.
+
+    The download list turns those sets into its catalog query. An authoriser with only
+    the yes/no call still works there, but every run of the scope is read and asked.
+    """
+
+    def __call__(self, principal: Principal, record: JobRecord) -> bool: ...
+
+    def permissions(self, principal: Principal, scope: str, mode: str) -> frozenset[str]: ...
 
 
 def make_authenticator(settings: Settings) -> Authenticator:
@@ -44,6 +59,7 @@ __all__ = [
     "Authenticator",
     "Authoriser",
     "Grant",
+    "PermissionsAuthoriser",
     "Principal",
     "make_authenticator",
     "make_authoriser",

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TypeGuard
 
 from ..ids import normalise_guid
-from ..storage.layout import TENANT_SCOPE
-from ..storage.record import MODES
+from ..storage.record import MODES, TENANT_SCOPE
 
 
 class GrantError(ValueError):
@@ -36,6 +35,14 @@ class Principal:
 
     subject: str
     grants: tuple[Grant, ...]
+
+    def permissions(self, scope: str, mode: str) -> frozenset[str]:
+        """Every permission the caller's grants give in one scope and mode."""
+        held: set[str] = set()
+        for grant in self.grants:
+            if grant.scope == scope and mode in grant.modes:
+                held |= grant.permissions
+        return frozenset(held)
 
 
 def make_grant(scope: str, modes: list[str], permissions: list[str]) -> Grant:

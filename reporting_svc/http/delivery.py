@@ -4,7 +4,8 @@ Every delivery first asks ``conditional.decide`` what to answer from the record 
 (304, 416, 206 or the whole file); only then is the store asked for exactly those bytes.
 A delivery uses only the ``Store`` interface: every store reads byte ranges, and a mode
 that needs more (a path nginx can serve, a presigned URL) names the ``Offer`` it needs,
-so a store that lacks it is refused at start-up.
+so a store that lacks it is refused at start-up. ``x-accel`` hands nginx a path when the
+store offers one, else a presigned URL to relay.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
 MISMATCH = "The report file does not match its record"
+# The S3 relay's internal location under the x-accel prefix, and the headers that tell
+# it what to fetch (config/nginx.conf reads them as $upstream_http_x_reporting_svc_s3_*).
+RELAY_LOCATION = "s3"
+RELAY_URL_HEADER = "X-Reporting-Svc-S3-Url"
+RELAY_RANGE_HEADER = "X-Reporting-Svc-S3-Range"
 VALIDATOR_HEADERS = (
     "If-None-Match",
     "If-Modified-Since",
@@ -140,11 +146,48 @@ class AccelDelivery(StreamDelivery):
     ) -> Response:
         if has_preconditions(request):  # nginx would evaluate them again, wrongly
             return super().send(record, answer, headers, request)
+        return self.hand_over(record, answer, headers)
+
+    def hand_over(self, record: JobRecord, answer: Answer, headers: dict[str, str]) -> Response:
+        """The answer nginx completes: the service's headers and where nginx gets the bytes."""
         self.check(record)
-        kind = "range" if answer.status == 206 else "full"
         headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
-        headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{self.store.internal_path(record)}"
+        headers.update(self.target(record, answer))
         return AccelResponse(answer.status, headers)
+
+    def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
+        """The headers that send nginx to the bytes of ``answer``."""
+        kind = "range" if answer.status == 206 else "full"
+        return {"X-Accel-Redirect": f"{self.prefix}{kind}/{self.store.internal_path(record)}"}
+
+
+class RelayDelivery(AccelDelivery):
+    """S3 behind nginx: nginx fetches the object with a presigned URL and relays it.
+
+    The URL lives ``expires`` seconds, enough for nginx to start the fetch. nginx sends S3
+    only the range the service decided (none for a whole file), never the client's
+    headers, so S3 evaluates nothing of its own and the service's answer stands as is;
+    requests with preconditions are relayed too. The two headers below reach nginx only:
+    it drops them with the rest of this answer when it follows the redirect.
+    """
+
+    needs = frozenset({Offer.PRESIGNED_URL})
+
+    def __init__(self, store: Store, prefix: str, expires: int):
+        super().__init__(store, prefix)
+        self.expires = expires
+
+    def send(
+        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+    ) -> Response:
+        return self.hand_over(record, answer, headers)
+
+    def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
+        url = self.store.presigned_url(record, self.expires, content_disposition(record.fileName))
+        headers = {"X-Accel-Redirect": f"{self.prefix}{RELAY_LOCATION}", RELAY_URL_HEADER: url}
+        if answer.status == 206:
+            headers[RELAY_RANGE_HEADER] = f"bytes={answer.start}-{answer.stop - 1}"
+        return headers
 
 
 class RedirectDelivery(StreamDelivery):
@@ -182,6 +225,9 @@ class RedirectDelivery(StreamDelivery):
 def make_delivery(settings: Settings, store: Store) -> Delivery:
     """The delivery mode the settings choose, for whichever store they built."""
     mode = settings.delivery
+    relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
+    if mode == "x-accel" and relayed:
+        return RelayDelivery(store, settings.x_accel_prefix, settings.x_accel_presign_expires)
     if mode == "x-accel":
         return AccelDelivery(store, settings.x_accel_prefix)
     if mode == "redirect":

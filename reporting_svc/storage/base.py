@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from enum import Enum
 from typing import BinaryIO, ClassVar, NamedTuple
 
@@ -85,3 +86,7 @@ class Store(ABC):
         """A GET URL for the file, valid ``expires`` seconds, that answers with the
         record's type and ``disposition`` and honours Range (Offer.PRESIGNED_URL)."""
         raise NotImplementedError(Offer.PRESIGNED_URL.value)
+
+    @abstractmethod
+    def job_ids(self) -> Iterator[str]:
+        """Yield the id of every job that has a record, in no particular order."""

@@ -8,9 +8,10 @@ record.
 """
 
 from ..ids import normalise_guid
-from .record import MODES
+from .record import MODES, TENANT_SCOPE
 
-TENANT_SCOPE = "tenant"
+JOBS = "jobs/"
+RECORD_NAME = "record.json"
 
 
 def claim_key(job_id: str) -> str:
@@ -19,7 +20,7 @@ def claim_key(job_id: str) -> str:
 
 
 def record_key(job_id: str) -> str:
-    return f"jobs/{normalise_guid(job_id)}/record.json"
+    return f"{JOBS}{normalise_guid(job_id)}/{RECORD_NAME}"
 
 
 def content_key(job_id: str) -> str:
@@ -35,3 +36,14 @@ def index_prefix(study_id: str | None, mode: str) -> str:
 
 def index_key(study_id: str | None, mode: str, job_id: str) -> str:
     return index_prefix(study_id, mode) + normalise_guid(job_id)
+
+
+def job_id_of_record_key(relative: str) -> str | None:
+    """The job id of a record key found by listing ``jobs/``; None for any other key."""
+    parts = relative.split("/")
+    if len(parts) != 3 or parts[0] != "jobs" or parts[2] != RECORD_NAME:
+        return None
+    try:
+        return normalise_guid(parts[1])
+    except ValueError:
+        return None

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,6 +93,18 @@ class LocalStore(Store):
             return sorted(entry.name for entry in directory.iterdir())
         except FileNotFoundError:
             return []
+
+    def job_ids(self) -> Iterator[str]:
+        try:
+            entries = os.scandir(self.root / layout.JOBS)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                key = f"{layout.JOBS}{entry.name}/{layout.RECORD_NAME}"
+                job_id = layout.job_id_of_record_key(key)
+                if job_id is not None and (self.root / key).is_file():
+                    yield job_id
 
 
 def _write_atomically(path: Path, source: BinaryIO) -> None:

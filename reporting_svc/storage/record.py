@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 COMPLETED = "COMPLETED"
 DEFAULT_PERMISSION = "REPORTING_VIEW"
 MODES = ("test", "active", "training")
+TENANT_SCOPE = "tenant"
 MODE_RULE = f"must be one of {', '.join(MODES)}"
 MAX_REPORT_NAME = 255
 REPORT_NAME_RULE = f"must be 1 to {MAX_REPORT_NAME} printable characters"
@@ -31,6 +32,10 @@ class JobRecord:
     sha256: str
     completedAt: str  # noqa: N815
     requiredPermission: str = DEFAULT_PERMISSION  # noqa: N815
+    rptId: str | None = None  # noqa: N815 - the report definition's GUID
+    currSearchSpec: str | None = None  # noqa: N815
+    currSortSpec: str | None = None  # noqa: N815
+    expiresAt: str | None = None  # noqa: N815 - set by a retention (SPEC §6); null: never
 
     @property
     def is_complete(self) -> bool:
@@ -44,11 +49,20 @@ class JobRecord:
     def completed(self) -> datetime:
         return parse_instant(self.completedAt)
 
+    @property
+    def expires(self) -> datetime | None:
+        return None if self.expiresAt is None else parse_instant(self.expiresAt)
+
+    @property
+    def scope(self) -> str:
+        """The study id, or ``tenant`` for a tenant-level report: what grants are keyed by."""
+        return self.studyId or TENANT_SCOPE
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> JobRecord:
+    def from_json(cls, data: bytes | str) -> JobRecord:
         """Parse a stored record; unknown fields are ignored so records can grow.
 
         Raises ValueError for anything that is not a record, so a damaged file is a fault

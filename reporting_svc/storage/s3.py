@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import boto3
@@ -11,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..settings import Settings
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
+from .recent import Recent
 from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -20,14 +22,18 @@ class S3Store(Store):
     """One bucket and prefix; the client is thread-safe and shared by every request.
 
     S3 can hand out presigned URLs that serve the file, ranges included, to anyone holding one.
+    Each call is a round trip, so the records and file sizes it finds are remembered for
+    ``cache_seconds`` (see ``Recent``): a repeat download asks S3 for the bytes alone.
     """
 
     offers = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *, cache_seconds: float = 0):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.records: Recent[JobRecord] = Recent(cache_seconds)
+        self.sizes: Recent[int] = Recent(cache_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -45,12 +51,17 @@ class S3Store(Store):
                 max_pool_connections=64,
             ),
         )
-        return cls(client, settings.s3_bucket, settings.s3_prefix)
+        return cls(
+            client, settings.s3_bucket, settings.s3_prefix, cache_seconds=settings.s3_cache_seconds
+        )
 
     def key(self, relative: str) -> str:
         return self.prefix + relative
 
     def get_record(self, job_id: str) -> JobRecord | None:
+        return self.records.get(job_id, lambda: self._read_record(job_id))
+
+    def _read_record(self, job_id: str) -> JobRecord | None:
         response = self._call("get_object", layout.record_key(job_id))
         if response is None:
             return None
@@ -60,6 +71,9 @@ class S3Store(Store):
             raise StoreError(type(error).__name__) from error
 
     def size_of(self, record: JobRecord) -> int | None:
+        return self.sizes.get(record.id, lambda: self._read_size(record))
+
+    def _read_size(self, record: JobRecord) -> int | None:
         response = self._call("head_object", layout.content_key(record.id))
         return None if response is None else int(response["ContentLength"])
 
@@ -163,6 +177,17 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as error:
             raise _failure(error) from error
         return sorted(key[len(prefix) :] for key in keys)
+
+    def job_ids(self) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(layout.JOBS)):
+                for item in page.get("Contents", []):
+                    job_id = layout.job_id_of_record_key(item["Key"][len(self.prefix) :])
+                    if job_id is not None:
+                        yield job_id
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(error) from error
 
 
 def _code(error: ClientError) -> str:

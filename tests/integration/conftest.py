@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness import postgres
 from tests.integration import processes as p
 
 
@@ -94,3 +95,17 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_env(service_env: dict[str, str], moto_server: str) -> dict[str, str]:
     """Environment for an S3 store in a fresh bucket on moto's server."""
     return p.s3_env(service_env, moto_server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Postgres]:
+    """A private PostgreSQL server on 127.0.0.1, one for the session."""
+    server = postgres.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres.Postgres) -> str:
+    """A new empty database on the session's server: a catalog URL of its own."""
+    return postgres_server.create_database()

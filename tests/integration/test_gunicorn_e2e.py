@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from reporting_svc.sample import SAMPLE_JOB_ID
 from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import Processes
 
@@ -139,28 +142,54 @@ def test_huge_query_string_is_refused_without_a_server_error(
     assert response.status_code in (400, 414)
 
 
-def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
-    serve: Any, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Embedded:
+    """A service started on the embedded default in a fresh folder, and what it printed."""
+
+    workdir: Path
+    lines: list[str]
+    stderr: str
+
+
+@pytest.fixture
+def embedded(serve: Any, tmp_path: Path) -> Embedded:
     workdir = tmp_path / "fresh"
     workdir.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("REPORTING_SVC_")}
     env["WEB_CONCURRENCY"] = "2"
-    base = serve(env, cwd=workdir)
-    port = base.rsplit(":", 1)[1]
+    port = serve(env, cwd=workdir).rsplit(":", 1)[1]
     stdout = (tmp_path / f"serve-{port}.stdout").read_text()
-    stderr = (tmp_path / f"serve-{port}.stderr").read_text()
-    curl = stdout.splitlines()[0]
+    return Embedded(workdir, stdout.splitlines(), (tmp_path / f"serve-{port}.stderr").read_text())
 
-    subprocess.run(["bash", "-c", curl], cwd=workdir, check=True, timeout=30)
 
-    sample = workdir / "subject-data-extract.csv"
-    stored = next((workdir / "var" / "reports" / "jobs").glob("*/content")).read_bytes()
+def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
+    embedded: Embedded,
+) -> None:
+    curl = embedded.lines[0]
+
+    subprocess.run(["bash", "-c", curl], cwd=embedded.workdir, check=True, timeout=30)
+
+    sample = embedded.workdir / "subject-data-extract.csv"
+    jobs = embedded.workdir / "var" / "reports" / "jobs"
+    stored = next(jobs.glob("*/content")).read_bytes()
     assert curl.startswith("curl ")
     assert sample.read_bytes() == stored
     assert sample.read_text().startswith("subjectId,")
-    assert "Bearer" not in stderr
-    assert (workdir / "var" / "dev-jwt-secret").is_file()
+    assert "Bearer" not in embedded.stderr
+    assert (embedded.workdir / "var" / "dev-jwt-secret").is_file()
+
+
+def test_embedded_default_prints_a_curl_line_that_lists_the_sample(embedded: Embedded) -> None:
+    curl = embedded.lines[1]
+
+    listed = subprocess.run(
+        ["bash", "-c", curl], cwd=embedded.workdir, check=True, timeout=30, capture_output=True
+    )
+
+    result = json.loads(listed.stdout)["result"]
+    assert curl.startswith("curl ")
+    assert result["totalResults"] == 1
+    assert [run["downloadId"] for run in result["reportRunStatus"]] == [SAMPLE_JOB_ID]
 
 
 def test_missing_setting_stops_start_up_with_one_line(

@@ -18,7 +18,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import DOWNLOAD
+from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 from tests.integration import processes as p
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,9 @@ def live_s3_redirect(
     return serve_one_report(module_processes, env, folder)
 
 
-def run_schemathesis(live: Live, method: str, mode: GenerationMode, **fixed: Any) -> set[int]:
+def run_schemathesis(
+    live: Live, method: str, mode: GenerationMode, path: str = DOWNLOAD, **fixed: Any
+) -> set[int]:
     """Fuzz one operation for a bounded, repeatable number of cases; any failed check fails.
 
     Returns the statuses seen, so a test can show the cases reached the code it is about.
@@ -82,7 +84,7 @@ def run_schemathesis(live: Live, method: str, mode: GenerationMode, **fixed: Any
     then sends its own broken Authorization, hence 401s); the checks still apply to them.
     """
     schema = schemathesis.openapi.from_url(f"{live.url}/ec-reporting-svc/openapi.json")
-    operation = schema[DOWNLOAD][method]
+    operation = schema[path][method]
     headers = {"Authorization": f"Bearer {live.token}"}
     seen: set[int] = set()
 
@@ -130,3 +132,20 @@ def test_filters_and_http_headers_on_a_real_job_are_answered_as_documented(
     assert seen & {200, 206, 302}, "cases should reach the delivery of the real job"
     if mode is GenerationMode.POSITIVE:
         assert success in seen, "plain valid requests should get the store's usual answer"
+
+
+@pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
+def test_any_listing_query_is_answered_as_documented(live: Live, mode: GenerationMode) -> None:
+    seen = run_schemathesis(live, "GET", mode, path=DOWNLOAD_LIST)
+
+    assert seen & {400, 403}, "cases should pass authentication and reach validation"
+
+
+@pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
+def test_listings_of_a_study_with_a_run_are_answered_as_documented(
+    live: Live, mode: GenerationMode
+) -> None:
+    seen = run_schemathesis(live, "GET", mode, path=DOWNLOAD_LIST, query={"studyId": STUDY})
+
+    if mode is GenerationMode.POSITIVE:
+        assert 200 in seen, "valid listings of the token's study should list its run"

@@ -1,0 +1,156 @@
+"""A private PostgreSQL server: initdb in a temporary folder, listening on 127.0.0.1 only.
+
+PostgreSQL refuses to run as root, so as root the server runs as the unprivileged
+``postgres`` user that Debian's package creates (``setpriv`` execs it as that user, so
+the process the harness holds is the postmaster itself), in a folder of its own under
+the system's temporary directory (a pytest folder is closed to other users). Clients
+connect over TCP as the superuser ``reporting``, trusted on the loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.processes import free_port, stop, wait_for_port
+
+SERVICE_USER = "postgres"
+SUPERUSER = "reporting"
+#: What the tests trade for speed; a benchmark keeps PostgreSQL's durable defaults.
+FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+def binary(name: str) -> str:
+    """The newest installed PostgreSQL's program (Debian keeps them off the PATH)."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version)
+    located = found[-1] if found else shutil.which(name)
+    if located is None:
+        raise FileNotFoundError(f"PostgreSQL's {name} is not installed (postgresql-15)")
+    return located
+
+
+def _version(path: str) -> int:
+    return int(Path(path).parents[1].name.split(".")[0])
+
+
+@dataclass
+class Postgres:
+    """A running server; ``url(name)`` is a SQLAlchemy URL of one of its databases."""
+
+    folder: Path
+    port: int
+    process: subprocess.Popen[Any]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL with psql over TCP; returns its unaligned output."""
+        result = subprocess.run(
+            [binary("psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            env={**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port)}
+            | {"PGUSER": SUPERUSER, "PGDATABASE": database},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT: clients are disconnected), then the folder goes."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGINT)
+        stop(self.process)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start(*, durable: bool = False) -> Postgres:
+    """initdb and start a server on a free loopback port; ``stop`` ends it."""
+    folder = Path(tempfile.mkdtemp(prefix="reporting-svc-postgres-"))
+    as_user = _unprivileged(folder)
+    data = folder / "data"
+    subprocess.run(
+        [
+            *as_user,
+            binary("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    settings = [] if durable else FAST_SETTINGS
+    command = [
+        *as_user,
+        binary("postgres"),
+        "-D",
+        str(data),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        str(folder),
+        *(arg for setting in settings for arg in ("-c", setting)),
+    ]
+    with (folder / "postgres.stderr").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    server = Postgres(folder, port, process)
+    try:
+        wait_for_port(port, process)
+        _wait_until_accepting(port, process)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_accepting(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """The port opens before recovery ends; pg_isready says when sessions are accepted."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"postgres exited early with {process.returncode}")
+        ready = subprocess.run(
+            [binary("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"postgres on port {port} did not accept sessions within {timeout}s")
+
+
+def _unprivileged(folder: Path) -> list[str]:
+    """The command prefix that runs a program as the service user when we are root."""
+    if os.geteuid() != 0:
+        return []
+    user = pwd.getpwnam(SERVICE_USER)
+    os.chown(folder, user.pw_uid, user.pw_gid)
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--"]

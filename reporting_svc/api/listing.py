@@ -1,0 +1,43 @@
+"""The report metadata API: the download list, which runs the caller may download."""
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ..catalog import Page
+from ..listing import ListingQuery, list_runs
+from ..services import Services
+from . import paths
+from .arguments import parser
+from .audited import Attempt, audited, listing_event
+from .listing_schemas import ListingQuerySchema, ListingSchema
+
+bp = Blueprint("listing", __name__, url_prefix=paths.REPORT_METADATA)
+_query = ListingQuerySchema()
+_answer = ListingSchema()
+
+
+@bp.get("/downloadList", provide_automatic_options=False)
+@audited(listing_event)
+def download_list(attempt: Attempt) -> Response:
+    """List the completed report runs of a study (or the tenant) the caller may download."""
+    services: Services = current_app.extensions["reporting_svc"]
+    attempt.principal = services.authenticate(request)
+    query: ListingQuery = parser.parse(_query, request)
+    attempt.study_id, attempt.mode = query.study_id, query.mode
+    page = list_runs(services.catalog, services.authorise, attempt.principal, query)
+    return jsonify(_answer.dump(_envelope(query, page)))
+
+
+def _envelope(query: ListingQuery, page: Page) -> dict[str, object]:
+    return {
+        "status": "success",
+        "errorData": None,
+        "result": {
+            "hasMore": "true" if query.offset + len(page.records) < page.total else "false",
+            "totalResults": page.total,
+            "count": len(page.records),
+            "limit": query.limit,
+            "offset": query.offset,
+            "reportId": query.rpt_id,
+            "reportRunStatus": page.records,
+        },
+    }

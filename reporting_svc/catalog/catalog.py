@@ -1,0 +1,132 @@
+"""The catalog: the index of completed jobs that the download list reads (SPEC §2, §5).
+
+The store stays the truth; the catalog can always be rebuilt from it (``rebuild``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+
+import sqlalchemy as sa
+
+from ..storage.record import JobRecord
+from . import queries
+from .engine import ProcessEngine
+from .schema import SchemaError, upgrade
+from .tables import jobs
+
+BATCH = 1000
+
+
+class CatalogError(Exception):
+    """The catalog database could not be reached or refused a statement; worth retrying."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the exact number of runs in the whole listing."""
+
+    total: int
+    records: list[JobRecord]
+
+
+class Catalog:
+    """Jobs indexed in a database; one engine per process, shared by its threads.
+
+    Nothing is opened until the first use, which creates the schema or brings it up to
+    date: a download never needs the catalog, so an unreachable one stops only listings
+    (and readiness says so).
+    """
+
+    def __init__(self, url: str):
+        self.engines = ProcessEngine(url, prepare=upgrade)
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply missing schema revisions (rows are kept); the revisions before and after."""
+        with _failures():
+            return upgrade(self.engines.get(prepared=False))
+
+    def add(self, record: JobRecord) -> bool:
+        """Index one job; False when it was indexed already."""
+        with _failures(), self.engines.writing() as connection:
+            added = connection.execute(self._insert().returning(jobs.c.id), queries.row_of(record))
+            return added.first() is not None
+
+    def add_many(self, records: Iterable[JobRecord]) -> None:
+        """Index jobs in batches, one transaction each; those indexed already are skipped."""
+        records = iter(records)
+        while batch := list(islice(records, BATCH)):
+            with _failures(), self.engines.writing() as connection:
+                connection.execute(self._insert(), [queries.row_of(record) for record in batch])
+
+    def remove(self, job_ids: Iterable[str]) -> None:
+        ids = iter(job_ids)
+        while batch := list(islice(ids, BATCH)):
+            with _failures(), self.engines.writing() as connection:
+                connection.execute(sa.delete(jobs).where(jobs.c.id.in_(batch)))
+
+    def has(self, job_id: str) -> bool:
+        with _failures(), self.engines.reading() as connection:
+            return connection.scalar(sa.select(jobs.c.id).where(jobs.c.id == job_id)) is not None
+
+    def job_ids(self) -> set[str]:
+        with _failures(), self.engines.reading() as connection:
+            return set(connection.scalars(sa.select(jobs.c.id)))
+
+    def page(self, selection: queries.Selection, limit: int, offset: int, now: datetime) -> Page:
+        """The exact count and one page, read in one snapshot so the two always agree."""
+        where = selection.where(queries.micros(now))
+        with _failures(), self.engines.reading() as connection:
+            total = queries.count(connection, where)
+            records = queries.page(connection, where, limit, offset) if offset < total else []
+        return Page(total, records)
+
+    def filtered_page(
+        self,
+        selection: queries.Selection,
+        keep: Callable[[JobRecord], bool],
+        limit: int,
+        offset: int,
+        now: datetime,
+    ) -> Page:
+        """Like ``page``, but only the rows ``keep`` accepts count: every selected row is read."""
+        where = selection.where(queries.micros(now))
+        total, records = 0, []
+        with _failures(), self.engines.reading() as connection:
+            for record in queries.every(connection, where):
+                if not keep(record):
+                    continue
+                if offset <= total < offset + limit:
+                    records.append(record)
+                total += 1
+        return Page(total, records)
+
+    def check(self) -> str | None:
+        """Why the catalog cannot answer now (for readiness), or None when it can; cheap."""
+        try:
+            with _failures(), self.engines.reading() as connection:
+                connection.execute(sa.select(jobs.c.id).limit(0))
+        except CatalogError as error:
+            return f"the catalog cannot be read ({error})"
+        return None
+
+    def _insert(self) -> sa.Insert:
+        insert: sa.Insert = queries.insert_new(self.engines.dialect)
+        return insert
+
+
+@contextlib.contextmanager
+def _failures() -> Iterator[None]:
+    """Database failures become CatalogError, named by their first line (never a URL)."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as error:
+        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise CatalogError(f"{type(cause).__name__}: {message}".rstrip(": ")) from error
+    except SchemaError as error:
+        raise CatalogError(str(error)) from error

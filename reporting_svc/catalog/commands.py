@@ -1,0 +1,55 @@
+"""``reporting-svc catalog upgrade``, ``rebuild`` and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..settings import Settings
+from ..storage import make_store
+from . import make_catalog
+from .catalog import Catalog
+from .rebuild import compare, rebuild
+
+
+def add_catalog_commands(parser: argparse.ArgumentParser) -> None:
+    """Give the ``catalog`` subcommand its own three."""
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    upgrade = commands.add_parser("upgrade", help="bring the schema to this version's; rows stay")
+    upgrade.set_defaults(run=upgrade_command)
+    again = commands.add_parser("rebuild", help="index the store's jobs; drop jobs it lacks")
+    again.set_defaults(run=rebuild_command)
+    check = commands.add_parser("check", help="list jobs in the store or the catalog only")
+    check.set_defaults(run=check_command)
+
+
+def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
+    before, after = Catalog(settings.catalog_database_url).upgrade()
+    if before == after:
+        print(f"OK: the catalog is at revision {after} already")
+    else:
+        print(f"OK: the catalog is at revision {after} (was {before or 'empty'})")
+    return 0
+
+
+def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = make_catalog(settings)
+    difference = rebuild(make_store(settings), catalog)
+    print(
+        f"OK: {len(difference.only_in_store)} job(s) indexed, "
+        f"{len(difference.only_in_catalog)} no longer in the store removed"
+    )
+    return 0
+
+
+def check_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 only when the store and the catalog hold the same jobs."""
+    difference = compare(make_store(settings), make_catalog(settings))
+    for job_id in difference.only_in_store:
+        print(f"in the store, not in the catalog: {job_id}")
+    for job_id in difference.only_in_catalog:
+        print(f"in the catalog, not in the store: {job_id}")
+    if difference:
+        print("run `reporting-svc catalog rebuild` to make the catalog match the store")
+        return 1
+    print("OK: the store and the catalog hold the same jobs")
+    return 0

@@ -1,0 +1,1 @@
+"""Alembic's environment and revisions of the catalog schema, shipped with the package."""
