@@ -15,9 +15,9 @@ from . import create_app
 from .audit.commands import add_audit_commands
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
-from .fetch import add_fetch_command
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
+from .fetch import add_fetch_command
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings

@@ -7,7 +7,6 @@ URLs, which the client follows without the token.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -20,15 +19,7 @@ from tests.conftest import STUDY
 from tests.integration.fetching import Service, deploy, fetch, fetch_measured, sha256sum_check
 from tests.integration.processes import Processes, s3_env, service_env
 
-# downloadList is built on the catalog branch; until it is merged this module cannot run.
-# It passed against that branch's endpoint (commit ee95b43) merged with this one.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("reporting_svc.api.listing") is None,
-        reason="the downloadList endpoint (SPEC §5) is not on this branch yet",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 RUNS = 30
 LARGE = 64 * 1024 * 1024
