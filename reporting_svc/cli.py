@@ -1,5 +1,5 @@
 """The ``reporting-svc`` command: serve, check, publish, token, audit and catalog, on the same
-settings."""
+settings; fetch, a client of the API."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
+from .fetch import add_fetch_command
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
@@ -29,6 +30,8 @@ GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     args = _parser().parse_args(argv)
+    if getattr(args, "client", False):  # a client of the API: no service settings to load
+        return int(args.run(args))
     try:
         settings = load_settings()
         return int(args.run(settings, args))
@@ -89,6 +92,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         job_id=args.job_id,
         kickoff=args.kickoff,
         required_permission=args.required_permission,
+        file_name=args.file_name,
         rpt_id=args.report_id,
         search_spec=args.search_spec,
         sort_spec=args.sort_spec,
@@ -142,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--job-id", help="default: a new random GUID")
     put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
+    put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
     put.add_argument("--search-spec", metavar="TEXT", help="the run's search (currSearchSpec)")
     put.add_argument("--sort-spec", metavar="TEXT", help="the run's sort (currSortSpec)")
@@ -152,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--grant", action="append", required=True, metavar="SCOPE:MODES:PERMISSIONS")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
+
+    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
     add_audit_commands(audit)
