@@ -82,7 +82,11 @@ def _notes(result: RunResult, plan: Plan) -> list[str]:
         "the rate limit (rate and burst) lifted; the S3 server is moto's.",
         "S3 redirect under wrk counts 302 answers only (wrk does not follow them); its "
         "single downloads follow the redirect (curl -L). S3 direct under wrk fetches a "
-        "presigned URL from the same S3 server.",
+        "presigned URL from the same S3 server. S3 x-accel is the service behind its own "
+        "nginx, which relays from the same S3 server.",
+        "First byte: curl's time_starttransfer for the 1 KiB report, one request at a time "
+        "(a new connection each), repeated for the run's duration; S3 redirect's counts from "
+        "the first request, the 302 included; S3 direct is curl on a presigned URL.",
         "Worker peak is the largest VmHWM among the gunicorn master's children, reset before "
         "each measurement; CPU is utime+stime of the master and its workers (and of nginx, "
         "its own column) per GiB received by the client, headers included.",

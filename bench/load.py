@@ -130,17 +130,21 @@ def curl_status(url: str, token: str | None, *, follow: bool) -> tuple[int, int]
     return int(status), int(size)
 
 
-def curl_download(url: str, token: str | None, *, expected: int, follow: bool) -> Sample:
-    """One whole download to /dev/null, timed by curl (``time_total``, all of it)."""
-    status, total, size = _curl(
+def curl_download(
+    url: str, token: str | None, *, expected: int, follow: bool, until: str = "time_total"
+) -> Sample:
+    """One whole download to /dev/null, timed by curl: ``time_total`` (all of it), or
+    ``time_starttransfer`` (to the first body byte; with a redirect followed, from the
+    first request on)."""
+    status, seconds, size = _curl(
         url,
         token,
         follow=follow,
-        write_out="%{http_code} %{time_total} %{size_download}",
+        write_out=f"%{{http_code}} %{{{until}}} %{{size_download}}",
         timeout=1800,
     )
     errors = int(int(status) != 200 or int(size) != expected)
-    return _single(int(size), float(total), errors)
+    return _single(int(size), float(seconds), errors)
 
 
 def boto3_download(client: Any, bucket: str, key: str, *, expected: int) -> Sample:

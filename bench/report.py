@@ -10,13 +10,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .reports import GIB, MIB
-from .run import Measurement
-from .targets import ANCHOR_OF, ORDER, PROXY, REDIRECT, S3_DIRECT, STATIC, STREAM, X_ACCEL
+from .run import FIRST_BYTE, Measurement
+from .targets import (
+    ANCHOR_OF,
+    ORDER,
+    PROXY,
+    REDIRECT,
+    S3_DIRECT,
+    S3_X_ACCEL,
+    STATIC,
+    STREAM,
+    X_ACCEL,
+)
 
 LOCAL_MEMORY_LIMIT = 64.0
 PROXY_MEMORY_LIMIT = 80.0
 # "Does not grow with file size": the largest download's peak within this of the 1 KiB one.
 GROWTH_TOLERANCE_MIB = 8.0
+# Issue 12: every S3 mode's first byte within this of a direct GET's (medians).
+FIRST_BYTE_MARGIN_MS = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,7 @@ def _p99(rows: list[Row], workload: str) -> Verdict:
 
 
 def _memory(rows: list[Row], target: str, limit: float) -> Verdict:
-    singles = [r for r in rows if r.target == target and not r.connections]
+    singles = [r for r in rows if r.target == target and _is_download(r)]
     small = find(rows, "1 KiB c1", target)
     if not singles or small is None:
         return Verdict(f"{target}: worker peak < {limit:.0f} MiB", "not measured", None)
@@ -139,10 +151,26 @@ def _memory(rows: list[Row], target: str, limit: float) -> Verdict:
     return Verdict(text, measured, met if largest.size >= GIB or not met else None)
 
 
+def _is_download(row: Row) -> bool:
+    """A row of whole single downloads (neither wrk nor time to the first byte)."""
+    return not row.connections and not row.workload.endswith(FIRST_BYTE)
+
+
+def _first_byte(rows: list[Row], target: str) -> Verdict:
+    workload = next((r.workload for r in rows if r.workload.endswith(FIRST_BYTE)), "")
+    scenario, base = find(rows, workload, target), find(rows, workload, S3_DIRECT)
+    text = f"{workload or FIRST_BYTE}: {target} p50 ≤ {S3_DIRECT} p50 + {FIRST_BYTE_MARGIN_MS:g} ms"
+    if scenario is None or base is None or scenario.p50_ms is None or base.p50_ms is None:
+        return Verdict(text, "not measured", None)
+    gap = scenario.p50_ms - base.p50_ms
+    measured = f"{scenario.p50_ms:.2f} vs {base.p50_ms:.2f} ms = +{gap:.2f} ms"
+    return Verdict(text, measured, gap <= FIRST_BYTE_MARGIN_MS)
+
+
 def verdicts(rows: list[Row]) -> list[Verdict]:
     """Every target of the issue, in its order."""
-    large = max((r.size for r in rows if not r.connections and r.size < GIB), default=0)
-    large_name = next((r.workload for r in rows if r.size == large and not r.connections), "")
+    large = max((r.size for r in rows if _is_download(r) and r.size < GIB), default=0)
+    large_name = next((r.workload for r in rows if r.size == large and _is_download(r)), "")
     return [
         _compare(rows, "1 KiB c64", STREAM, ANCHOR_OF[STREAM], 0.8),
         _p99(rows, "1 KiB c64"),
@@ -151,6 +179,9 @@ def verdicts(rows: list[Row]) -> list[Verdict]:
         _compare(rows, large_name, STREAM, STATIC, 0.9),
         _compare(rows, large_name, X_ACCEL, STATIC, 0.9),
         _compare(rows, large_name, PROXY, S3_DIRECT, 0.85),
+        _compare(rows, large_name, S3_X_ACCEL, S3_DIRECT, 0.95),
+        _compare(rows, "1 GiB single", S3_X_ACCEL, S3_DIRECT, 0.95),
+        *(_first_byte(rows, target) for target in (S3_X_ACCEL, PROXY, REDIRECT)),
         _memory(rows, STREAM, LOCAL_MEMORY_LIMIT),
         _memory(rows, X_ACCEL, LOCAL_MEMORY_LIMIT),
         _memory(rows, PROXY, PROXY_MEMORY_LIMIT),

@@ -22,7 +22,7 @@ from .anchors import STORE_ROOT_VARIABLE
 from .measure import ServerProbe, load_average, tree_cpu_seconds
 from .reports import Report, bench_token, local_env, publish_all, s3_client, s3_env
 from .servers import Servers, static_site
-from .targets import ORDER, S3_DIRECT, Endpoints, Target, build_targets, rotated
+from .targets import ORDER, S3_DIRECT, S3_TARGETS, Endpoints, Target, build_targets, rotated
 
 CONTENT_KEY = "clinical/jobs/{job_id}/content"
 PRESIGN_SECONDS = 24 * 3600
@@ -89,9 +89,17 @@ class RunResult:
         }
 
 
+FIRST_BYTE = "first byte"
+
+
 def workload_name(label: str, connections: int) -> str:
     """``1 KiB c64`` for wrk, ``256 MiB single`` for one download."""
     return f"{label} c{connections}" if connections else f"{label} single"
+
+
+def first_byte_workload(label: str) -> str:
+    """``1 KiB first byte``: time to the first byte at one connection."""
+    return f"{label} {FIRST_BYTE}"
 
 
 def run(plan: Plan, log: Callable[[str], None] = print) -> RunResult:
@@ -118,6 +126,12 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> RunResult:
                             measurement.round = round_index + 1
                             measurements.append(measurement)
                             log(_line(measurement))
+                smallest = min(reports, key=lambda each: each.size)
+                for name in rotated(S3_TARGETS, round_index):
+                    measurement = _first_byte(targets[name], smallest, plan, token)
+                    measurement.round = round_index + 1
+                    measurements.append(measurement)
+                    log(_line(measurement))
         finally:
             servers.stop_all()
     return RunResult(measurements, load_before, load_average(), time.monotonic() - started)
@@ -134,7 +148,7 @@ def _start(
     reports = publish_all(sizes, folder / "files", [local, s3], log=log)
     token = bench_token(local)
     store_root = Path(local["REPORTING_SVC_LOCAL_ROOT"])
-    log("starting gunicorn (4 services + anchors), nginx (2) and moto")
+    log("starting gunicorn (5 services + anchors), nginx (3) and moto")
     stream = servers.service({**local, "REPORTING_SVC_LOCAL_DELIVERY": "stream"}, "stream")
     x_accel = servers.service({**local, "REPORTING_SVC_LOCAL_DELIVERY": "x-accel"}, "x-accel")
     proxy = servers.service({**s3, "REPORTING_SVC_S3_DELIVERY": "proxy"}, "proxy")
@@ -142,6 +156,7 @@ def _start(
         {**s3, "REPORTING_SVC_S3_DELIVERY": "redirect", "REPORTING_SVC_PRESIGN_EXPIRES": "600"},
         "redirect",
     )
+    s3_x_accel = servers.service({**s3, "REPORTING_SVC_S3_DELIVERY": "x-accel"}, "s3-x-accel")
     anchors = servers.anchors({**local, STORE_ROOT_VARIABLE: str(store_root)})
     front, static = free_port(), free_port()
     front_pid = servers.nginx(
@@ -151,6 +166,10 @@ def _start(
     )
     bare = free_port()
     bare_pid = servers.nginx("anchors", nginx.site(bare, anchors.url, store_root, folder), [bare])
+    relay = free_port()
+    relay_pid = servers.nginx(
+        "s3-x-accel", nginx.site(relay, s3_x_accel.url, store_root, folder), [relay]
+    )
     client = s3_client(endpoint)
     bucket = s3["REPORTING_SVC_S3_BUCKET"]
 
@@ -171,6 +190,9 @@ def _start(
         proxy_pid=proxy.pid,
         redirect=redirect.url,
         redirect_pid=redirect.pid,
+        s3_x_accel=f"http://127.0.0.1:{relay}",
+        s3_x_accel_pid=s3_x_accel.pid,
+        s3_x_accel_nginx_pid=relay_pid,
         anchors=anchors.url,
         anchors_pid=anchors.pid,
         anchors_nginx=f"http://127.0.0.1:{bare}",
@@ -234,9 +256,39 @@ def _measure(
         )
     cpu, peaks = probe.finish() if probe else (None, [])
     nginx_cpu = tree_cpu_seconds(target.nginx_pid) - nginx_before if target.nginx_pid else None
+    workload = workload_name(report.label, connections)
+    return _measurement(target, report, workload, connections, sample, (cpu, nginx_cpu, peaks))
+
+
+def _first_byte(target: Target, report: Report, plan: Plan, token: str) -> Measurement:
+    """Time to the first byte of ``report`` from ``target``, one request at a time (curl)."""
+    sample = load.repeated(
+        lambda: load.curl_download(
+            target.url(report),
+            token if target.token else None,
+            expected=report.size,
+            follow=target.follow,
+            until="time_starttransfer",
+        ),
+        plan.duration,
+    )
+    return _measurement(target, report, first_byte_workload(report.label), 0, sample)
+
+
+def _measurement(
+    target: Target,
+    report: Report,
+    workload: str,
+    connections: int,
+    sample: load.Sample,
+    probed: tuple[float | None, float | None, list[float]] = (None, None, []),
+) -> Measurement:
+    """A measurement of ``sample``; ``probed`` is gunicorn's CPU, nginx's CPU and the
+    workers' peaks, when the servers were probed."""
+    cpu, nginx_cpu, peaks = probed
     return Measurement(
         round=0,
-        workload=workload_name(report.label, connections),
+        workload=workload,
         size=report.size,
         connections=connections,
         target=target.name,

@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
 
-    audit = commands.add_parser("audit", help="verify or show the audit trail of downloads")
+    audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
     add_audit_commands(audit)
 
     catalog = commands.add_parser("catalog", help="upgrade, rebuild or check the job catalog")

@@ -15,7 +15,7 @@ from .http.client_address import parse_networks
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
 LOCAL_DELIVERIES = ("stream", "x-accel")
-S3_DELIVERIES = ("proxy", "redirect")
+S3_DELIVERIES = ("proxy", "redirect", "x-accel")
 AUDIT_SINKS = ("file", "stdout")
 CATALOG_SCHEMES = ("sqlite", "postgresql+psycopg")
 CATALOG_FILE = "catalog.sqlite3"
@@ -24,6 +24,9 @@ ALLOWED_ALGORITHMS = frozenset(
 )
 HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# A withdrawal must take effect on every host within 10 seconds (SPEC §6), so nothing read
+# from a store may be remembered that long.
+MAX_CACHE_SECONDS = 9
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -47,6 +50,8 @@ class Settings:
     s3_delivery: str = "proxy"
     s3_chunk_size: int = 1024 * 1024
     presign_expires: int = 60
+    x_accel_presign_expires: int = 5
+    s3_cache_seconds: int = 3
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
     jwt_jwks_file: str = ""
@@ -77,6 +82,11 @@ class Settings:
         if self.jwt_jwks_file:
             return ("RS256", "ES256")
         return ("RS256",) if self.jwt_public_key_file else ("HS256",)
+
+    @property
+    def delivery(self) -> str:
+        """The delivery mode in use: each store has its own setting, the store chosen picks one."""
+        return self.s3_delivery if self.store == "s3" else self.local_delivery
 
     @property
     def audit_path(self) -> Path:
@@ -199,6 +209,12 @@ def _check_store(settings: Settings) -> None:
         _fail(f"{PREFIX}STORE is s3 but {PREFIX}S3_BUCKET is not set")
     if not 1 <= settings.presign_expires <= MAX_PRESIGN_SECONDS:
         _fail(f"{PREFIX}PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    if not 1 <= settings.x_accel_presign_expires <= MAX_PRESIGN_SECONDS:
+        _fail(
+            f"{PREFIX}X_ACCEL_PRESIGN_EXPIRES must be between 1 and {MAX_PRESIGN_SECONDS} seconds"
+        )
+    if not 0 <= settings.s3_cache_seconds <= MAX_CACHE_SECONDS:
+        _fail(f"{PREFIX}S3_CACHE_SECONDS must be between 0 and {MAX_CACHE_SECONDS} seconds")
     if settings.s3_chunk_size < 64 * 1024:
         _fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
 

@@ -33,6 +33,17 @@ SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 STUDY = "CFD8129A430A473C8A02F4BA5DAAD865"
 OTHER_STUDY = "0123456789ABCDEF0123456789ABCDEF"
 BUCKET = "reports-test"
+# The headers an x-accel answer carries for nginx to keep (config/nginx.conf).
+SERVICE_HEADERS = (
+    "Content-Type",
+    "Content-Disposition",
+    "ETag",
+    "Last-Modified",
+    "Repr-Digest",
+    "Cache-Control",
+    "X-Content-Type-Options",
+    "X-Request-ID",
+)
 
 
 @pytest.fixture

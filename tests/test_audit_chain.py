@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from reporting_svc.audit.chain import GENESIS, Verdict, canonical, line_of, seal, verify
+from reporting_svc.audit.chain import (
+    GENESIS,
+    NotCanonicalError,
+    Verdict,
+    canonical,
+    line_of,
+    parse_line,
+    seal,
+    verify,
+)
 from reporting_svc.audit.sinks import FileSink
 from tests.conftest import STUDY
 
@@ -136,7 +145,9 @@ def test_a_record_resealed_after_an_edit_breaks_the_chain_at_the_next_record(
     lines = lines_of(trail)
     edited = json.loads(lines[3])
     edited["subject"] = "mallory"
-    lines[3] = line_of(seal({k: v for k, v in edited.items() if k != "hash"}, edited["prev"]))
+    lines[3] = line_of(
+        seal({k: v for k, v in edited.items() if k not in ("prev", "hash")}, edited["prev"])
+    )
 
     verdict = verify(lines)
 
@@ -216,3 +227,63 @@ def test_verify_command_detects_a_correctly_chained_record_appended_behind_the_h
 
     assert code == 1
     assert f"the head names {RECORDS} records but the trail holds {RECORDS + 1}" in out
+
+
+def move_subject_to_the_end(line: bytes) -> bytes:
+    """The same fields (the hash covers sorted keys, so it still holds) in another order."""
+    return line.replace(b'"subject":"alice",', b"").replace(b"}\n", b',"subject":"alice"}\n')
+
+
+RESPELLINGS = {
+    "duplicate-key": lambda line: line.replace(
+        b'"subject":"alice"', b'"subject":"mallory","subject":"alice"'
+    ),
+    "cr-before-newline": lambda line: line[:-1] + b"\r\n",
+    "escaped-ascii-letter": lambda line: line.replace(b'"alice"', b'"\\u0061lice"'),
+    "reordered-keys": move_subject_to_the_end,
+    "space-after-colon": lambda line: line.replace(b'"subject":"alice"', b'"subject": "alice"'),
+    "float-for-integer": lambda line: line.replace(b'"status":206', b'"status":206.0'),
+    "no-newline": lambda line: line[:-1],
+    "utf8-instead-of-escape": lambda line: line.replace(b'"alice"', b'"al\xc3\xafce"'),
+}
+
+
+@pytest.mark.parametrize("respell", RESPELLINGS.values(), ids=RESPELLINGS.keys())
+def test_a_record_respelled_in_any_way_the_writer_does_not_write_breaks_verify(
+    trail: Path, respell: Any, audit_command: Any
+) -> None:
+    lines = lines_of(trail)
+    lines[3] = respell(lines[3])
+    assert lines[3] != lines_of(trail)[3]
+    trail.write_bytes(b"".join(lines))
+
+    verdict = verify(lines)
+    code, out, _ = audit_command("verify", str(trail))
+
+    assert (verdict.broken_at, verdict.records) == (4, 3)
+    assert code == 1
+    assert out.startswith("BROKEN at record 4")
+
+
+def test_the_writer_and_verify_share_one_form_so_every_line_the_sink_writes_parses(
+    trail: Path,
+) -> None:
+    for line in lines_of(trail):
+        assert line_of(parse_line(line)) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"[]\n", b"null\n", b'{"hash":"x"}\n', b"NaN\n", b"\xff\n"],
+    ids=["array", "null", "too-few-fields", "nan", "not-utf8"],
+)
+def test_a_line_that_is_no_record_is_not_a_sealed_json_record(line: bytes) -> None:
+    with pytest.raises(NotCanonicalError, match="not a sealed JSON record"):
+        parse_line(line)
+
+
+def test_a_record_with_nan_is_not_in_the_one_form(trail: Path) -> None:
+    line = lines_of(trail)[0].replace(b'"status":206', b'"status":NaN')
+
+    with pytest.raises(NotCanonicalError, match="not in the one form"):
+        parse_line(line)

@@ -305,21 +305,23 @@ def test_a_store_failing_mid_stream_leaves_an_end_record_marked_incomplete(
     app: Any, publish: Any, bearer: str, events: Any, store: Any, monkeypatch: Any
 ) -> None:
     big = publish(os.urandom(512 * 1024), "big.bin")
-    real_get_content = store.get_content
+    real_open_range = store.open_range
 
     def failing_after_one_chunk(*args: Any) -> Any:
-        body, size = real_get_content(*args)
-        chunks = body.iter_chunks
+        stored = real_open_range(*args)
+        real_read = stored.body.read
 
-        def iter_chunks(chunk_size: int) -> Any:
-            iterator = chunks(chunk_size)
-            yield next(iterator)
+        def read_one_chunk(size: int) -> bytes:
+            stored.body.read = fail
+            return bytes(real_read(size))
+
+        def fail(size: int) -> bytes:
             raise StoreError("connection reset by S3")
 
-        body.iter_chunks = iter_chunks
-        return body, size
+        stored.body.read = read_one_chunk
+        return stored
 
-    monkeypatch.setattr(store, "get_content", failing_after_one_chunk)
+    monkeypatch.setattr(store, "open_range", failing_after_one_chunk)
     body = call_wsgi(app, big, bearer)
 
     with pytest.raises(StoreError):

@@ -13,20 +13,10 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
-from tests.conftest import DOWNLOAD, STUDY, error_of
+from tests.conftest import DOWNLOAD, SERVICE_HEADERS, STUDY, error_of
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 40
 SIZE = len(CONTENT)
-SERVICE_HEADERS = (
-    "Content-Type",
-    "Content-Disposition",
-    "ETag",
-    "Last-Modified",
-    "Repr-Digest",
-    "Cache-Control",
-    "X-Content-Type-Options",
-    "X-Request-ID",
-)
 
 Download = Callable[..., Any]
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from reporting_svc import create_app
-from reporting_svc.http.bodies import FileRange
+from reporting_svc.http.bodies import TrackedBody
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
@@ -241,7 +241,7 @@ def test_an_s3_full_download_sends_no_range_and_reads_the_object_once(
     assert body.bytes_read == len(BIG)
 
 
-# --- FileRange -------------------------------------------------------------------------
+# --- TrackedBody -----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -251,48 +251,61 @@ def data_file(tmp_path: Path) -> Path:
     return path
 
 
+def _positioned(path: Path, start: int) -> BinaryIO:
+    """The file opened and seeked to ``start``, as a store's open_range hands it over."""
+    handle = path.open("rb")
+    handle.seek(start)
+    return handle
+
+
 @pytest.mark.parametrize("size", [-1, 1, 7, 20, 21, 4096])
-def test_file_range_read_stops_at_the_end_of_its_span(data_file: Path, size: int) -> None:
-    with data_file.open("rb") as handle:
-        span = FileRange(handle, 10, 20)
+def test_a_tracked_body_read_stops_at_the_end_of_its_span(data_file: Path, size: int) -> None:
+    with _positioned(data_file, 10) as handle:
+        span = TrackedBody(handle, 10, 20)
         chunks = list(iter(lambda: span.read(size), b""))
 
         assert b"".join(chunks) == data_file.read_bytes()[10:30]
         assert all(len(chunk) <= (20 if size < 0 else size) for chunk in chunks)
         assert span.read(size) == b""
         assert handle.tell() == 30
+        assert span.sent == 20
 
 
-def test_file_range_of_zero_length_reads_nothing(data_file: Path) -> None:
-    with data_file.open("rb") as handle:
-        span = FileRange(handle, 100, 0)
+def test_a_tracked_body_of_zero_length_reads_nothing(data_file: Path) -> None:
+    with _positioned(data_file, 100) as handle:
+        span = TrackedBody(handle, 100, 0)
 
         assert span.read() == b""
         assert handle.tell() == 100
 
 
-def test_file_range_puts_the_descriptor_at_its_start_for_sendfile(data_file: Path) -> None:
-    # gunicorn's sendfile starts at the descriptor's current offset, not Python's buffer.
+def test_a_tracked_body_fileno_is_the_files_descriptor(data_file: Path) -> None:
     with data_file.open("rb") as handle:
-        span = FileRange(handle, 777, 10)
-
-        assert os.lseek(span.fileno(), 0, os.SEEK_CUR) == 777
+        assert TrackedBody(handle, 0, 1).fileno() == handle.fileno()
 
 
-def test_file_range_fileno_is_the_files_descriptor(data_file: Path) -> None:
-    with data_file.open("rb") as handle:
-        assert FileRange(handle, 0, 1).fileno() == handle.fileno()
+def test_a_tracked_body_without_a_descriptor_says_so_for_the_server() -> None:
+    with pytest.raises(io.UnsupportedOperation):
+        TrackedBody(io.BytesIO(b"0123456789"), 0, 4).fileno()
 
 
-def test_closing_a_file_range_closes_the_file(data_file: Path) -> None:
+def test_a_tracked_body_counts_what_sendfile_sent_from_the_final_seek(data_file: Path) -> None:
+    with _positioned(data_file, 100) as handle:
+        span = TrackedBody(handle, 100, 50)
+        span.seek(130)  # socket.sendfile's last step after sending 30 bytes
+
+        assert span.sent == 30
+
+
+def test_closing_a_tracked_body_closes_the_file_and_reports_once(data_file: Path) -> None:
     handle = data_file.open("rb")
+    span = TrackedBody(handle, 0, 5)
+    reports: list[int] = []
+    span.on_close = reports.append
+    span.read(3)
 
-    FileRange(handle, 5, 5).close()
+    span.close()
+    span.close()
 
     assert handle.closed
-
-
-def test_file_range_works_on_any_seekable_binary_file() -> None:
-    span = FileRange(io.BytesIO(b"0123456789"), 3, 4)
-
-    assert span.read() == b"3456"
+    assert reports == [3]

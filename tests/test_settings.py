@@ -162,6 +162,9 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_LOCAL_DELIVERY": "carrier-pigeon"}, "REPORTING_SVC_LOCAL_DELIVERY"),
         ({"REPORTING_SVC_S3_DELIVERY": "stream"}, "REPORTING_SVC_S3_DELIVERY"),
         ({"REPORTING_SVC_S3_CHUNK_SIZE": "1024"}, "REPORTING_SVC_S3_CHUNK_SIZE"),
+        ({"REPORTING_SVC_X_ACCEL_PRESIGN_EXPIRES": "0"}, "REPORTING_SVC_X_ACCEL_PRESIGN_EXPIRES"),
+        ({"REPORTING_SVC_S3_CACHE_SECONDS": "10"}, "REPORTING_SVC_S3_CACHE_SECONDS"),
+        ({"REPORTING_SVC_S3_CACHE_SECONDS": "-1"}, "REPORTING_SVC_S3_CACHE_SECONDS"),
         ({"REPORTING_SVC_JWT_ALGORITHMS": "none"}, "REPORTING_SVC_JWT_ALGORITHMS"),
         ({"REPORTING_SVC_JWT_ALGORITHMS": "RS256"}, "REPORTING_SVC_JWT_ALGORITHMS"),
         ({"REPORTING_SVC_JWT_PUBLIC_KEY_FILE": "/no/such/key.pem"}, "JWT_PUBLIC_KEY_FILE"),
@@ -176,6 +179,16 @@ def test_invalid_toml_is_refused(env, tmp_path):
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
     assert variable in refusal({**env, **changes})
+
+
+def test_s3_x_accel_defaults_to_urls_of_seconds_and_a_cache_shorter_than_withdrawal(env):
+    settings = load_settings(
+        {**env, "REPORTING_SVC_S3_BUCKET": "b", "REPORTING_SVC_S3_DELIVERY": "x-accel"}
+    )
+
+    assert settings.s3_delivery == "x-accel"
+    assert settings.x_accel_presign_expires <= 10
+    assert 0 < settings.s3_cache_seconds < 10  # SPEC §6: a withdrawal holds within 10 s
 
 
 def test_catalog_is_an_sqlite_file_in_the_var_dir_unless_a_url_is_set(env, tmp_path):

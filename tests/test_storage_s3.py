@@ -15,7 +15,6 @@ from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobExists, StoreError, layout
-from reporting_svc.storage.base import FileMissing
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.s3 import S3Store
 from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
@@ -120,7 +119,7 @@ def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_pa
 
     for record in records:
         assert copied.get_record(record.id) == record
-        assert copied.get_content(record)[0].read() == contents[record.fileName]
+        assert copied.open_range(record, 0, record.size).body.read() == contents[record.fileName]
     assert copied.list_job_ids(STUDY, "test") == local.list_job_ids(STUDY, "test")
 
 
@@ -132,16 +131,7 @@ def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
         store, tmp_path / "large.zip", report_name="Large", mode="test", study_id=STUDY
     )
 
-    assert store.get_content(record)[0].read() == content
-
-
-def test_get_content_of_a_deleted_object_raises_file_missing(publish, store, s3_bucket):
-    record = publish(job_id=JOB)
-    s3_bucket.delete_object(Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB))
-
-    assert store.content_length(record) is None
-    with pytest.raises(FileMissing):
-        store.get_content(record)
+    assert store.open_range(record, 0, record.size).body.read() == content
 
 
 @pytest.fixture
@@ -160,12 +150,12 @@ def unreachable_store(s3_bucket) -> S3Store:
     "operation",
     [
         lambda store, record: store.get_record(JOB),
-        lambda store, record: store.get_content(record),
-        lambda store, record: store.content_length(record),
+        lambda store, record: store.open_range(record, 0, record.size),
+        lambda store, record: store.size_of(record),
         lambda store, record: store.put(record, io.BytesIO(b"x")),
         lambda store, record: store.list_job_ids(STUDY, "test"),
     ],
-    ids=["get_record", "get_content", "content_length", "put", "list_job_ids"],
+    ids=["get_record", "open_range", "size_of", "put", "list_job_ids"],
 )
 def test_every_operation_raises_store_error_when_the_endpoint_is_unreachable(
     unreachable_store, publish, operation
@@ -246,3 +236,48 @@ def test_an_s3_app_writes_nothing_to_local_disk(publish, make_settings):
     publish(job_id=JOB)
 
     assert not Path(make_settings().local_root).exists()
+
+
+def _count_calls(client) -> dict[str, int]:
+    """Count the S3 operations ``client`` sends from now on, by name."""
+    counts: dict[str, int] = {}
+
+    def count(model, **kwargs) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    client.meta.events.register("before-call.s3", count)
+    return counts
+
+
+def test_a_repeat_lookup_within_the_cache_seconds_asks_s3_for_nothing(tmp_path, s3_bucket):
+    store = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = _count_calls(s3_bucket)
+
+    for _ in range(3):
+        assert store.get_record(record.id) == record
+        assert store.size_of(record) == record.size
+
+    assert calls == {"GetObject": 1, "HeadObject": 1}
+
+
+def test_without_cache_seconds_every_lookup_asks_s3(tmp_path, s3_bucket):
+    store = S3Store(s3_bucket, BUCKET, PREFIX)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = _count_calls(s3_bucket)
+
+    for _ in range(3):
+        store.get_record(record.id)
+        store.size_of(record)
+
+    assert calls == {"GetObject": 3, "HeadObject": 3}
+
+
+def test_the_service_remembers_s3_records_for_the_configured_seconds(make_settings, s3_bucket):
+    app = create_app(make_settings(store="s3", s3_bucket=BUCKET, s3_cache_seconds=7))
+
+    store = app.extensions["reporting_svc"].store
+
+    assert store.records.cache.ttl == store.sizes.cache.ttl == 7

@@ -1,8 +1,14 @@
-"""The hash chain that makes the audit trail tamper-evident, and its verification.
+"""The hash chain that makes the audit trail tamper-evident, its one line form, and its check.
 
 Each record carries ``prev``, the hash of the record before it, and ``hash``, the
 SHA-256 of its own canonical JSON (every field but ``hash``). Editing a byte, deleting
 a record or swapping two breaks the chain at that record.
+
+A record has one way to be written down: the contract's fields in the contract's order,
+then ``prev`` and ``hash``, compact, ASCII only, ending in ``\\n``. The writer writes
+that line and the verifier accepts only that line, so two lines never carry one record
+(a duplicate key, an escaped letter or a CR would otherwise pass the chain while a
+``grep`` for the value misses it).
 """
 
 from __future__ import annotations
@@ -14,9 +20,34 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
+# SPEC §4: a record's fields, in the order every line holds them.
+FIELDS = (
+    "time",
+    "event",
+    "requestId",
+    "subject",
+    "clientAddress",
+    "userAgent",
+    "jobId",
+    "studyId",
+    "mode",
+    "reportName",
+    "status",
+    "delivery",
+    "bytesSent",
+    "complete",
+    "sha256",
+)
+LINE_FIELDS = (*FIELDS, "prev", "hash")
 # Built once: json.dumps with options makes a new encoder on every call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-_LINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+_LINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+class NotCanonicalError(ValueError):
+    """A line that is not the one way its record is written."""
 
 
 def canonical(record: dict[str, Any]) -> bytes:
@@ -26,15 +57,40 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 
 def seal(fields: dict[str, Any], prev: str) -> dict[str, Any]:
-    """The record with ``prev`` and its own ``hash`` added."""
-    record = {**fields, "prev": prev}
+    """The record with every contract field (absent ones null), ``prev`` and its ``hash``."""
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
+    record = {name: fields.get(name) for name in FIELDS}
+    record["prev"] = prev
     record["hash"] = hashlib.sha256(canonical(record)).hexdigest()
     return record
 
 
 def line_of(record: dict[str, Any]) -> bytes:
-    """One JSON Lines line, fields in the order they were given."""
+    """The record's one line: the writer's output and the verifier's yardstick."""
     return _LINE.encode(record).encode() + b"\n"
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """The record a line holds, if the line is exactly ``line_of`` that record.
+
+    Comparing bytes catches every other spelling at once: a key given twice (the record
+    keeps one), reordered keys, spaces, a CR, an escaped letter, ``1.0`` for ``1``.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise NotCanonicalError("not a sealed JSON record") from error
+    if not isinstance(record, dict) or tuple(record) != LINE_FIELDS:
+        raise NotCanonicalError("not a sealed JSON record")
+    try:
+        written = line_of(record)
+    except ValueError as error:  # NaN or Infinity, which JSON has not
+        raise NotCanonicalError("not in the one form the service writes") from error
+    if written != line:
+        raise NotCanonicalError("not in the one form the service writes")
+    return record
 
 
 @dataclass(frozen=True)
@@ -61,13 +117,12 @@ def verify_from(lines: Iterable[bytes], prev: str) -> Verdict:
     count = 0
     for number, line in enumerate(lines, start=1):
         try:
-            record = json.loads(line)
-            stored = record["hash"]
-        except (ValueError, TypeError, KeyError):
-            return Verdict(count, prev, number, "not a sealed JSON record")
-        if record.get("prev") != prev:
+            record = parse_line(line)
+        except NotCanonicalError as error:
+            return Verdict(count, prev, number, str(error))
+        if record["prev"] != prev:
             return Verdict(count, prev, number, "prev does not name the record before it")
-        if hashlib.sha256(canonical(record)).hexdigest() != stored:
+        if hashlib.sha256(canonical(record)).hexdigest() != record["hash"]:
             return Verdict(count, prev, number, "hash does not match the record's content")
-        prev, count = stored, number
+        prev, count = record["hash"], number
     return Verdict(count, prev)

@@ -20,7 +20,8 @@ from ..settings import Settings
 from ..storage.record import parse_instant
 from ..text import visible, visible_json
 from .chain import Verdict, verify
-from .sinks import FileSink, Snapshot
+from .repair import add_repair_arguments
+from .sinks import DamagedHeadError, FileSink, Snapshot
 
 COLUMNS = (
     ("time", 24),
@@ -36,12 +37,15 @@ COLUMNS = (
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
-    """Give the ``audit`` subcommand its own two: ``verify`` and ``show``."""
+    """Give the ``audit`` subcommand its own: ``verify``, ``repair`` and ``show``."""
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("verify", help="check the hash chain and the head file")
     check.add_argument("file", nargs="?", type=Path, help="default: the configured trail")
     check.set_defaults(run=verify_command)
+
+    repair = commands.add_parser("repair", help="put a trail that does not match its head back")
+    add_repair_arguments(repair)
 
     show = commands.add_parser("show", help="print the records that match every filter")
     show.add_argument("--study", type=_guid, metavar="ID")
@@ -55,7 +59,8 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0 only if every record chains to the one before it and the head agrees.
+    """Exit 0 only if every line is a record in its one form, chained to the one before
+    it, and the head agrees.
 
     A live trail is checked as it stood when its head was read: records appended while
     the check runs are left for the next one.
@@ -65,16 +70,16 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> int:
     if not path.is_file() and not sink.head_path.is_file():
         raise ValueError(f"no audit trail at {path}")
     try:
-        head = sink.snapshot()
-    except ValueError:
-        print(f"BROKEN: the head file {sink.head_path} is not readable")
+        snapshot = sink.snapshot()
+    except DamagedHeadError as error:
+        print(f"BROKEN: {error}")
         return 1
-    limit = head.length if head is not None and head.agrees else None
+    limit = snapshot.length if snapshot.mismatch is None else None
     verdict = verify(_lines(path, limit))
     if not verdict.ok:
         print(f"BROKEN at record {verdict.broken_at}{_identify(path, verdict)}: {verdict.reason}")
         return 1
-    problem = _head_problem(sink, head, verdict)
+    problem = _head_problem(sink, snapshot, verdict)
     if problem:
         print(f"BROKEN: {problem}")
         return 1
@@ -116,7 +121,8 @@ def _lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
 
 def _identify(path: Path, verdict: Verdict) -> str:
     """`` (requestId …, time …)`` of the broken record when it still parses."""
-    assert verdict.broken_at is not None
+    if verdict.broken_at is None:
+        return ""
     line = next(islice(_lines(path), verdict.broken_at - 1, None), b"")
     try:
         record = json.loads(line)
@@ -125,11 +131,12 @@ def _identify(path: Path, verdict: Verdict) -> str:
         return ""
 
 
-def _head_problem(sink: FileSink, head: Snapshot | None, verdict: Verdict) -> str | None:
+def _head_problem(sink: FileSink, snapshot: Snapshot, verdict: Verdict) -> str | None:
     """Why the head disagrees with the chain: records cut from the end, or added behind it.
 
     Without a head file (a trail copied without it) a cut cannot be seen: warn, don't fail.
     """
+    head = snapshot.head
     if head is None:
         if verdict.records:
             print(
@@ -144,7 +151,7 @@ def _head_problem(sink: FileSink, head: Snapshot | None, verdict: Verdict) -> st
         return (
             f"the head names last hash {head.last_hash} but the trail ends with {verdict.last_hash}"
         )
-    return None
+    return snapshot.mismatch
 
 
 def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:

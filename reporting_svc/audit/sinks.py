@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,12 +14,56 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
-from .chain import GENESIS, line_of, seal, verify_from
+from .chain import GENESIS, line_of, seal
 
 MIN_FREE_BYTES = 1024 * 1024
 # The head's JSON is padded with spaces to this width, so each rewrite covers the last.
 HEAD_BYTES = 256
-log = logging.getLogger(__name__)
+HEAD_FIELDS = frozenset({"records", "hash", "size"})
+_HASH = re.compile("[0-9a-f]{64}")
+REPAIR_HINT = "an operator must run 'reporting-svc audit repair'"
+
+
+class DamagedHeadError(ValueError):
+    """The head file does not hold a count, a size and a hash the sink could have written."""
+
+
+class TrailMismatchError(ValueError):
+    """The trail does not end where its head says: no record goes on it until an operator
+    has run ``reporting-svc audit repair``."""
+
+
+class RecordNotWrittenError(Exception):
+    """The batch holding a record failed, whatever the reason: the record is not written."""
+
+
+class Head(NamedTuple):
+    """What the head file states: records so far, the last one's hash, the trail's length."""
+
+    records: int
+    last_hash: str
+    size: int
+
+
+EMPTY_HEAD = Head(0, GENESIS, 0)
+
+
+class Snapshot(NamedTuple):
+    """A head as read under the lock (None: there is no head file), and the trail's length."""
+
+    head: Head | None
+    length: int
+
+    @property
+    def mismatch(self) -> str | None:
+        """Why the trail does not end where its head says, or None when it does."""
+        if self.head is None:
+            return "its head file is missing" if self.length else None
+        if self.length > self.head.size:
+            return f"it is {self.length - self.head.size} bytes longer than its head says"
+        if self.length < self.head.size:
+            return f"it is {self.head.size - self.length} bytes shorter than its head says"
+        return None
 
 
 class FileSink:
@@ -30,14 +74,16 @@ class FileSink:
     records, the last hash and the file's size: it is where the next ``prev`` comes from,
     and it lets ``audit verify`` notice records cut from the end, which no chain can show
     by itself. A file that does not end where its head says (a write cut short by a full
-    disk, a crash between the two, an edit) is refused for appending until an operator
-    has looked: appending would fork the chain or glue a record onto half a line.
+    disk, a writer killed between the two, records cut or added by hand, a head deleted)
+    takes no record until an operator has run ``audit repair``: appending would fork the
+    chain, glue a record onto half a line, or silently adopt lines nobody vouched for.
 
     Group commit: records that threads of one process append while another thread is
     writing go out together in the next batch, under one lock with one write and one head
     update. The fsync comes after the lock is released, so other processes append while
     this one waits for the disk, and the kernel folds their flushes into one journal
-    commit. Each caller of a durable record returns only once that record is on disk.
+    commit. Each caller of a durable record returns only once that record, and the head
+    naming it, are on disk.
 
     The head is rewritten in place, padded to a fixed width, rather than replaced by a
     rename: ext4 flushes a file renamed over another at once, which cost more than the
@@ -54,8 +100,8 @@ class FileSink:
         self._writing = False
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
-        """Seal and write one record; OSError (disk full, permission denied) and ValueError
-        (a trail that does not end where its head says) propagate to the caller.
+        """Seal and write one record; RecordNotWrittenError, from whatever stopped its
+        batch (a full disk, a trail that does not match its head, ...), if it is not.
 
         A record that is not ``durable`` is written like any other but waits for no
         ``fsync`` of its own: the next durable batch's ``fsync`` (which flushes the whole
@@ -74,12 +120,13 @@ class FileSink:
         return entry.result()
 
     def _write_batch(self, batch: list[_Pending]) -> None:
+        """Write the batch; any failure leaves every entry of it without a record."""
         try:
             durable = any(entry.durable for entry in batch)
             records = self._append_all([entry.fields for entry in batch], durable=durable)
             for entry, record in zip(batch, records, strict=True):
                 entry.record = record
-        except (OSError, ValueError) as error:
+        except Exception as error:  # whatever it is, the batch fails closed
             for entry in batch:
                 entry.error = error
         finally:
@@ -92,13 +139,14 @@ class FileSink:
     def _append_all(self, batch: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            with self._head_opened() as head_fd:
-                head = os.pread(head_fd, HEAD_BYTES * 4, 0)
-                count, prev, size = _parse_head(head, self.head_path)
-                actual = os.fstat(fd).st_size
-                if size is not None and actual != size:
-                    count, prev = self._recover(count, prev, size)
-                records = []
+            length = os.fstat(fd).st_size
+            with self._head_opened(create=length == 0) as head_fd:
+                stored = os.pread(head_fd, HEAD_BYTES * 4, 0)
+                head = parse_head(stored, self.head_path)
+                mismatch = Snapshot(head, length).mismatch
+                if mismatch:
+                    raise TrailMismatchError(self.refusal(mismatch))
+                records, prev = [], head.last_hash
                 for fields in batch:
                     records.append(seal(fields, prev))
                     prev = records[-1]["hash"]
@@ -106,84 +154,71 @@ class FileSink:
                 if os.write(fd, data) != len(data):
                     raise OSError(errno.ENOSPC, "short write to the audit file")
                 # O_APPEND under the lock: the file now ends here, no fstat needed.
-                size = actual + len(data)
-                _write_head(head_fd, count + len(records), prev, size, replaces=len(head))
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            if self.fsync and durable:
-                os.fsync(fd)
+                new = Head(head.records + len(records), prev, length + len(data))
+                write_head(head_fd, new, replaces=len(stored))
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if self.fsync and durable:
+                    os.fsync(fd)
+                    os.fdatasync(head_fd)
         return records
 
-    def _recover(self, count: int, prev: str, size: int) -> tuple[int, str]:
-        """Take in whole records written after the head by a process that died before it
-        could update the head (a killed worker); refuse anything else.
-
-        Bytes past the head must be complete lines that chain on from the head's hash: a
-        torn line, a foreign line, or a file shorter than its head is left for an
-        operator, and the sink refuses to append until then.
-        """
-        with self.path.open("rb") as trail:
-            trail.seek(size)
-            tail = trail.read()
-        lines = tail.splitlines(keepends=True)
-        verdict = verify_from(lines, prev)
-        if os.path.getsize(self.path) < size or not tail.endswith(b"\n") or not verdict.ok:
-            raise ValueError(
-                f"{self.path} does not end where its head says; run 'reporting-svc audit verify'"
-            )
-        log.warning("audit trail: took in %d record(s) written past the head", len(lines))
-        return count + len(lines), verdict.last_hash
+    def refusal(self, mismatch: str) -> str:
+        """The message of a trail that takes no records until an operator repairs it."""
+        return f"the audit trail {self.path} does not match its head: {mismatch}; {REPAIR_HINT}"
 
     def check(self) -> str | None:
-        """Why a record could not be appended now, or None: the file opens and space is left."""
+        """Why a record could not be appended now, or None: the file opens, space is left,
+        and the head is sound and names the trail's length (read under the lock).
+
+        Readiness is public, so the answer names no path.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
             space = os.statvfs(self.path.parent)
+            mismatch = self.snapshot().mismatch
         except OSError as error:
             return f"the audit file cannot be opened for appending ({error.strerror})"
+        except DamagedHeadError:
+            return f"the audit trail's head file is damaged; {REPAIR_HINT}"
         if space.f_bavail * space.f_frsize < MIN_FREE_BYTES:
             return "the audit file's disk is (nearly) full"
+        if mismatch:
+            return f"the audit trail does not match its head: {mismatch}; {REPAIR_HINT}"
         return None
 
-    def snapshot(self) -> Snapshot | None:
-        """The head together with the trail's length at one moment; None without a head.
+    def snapshot(self) -> Snapshot:
+        """The head together with the trail's length at one moment.
 
         Appenders write a batch and its head under the exclusive lock, so under a shared
         lock the two agree unless something is wrong. The lock is held only for these
-        reads: a verifier then walks the first ``size`` bytes while downloads go on
-        appending behind them.
+        reads: a verifier then walks the first ``length`` bytes while downloads go on
+        appending behind them. DamagedHeadError if the head is not one a sink wrote.
         """
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            fd = -1
+            return Snapshot(self._read_head(), 0)
         try:
-            if fd >= 0:
-                fcntl.flock(fd, fcntl.LOCK_SH)
-            if not self.head_path.is_file():
-                return None
-            records, last_hash, size = self._read_head()
-            return Snapshot(records, last_hash, size, os.fstat(fd).st_size if fd >= 0 else 0)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return Snapshot(self._read_head(), os.fstat(fd).st_size)
         finally:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
 
-    def head(self) -> tuple[int, str]:
-        """(records, last hash) as the head file states them; (0, genesis) for a new trail.
+    def head(self) -> Head:
+        """The head file's statement; the empty head for a trail not begun.
 
-        A damaged head raises ValueError, which the trail turns into "audit unavailable".
+        A damaged head raises DamagedHeadError, which the trail turns into "audit unavailable".
         """
-        records, last_hash, _ = self._read_head()
-        return records, last_hash
+        return self._read_head() or EMPTY_HEAD
 
-    def _read_head(self) -> tuple[int, str, int | None]:
-        """(records, last hash, file size); the size is absent from heads of older trails."""
+    def _read_head(self) -> Head | None:
         try:
             fd = os.open(self.head_path, os.O_RDONLY)
         except FileNotFoundError:
-            return 0, GENESIS, None
+            return None
         try:
-            return _parse_head(os.pread(fd, HEAD_BYTES * 4, 0), self.head_path)
+            return parse_head(os.pread(fd, HEAD_BYTES * 4, 0), self.head_path)
         finally:
             os.close(fd)
 
@@ -202,52 +237,60 @@ class FileSink:
             os.close(fd)
 
     @contextmanager
-    def _head_opened(self) -> Iterator[int]:
-        """The head file opened for reading and rewriting; created empty for a new trail."""
-        fd = os.open(self.head_path, os.O_RDWR | os.O_CREAT, 0o640)
+    def _head_opened(self, *, create: bool) -> Iterator[int]:
+        """The head file opened for reading and rewriting; created empty only for an empty
+        trail, since a trail with records and no head has lost what vouched for them."""
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.head_path, flags, 0o640)
+        except FileNotFoundError as error:
+            raise TrailMismatchError(self.refusal("its head file is missing")) from error
         try:
             yield fd
         finally:
             os.close(fd)
 
 
-def _parse_head(head: bytes, path: Path) -> tuple[int, str, int | None]:
-    """(records, last hash, file size) from a head's bytes.
-
-    An empty head (just created) says nothing was written yet: a trail that has lines
-    anyway must chain on from the genesis, and is checked as if written past the head.
-    """
-    if not head:
-        return 0, GENESIS, 0
+def parse_head(stored: bytes, path: Path) -> Head:
+    """The head a sink wrote: a record count and a size (integers, not negative) and a
+    64-hex hash. An empty head (created, nothing written yet) stands for an empty trail;
+    anything else is damaged, and a damaged head vouches for nothing."""
+    if not stored:
+        return EMPTY_HEAD
     try:
-        fields = json.loads(head)
-        size = fields.get("size")
-        return int(fields["records"]), str(fields["hash"]), None if size is None else int(size)
-    except (KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"the head file {path} is damaged") from error
+        fields = json.loads(stored, parse_constant=_not_a_number)
+    except ValueError as error:
+        raise DamagedHeadError(f"the audit trail's head file {path} is damaged") from error
+    if not isinstance(fields, dict) or set(fields) != HEAD_FIELDS:
+        raise DamagedHeadError(f"the audit trail's head file {path} is damaged")
+    head = Head(fields["records"], fields["hash"], fields["size"])
+    sound = (
+        _count(head.records)
+        and _count(head.size)
+        and isinstance(head.last_hash, str)
+        and _HASH.fullmatch(head.last_hash) is not None
+        and (head.records == 0) == (head.size == 0) == (head.last_hash == GENESIS)
+    )
+    if not sound:
+        raise DamagedHeadError(f"the audit trail's head file {path} is damaged")
+    return head
 
 
-def _write_head(fd: int, records: int, last_hash: str, size: int, *, replaces: int) -> None:
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is no number")
+
+
+def write_head(fd: int, head: Head, *, replaces: int) -> None:
     """Overwrite the head in place; cut whatever a longer head (``replaces`` bytes) left."""
-    head = json.dumps({"records": records, "hash": last_hash, "size": size}).encode()
-    if os.pwrite(fd, head.ljust(HEAD_BYTES), 0) != HEAD_BYTES:
+    stored = json.dumps({"records": head.records, "hash": head.last_hash, "size": head.size})
+    if os.pwrite(fd, stored.encode().ljust(HEAD_BYTES), 0) != HEAD_BYTES:
         raise OSError(errno.ENOSPC, "short write to the audit head file")
     if replaces > HEAD_BYTES:
         os.ftruncate(fd, HEAD_BYTES)
-
-
-class Snapshot(NamedTuple):
-    """A head as read under the lock, and how long the trail was then."""
-
-    records: int
-    last_hash: str
-    size: int | None
-    length: int
-
-    @property
-    def agrees(self) -> bool:
-        """The trail ended where its head says (older heads name no size: taken as so)."""
-        return self.size is None or self.size == self.length
 
 
 class _Pending:
@@ -261,9 +304,10 @@ class _Pending:
         self.error: Exception | None = None
 
     def result(self) -> dict[str, Any]:
-        if self.error is not None:
-            raise self.error
-        assert self.record is not None
+        """The record written; without one, whatever happened to the batch, an error."""
+        if self.record is None:
+            reason = str(self.error) if self.error is not None else "its batch did not finish"
+            raise RecordNotWrittenError(reason) from self.error
         return self.record
 
 
@@ -271,13 +315,15 @@ class StdoutSink:
     """Emits each record as one JSON line on standard output, for platforms that ship logs.
 
     Beside a file sink it repeats the file's sealed records; alone, it keeps a chain of
-    its own per process.
+    its own per process. A write that fails is raised (the record fails closed) and
+    remembered until one succeeds, so readiness can say the trail is not being written.
     """
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream
         self.lock = threading.Lock()
         self.prev = GENESIS
+        self.failure: str | None = None
 
     def append(self, fields: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -290,7 +336,17 @@ class StdoutSink:
         with self.lock:
             self._write(record)
 
+    def check(self) -> str | None:
+        """Why the last record could not be written to standard output, or None."""
+        failure = self.failure
+        return None if failure is None else f"the audit trail's standard output failed ({failure})"
+
     def _write(self, record: dict[str, Any]) -> None:
         stream = self.stream or sys.stdout
-        stream.write(line_of(record).decode())
-        stream.flush()
+        try:
+            stream.write(line_of(record).decode())
+            stream.flush()
+        except Exception as error:
+            self.failure = str(error) or type(error).__name__
+            raise
+        self.failure = None

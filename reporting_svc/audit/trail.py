@@ -8,35 +8,23 @@ from typing import Any
 from ..settings import Settings
 from ..storage.record import now_instant
 from ..text import visible_fields
+from .chain import FIELDS
 from .sinks import FileSink, StdoutSink
 
 log = logging.getLogger(__name__)
 
-FIELDS = (
-    "time",
-    "event",
-    "requestId",
-    "subject",
-    "clientAddress",
-    "userAgent",
-    "jobId",
-    "studyId",
-    "mode",
-    "reportName",
-    "status",
-    "delivery",
-    "bytesSent",
-    "complete",
-    "sha256",
-)
-
-
-# Records that wait for the disk before the request goes on: all but ``end``. A ``start``
-# or ``redirect`` must be on disk before any byte is served (SPEC §4), and a refusal, 304
-# or HEAD leaves no other record. Nothing waits for an ``end``: it reaches the disk with
-# the next record that does, or with the kernel's writeback, so a power cut can lose the
-# ``end`` of the last downloads, never their ``start``.
+# Records that wait for the disk before the request goes on: all but ``end`` and an
+# anonymous refusal. A ``start`` or ``redirect`` must be on disk before any byte is
+# served (SPEC §4), and a 304, a HEAD or a caller's refusal leaves no other record.
+# Nothing waits for an ``end``: it reaches the disk with the next record that does, or
+# with the kernel's writeback, so a power cut can lose the ``end`` of the last
+# downloads, never their ``start``.
 UNAWAITED_EVENTS = frozenset({"end"})
+# A refusal of a caller without a valid token (subject null) is written like any other
+# record but waits for no fsync either, and its User-Agent is cut short (the requestId
+# and jobId are already at most 128 and 64 characters): anyone can send those, so each
+# must cost little. A power cut may lose the last few of them.
+ANONYMOUS_USER_AGENT_LIMIT = 128
 
 
 class AuditUnavailableError(Exception):
@@ -53,27 +41,29 @@ class AuditTrail:
         self.stdout = stdout
 
     def check(self) -> str | None:
-        """Why records could not be written now (for readiness), or None."""
-        return self.file.check() if self.file is not None else None
+        """Why a ``start`` record could not be written now (for readiness), or None."""
+        problems = [sink.check() for sink in (self.file, self.stdout) if sink is not None]
+        return "; ".join(problem for problem in problems if problem) or None
 
     def write(self, **fields: Any) -> dict[str, Any]:
-        """Seal and write one record with the contract's fields, in the contract's order."""
+        """Seal and write one record with the contract's fields, in the contract's order.
+
+        Whatever goes wrong in any sink, the record is not written: AuditUnavailableError.
+        """
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
         # Caller-supplied text is stored as data: a control character is written escaped.
         ordered = visible_fields({name: fields.get(name) for name in FIELDS})
         ordered["time"] = ordered["time"] or now_instant()
+        anonymous = ordered["event"] == "refused" and ordered["subject"] is None
+        if anonymous and isinstance(ordered["userAgent"], str):
+            ordered["userAgent"] = ordered["userAgent"][:ANONYMOUS_USER_AGENT_LIMIT]
         try:
-            if self.file is not None:
-                durable = ordered["event"] not in UNAWAITED_EVENTS
-                record = self.file.append(ordered, durable=durable)
-                if self.stdout is not None:
-                    self.stdout.emit(record)
-                return record
-            assert self.stdout is not None
-            return self.stdout.append(ordered)
-        except (OSError, ValueError) as error:
+            return self._append(
+                ordered, durable=not anonymous and ordered["event"] not in UNAWAITED_EVENTS
+            )
+        except Exception as error:  # any failure of any sink fails the record
             log.error(
                 "audit record %s for request %s not written: %s",
                 ordered["event"],
@@ -81,6 +71,19 @@ class AuditTrail:
                 error,
             )
             raise AuditUnavailableError(str(error)) from error
+
+    def _append(self, ordered: dict[str, Any], *, durable: bool) -> dict[str, Any]:
+        if self.file is None:
+            return self._stdout().append(ordered)
+        record = self.file.append(ordered, durable=durable)
+        if self.stdout is not None:
+            self.stdout.emit(record)
+        return record
+
+    def _stdout(self) -> StdoutSink:
+        if self.stdout is None:
+            raise AuditUnavailableError("the audit trail has no sink")
+        return self.stdout
 
 
 def make_audit_trail(settings: Settings) -> AuditTrail:

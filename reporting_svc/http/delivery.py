@@ -1,33 +1,39 @@
-"""Sending a job's file: one delivery class per store and mode, chosen once at start-up.
+"""Sending a job's file: one delivery class per mode, chosen once at start-up.
 
 Every delivery first asks ``conditional.decide`` what to answer from the record alone
 (304, 416, 206 or the whole file); only then is the store asked for exactly those bytes.
+A delivery uses only the ``Store`` interface: every store reads byte ranges, and a mode
+that needs more (a path nginx can serve, a presigned URL) names the ``Offer`` it needs,
+so a store that lacks it is refused at start-up. ``x-accel`` hands nginx a path when the
+store offers one, else a presigned URL to relay.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import ClassVar
 
 from flask import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from ..errors import ReportFileUnavailable
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from ..storage import Store
-from ..storage.base import FileMissing
-from ..storage.layout import content_key
-from ..storage.local import LocalStore
+from ..storage.base import FileMissing, Offer
 from ..storage.record import JobRecord
-from ..storage.s3 import S3Store
 from .attachment import content_disposition
-from .bodies import ChunkStream, FileRange, TrackedBody
+from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
 from .representation import file_headers, validators
 
 BLOCK_SIZE = 1024 * 1024
 MISMATCH = "The report file does not match its record"
+# The S3 relay's internal location under the x-accel prefix, and the headers that tell
+# it what to fetch (config/nginx.conf reads them as $upstream_http_x_reporting_svc_s3_*).
+RELAY_LOCATION = "s3"
+RELAY_URL_HEADER = "X-Reporting-Svc-S3-Url"
+RELAY_RANGE_HEADER = "X-Reporting-Svc-S3-Range"
 VALIDATOR_HEADERS = (
     "If-None-Match",
     "If-Modified-Since",
@@ -59,6 +65,14 @@ class Delivery(ABC):
     """Answers a granted download of one job: the conditional decision, then the bytes."""
 
     name: str
+    needs: ClassVar[frozenset[Offer]] = frozenset()
+
+    def __init__(self, store: Store):
+        missing = self.needs - store.offers
+        if missing:
+            wanted = ", ".join(sorted(offer.value for offer in missing))
+            raise SettingsError(f"delivery {self.name} needs a store that offers {wanted}")
+        self.store = store
 
     def respond(self, record: JobRecord, request: Request) -> Response:
         answer = decide(request, record)
@@ -74,9 +88,13 @@ class Delivery(ABC):
         self.check(record)
         return Response(status=200, headers=headers)
 
-    @abstractmethod
     def check(self, record: JobRecord) -> None:
         """Raise FileMissing or ReportFileUnavailable unless the file matches the record."""
+        size = self.store.size_of(record)
+        if size is None:
+            raise FileMissing(record.id)
+        if size != record.size:
+            raise ReportFileUnavailable(MISMATCH)
 
     @abstractmethod
     def send(
@@ -85,35 +103,31 @@ class Delivery(ABC):
         """Answer a GET with the bytes of ``answer``."""
 
 
-class LocalStreamDelivery(Delivery):
-    """The worker sends the span through the WSGI file wrapper: sendfile under gunicorn."""
+class StreamDelivery(Delivery):
+    """The worker sends the span through the WSGI file wrapper, from any store.
 
-    name = "stream"
+    Under gunicorn a local file goes by sendfile; a body without a descriptor (S3's) is
+    read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode.
+    """
 
-    def __init__(self, store: LocalStore):
-        self.store = store
-
-    def check(self, record: JobRecord) -> None:
-        try:
-            size = self.store.content_path(record).stat().st_size
-        except FileNotFoundError:
-            raise FileMissing(record.id) from None
-        if size != record.size:
-            raise ReportFileUnavailable(MISMATCH)
+    def __init__(self, store: Store, block_size: int, *, name: str = "stream"):
+        self.name = name
+        super().__init__(store)
+        self.block_size = block_size
 
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
-        handle = self.store.open(record)
-        if os.fstat(handle.fileno()).st_size != record.size:
-            handle.close()
+        stored = self.store.open_range(record, answer.start, answer.length)
+        if stored.size != record.size:
+            stored.body.close()
             raise ReportFileUnavailable(MISMATCH)
-        span = FileRange(handle, answer.start, answer.length)
-        wrapped = wrap_file(request.environ, span, BLOCK_SIZE)  # type: ignore[arg-type]
-        return FileResponse(span, answer.status, headers, wrapped)
+        body = TrackedBody(stored.body, answer.start, answer.length)
+        wrapped = wrap_file(request.environ, body, self.block_size)  # type: ignore[arg-type]
+        return FileResponse(body, answer.status, headers, wrapped)
 
 
-class LocalAccelDelivery(LocalStreamDelivery):
+class AccelDelivery(StreamDelivery):
     """Behind nginx: the service decides, nginx sends the bytes (``X-Accel-Redirect``).
 
     The whole file goes through an internal location with ranges switched off, so a
@@ -121,10 +135,10 @@ class LocalAccelDelivery(LocalStreamDelivery):
     through one where nginx applies the client's (already checked) single range.
     """
 
-    name = "x-accel"
+    needs = frozenset({Offer.INTERNAL_PATH})
 
-    def __init__(self, store: LocalStore, prefix: str):
-        super().__init__(store)
+    def __init__(self, store: Store, prefix: str):
+        super().__init__(store, BLOCK_SIZE, name="x-accel")
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def send(
@@ -132,55 +146,63 @@ class LocalAccelDelivery(LocalStreamDelivery):
     ) -> Response:
         if has_preconditions(request):  # nginx would evaluate them again, wrongly
             return super().send(record, answer, headers, request)
+        return self.hand_over(record, answer, headers)
+
+    def hand_over(self, record: JobRecord, answer: Answer, headers: dict[str, str]) -> Response:
+        """The answer nginx completes: the service's headers and where nginx gets the bytes."""
         self.check(record)
-        kind = "range" if answer.status == 206 else "full"
         headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
-        headers["X-Accel-Redirect"] = f"{self.prefix}{kind}/{content_key(record.id)}"
+        headers.update(self.target(record, answer))
         return AccelResponse(answer.status, headers)
 
+    def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
+        """The headers that send nginx to the bytes of ``answer``."""
+        kind = "range" if answer.status == 206 else "full"
+        return {"X-Accel-Redirect": f"{self.prefix}{kind}/{self.store.internal_path(record)}"}
 
-class S3ProxyDelivery(Delivery):
-    """The worker streams the span from S3 in fixed-size chunks; S3 does the seeking."""
 
-    name = "proxy"
+class RelayDelivery(AccelDelivery):
+    """S3 behind nginx: nginx fetches the object with a presigned URL and relays it.
 
-    def __init__(self, store: S3Store, chunk_size: int):
-        self.store = store
-        self.chunk_size = chunk_size
+    The URL lives ``expires`` seconds, enough for nginx to start the fetch. nginx sends S3
+    only the range the service decided (none for a whole file), never the client's
+    headers, so S3 evaluates nothing of its own and the service's answer stands as is;
+    requests with preconditions are relayed too. The two headers below reach nginx only:
+    it drops them with the rest of this answer when it follows the redirect.
+    """
 
-    def check(self, record: JobRecord) -> None:
-        length = self.store.content_length(record)
-        if length is None:
-            raise FileMissing(record.id)
-        if length != record.size:
-            raise ReportFileUnavailable(MISMATCH)
+    needs = frozenset({Offer.PRESIGNED_URL})
+
+    def __init__(self, store: Store, prefix: str, expires: int):
+        super().__init__(store, prefix)
+        self.expires = expires
 
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
-        stop = None if answer.status == 200 else answer.stop
-        body, size = self.store.get_content(record, answer.start, stop)
-        if size != record.size:
-            body.close()
-            raise ReportFileUnavailable(MISMATCH)
-        stream = ChunkStream(body, answer.length, self.chunk_size)
-        return FileResponse(stream, answer.status, headers, stream)
+        return self.hand_over(record, answer, headers)
+
+    def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
+        url = self.store.presigned_url(record, self.expires, content_disposition(record.fileName))
+        headers = {"X-Accel-Redirect": f"{self.prefix}{RELAY_LOCATION}", RELAY_URL_HEADER: url}
+        if answer.status == 206:
+            headers[RELAY_RANGE_HEADER] = f"bytes={answer.start}-{answer.stop - 1}"
+        return headers
 
 
-class S3RedirectDelivery(S3ProxyDelivery):
+class RedirectDelivery(StreamDelivery):
     """A 302 to a short-lived presigned URL that answers with the same type and disposition.
 
     S3 applies a plain Range itself when the client follows the redirect. It knows nothing
     of our ETag, though, and evaluates If-Modified-Since even when If-None-Match fails, so
     a request with validators, or whose Range must be ignored (several ranges, an unknown
-    unit), is answered by the service through the proxy instead: the same answer as in
-    every other mode.
+    unit), is streamed by the service instead: the same answer as in every other mode.
     """
 
-    name = "redirect"
+    needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: S3Store, chunk_size: int, expires: int):
-        super().__init__(store, chunk_size)
+    def __init__(self, store: Store, block_size: int, expires: int):
+        super().__init__(store, block_size, name="redirect")
         self.expires = expires
 
     def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
@@ -196,18 +218,20 @@ class S3RedirectDelivery(S3ProxyDelivery):
 
     def redirect(self, record: JobRecord) -> Response:
         self.check(record)
-        url = self.store.presign(record, self.expires, content_disposition(record.fileName))
+        url = self.store.presigned_url(record, self.expires, content_disposition(record.fileName))
         return Response(status=302, headers={"Location": url})
 
 
 def make_delivery(settings: Settings, store: Store) -> Delivery:
-    """Pair the store with the delivery mode the settings choose for it."""
-    if isinstance(store, S3Store):
-        if settings.s3_delivery == "redirect":
-            return S3RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
-        return S3ProxyDelivery(store, settings.s3_chunk_size)
-    if isinstance(store, LocalStore):
-        if settings.local_delivery == "x-accel":
-            return LocalAccelDelivery(store, settings.x_accel_prefix)
-        return LocalStreamDelivery(store)
-    raise TypeError(f"no delivery for {type(store).__name__}")
+    """The delivery mode the settings choose, for whichever store they built."""
+    mode = settings.delivery
+    relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
+    if mode == "x-accel" and relayed:
+        return RelayDelivery(store, settings.x_accel_prefix, settings.x_accel_presign_expires)
+    if mode == "x-accel":
+        return AccelDelivery(store, settings.x_accel_prefix)
+    if mode == "redirect":
+        return RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
+    if mode == "proxy":
+        return StreamDelivery(store, settings.s3_chunk_size, name="proxy")
+    return StreamDelivery(store, BLOCK_SIZE)

@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import layout
-from .base import FileMissing, JobExists, Store, StoreError
+from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
 from .record import JobRecord
 
 
 class LocalStore(Store):
-    """Files under ``root``; every path is built from a validated job id, never from input."""
+    """Files under ``root``; every path is built from a validated job id, never from input.
+
+    nginx can serve the same files from an internal location aliased to ``root``.
+    """
+
+    offers = frozenset({Offer.INTERNAL_PATH})
 
     def __init__(self, root: Path):
         """Create the root when missing, so a new deployment with no reports yet is ready;
@@ -26,7 +31,10 @@ class LocalStore(Store):
             self.root.mkdir(parents=True, exist_ok=True)
 
     def content_path(self, record: JobRecord) -> Path:
-        return self.root / layout.content_key(record.id)
+        return self.root / self.internal_path(record)
+
+    def internal_path(self, record: JobRecord) -> str:
+        return layout.content_key(record.id)
 
     def get_record(self, job_id: str) -> JobRecord | None:
         try:
@@ -45,6 +53,21 @@ class LocalStore(Store):
             raise FileMissing(record.id) from None
         except OSError as error:
             raise StoreError(f"cannot open report file: {error.strerror}") from error
+
+    def size_of(self, record: JobRecord) -> int | None:
+        try:
+            return self.content_path(record).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read report file: {error.strerror}") from error
+
+    def open_range(self, record: JobRecord, start: int, length: int) -> StoredRange:
+        """Open the file and seek once to ``start``: gunicorn's sendfile starts from the
+        descriptor's offset, and any other server reads on from there."""
+        handle = self.open(record)
+        handle.seek(start)
+        return StoredRange(handle, os.fstat(handle.fileno()).st_size)
 
     def put(self, record: JobRecord, source: BinaryIO) -> None:
         claim = self.root / layout.claim_key(record.id)

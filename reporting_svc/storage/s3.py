@@ -11,19 +11,29 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..settings import Settings
 from . import layout
-from .base import FileMissing, JobExists, Store, StoreError
+from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
+from .recent import Recent
 from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Store(Store):
-    """One bucket and prefix; the client is thread-safe and shared by every request."""
+    """One bucket and prefix; the client is thread-safe and shared by every request.
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+    S3 can hand out presigned URLs that serve the file, ranges included, to anyone holding one.
+    Each call is a round trip, so the records and file sizes it finds are remembered for
+    ``cache_seconds`` (see ``Recent``): a repeat download asks S3 for the bytes alone.
+    """
+
+    offers = frozenset({Offer.PRESIGNED_URL})
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *, cache_seconds: float = 0):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.records: Recent[JobRecord] = Recent(cache_seconds)
+        self.sizes: Recent[int] = Recent(cache_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -41,12 +51,17 @@ class S3Store(Store):
                 max_pool_connections=64,
             ),
         )
-        return cls(client, settings.s3_bucket, settings.s3_prefix)
+        return cls(
+            client, settings.s3_bucket, settings.s3_prefix, cache_seconds=settings.s3_cache_seconds
+        )
 
     def key(self, relative: str) -> str:
         return self.prefix + relative
 
     def get_record(self, job_id: str) -> JobRecord | None:
+        return self.records.get(job_id, lambda: self._read_record(job_id))
+
+    def _read_record(self, job_id: str) -> JobRecord | None:
         response = self._call("get_object", layout.record_key(job_id))
         if response is None:
             return None
@@ -55,23 +70,27 @@ class S3Store(Store):
         except BotoCoreError as error:
             raise StoreError(type(error).__name__) from error
 
-    def get_content(self, record: JobRecord, start: int = 0, stop: int | None = None) -> Any:
-        """Start reading bytes ``[start, stop)`` of the job's file; S3 itself seeks.
+    def size_of(self, record: JobRecord) -> int | None:
+        return self.sizes.get(record.id, lambda: self._read_size(record))
 
-        Returns the streaming body and the size of the whole object (from S3's
-        Content-Range on a part), so the caller can refuse an object that no longer
-        matches its record before sending a byte.
-        """
-        extra = {} if start == 0 and stop is None else {"Range": _range(start, stop)}
+    def _read_size(self, record: JobRecord) -> int | None:
+        response = self._call("head_object", layout.content_key(record.id))
+        return None if response is None else int(response["ContentLength"])
+
+    def open_range(self, record: JobRecord, start: int, length: int) -> StoredRange:
+        """S3 itself seeks: a part is a ranged GET, and the size comes from its
+        Content-Range. The whole file is asked for without a Range, so an object that grew
+        or shrank shows in its length."""
+        whole = start == 0 and length == record.size
+        extra = {} if whole else {"Range": f"bytes={start}-{start + length - 1}"}
         response = self._call("get_object", layout.content_key(record.id), **extra)
         if response is None:
             raise FileMissing(record.id)
         content_range = response.get("ContentRange")
         size = content_range.rpartition("/")[2] if content_range else response["ContentLength"]
-        return response["Body"], int(size)
+        return StoredRange(response["Body"], int(size))
 
-    def presign(self, record: JobRecord, expires: int, disposition: str) -> str:
-        """A GET URL for the file that makes S3 answer with our type and disposition."""
+    def presigned_url(self, record: JobRecord, expires: int, disposition: str) -> str:
         return str(
             self.client.generate_presigned_url(
                 "get_object",
@@ -85,11 +104,6 @@ class S3Store(Store):
                 ExpiresIn=expires,
             )
         )
-
-    def content_length(self, record: JobRecord) -> int | None:
-        """The stored object's size, or None when it is missing; reads no content."""
-        response = self._call("head_object", layout.content_key(record.id))
-        return None if response is None else int(response["ContentLength"])
 
     def _call(self, operation: str, relative_key: str, **params: Any) -> Any:
         """Run one S3 operation on a key: None when the key is absent, StoreError on failure."""
@@ -174,10 +188,6 @@ class S3Store(Store):
                         yield job_id
         except (ClientError, BotoCoreError) as error:
             raise _failure(error) from error
-
-
-def _range(start: int, stop: int | None) -> str:
-    return f"bytes={start}-" if stop is None else f"bytes={start}-{stop - 1}"
 
 
 def _code(error: ClientError) -> str:

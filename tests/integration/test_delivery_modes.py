@@ -1,7 +1,8 @@
-"""Ranges, revalidation, HEAD and resumed downloads in all four delivery modes, black-box.
+"""Ranges, revalidation, HEAD and resumed downloads in all five delivery modes, black-box.
 
 ``stream`` and ``x-accel`` run gunicorn behind the project's nginx; ``proxy`` and
-``redirect`` run gunicorn against moto's S3 server. Clients are real: requests, curl, wget.
+``redirect`` run gunicorn against moto's S3 server; ``s3 x-accel`` runs gunicorn behind
+nginx, which relays from moto's S3 server. Clients are real: requests, curl, wget.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from tests.integration.processes import (
 
 pytestmark = pytest.mark.integration
 
-MODES = ["stream", "x-accel", "proxy", "redirect"]
+MODES = ["stream", "x-accel", "proxy", "redirect", "s3 x-accel"]
+# The S3 modes: each mode's value of REPORTING_SVC_S3_DELIVERY.
+S3_DELIVERY = {"proxy": "proxy", "redirect": "redirect", "s3 x-accel": "x-accel"}
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
 
 
@@ -63,11 +66,11 @@ def deployment(
 ) -> Deployment:
     """One deployment per mode, shared by the module's tests: none of them changes it."""
     mode = request.param
-    folder = module_processes.folder / mode
+    folder = module_processes.folder / mode.replace(" ", "-")
     folder.mkdir()
     env = service_env(folder)
-    if mode in ("proxy", "redirect"):
-        env = {**s3_env(env, moto_server), "REPORTING_SVC_S3_DELIVERY": mode}
+    if mode in S3_DELIVERY:
+        env = {**s3_env(env, moto_server), "REPORTING_SVC_S3_DELIVERY": S3_DELIVERY[mode]}
     else:
         env["REPORTING_SVC_LOCAL_DELIVERY"] = mode
     content = os.urandom(4 * 1024 * 1024 + 123)
@@ -75,7 +78,7 @@ def deployment(
     path.write_bytes(content)
     record = publish_with_cli(env, path)
     base = module_processes.serve(env)
-    if mode in ("stream", "x-accel"):
+    if mode in ("stream", "x-accel", "s3 x-accel"):
         base = module_processes.behind_nginx(base, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
     url = f"{base}{DOWNLOAD}?id={record['id']}"
     return Deployment(mode, url, token_with_cli(env, GRANT), content, record)

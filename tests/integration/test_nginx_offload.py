@@ -1,7 +1,8 @@
-"""nginx changes nothing a client can see: x-accel through nginx equals stream from gunicorn.
+"""nginx changes nothing a client can see: x-accel through nginx equals the worker's answer.
 
-And what nginx sends is what the audit trail says: every Range, however odd, gets the
-status the service decided and recorded.
+Local x-accel is compared with ``stream`` from gunicorn, S3 x-accel (nginx relaying from
+moto's S3 server) with ``proxy``. And what nginx sends is what the audit trail says: every
+Range, however odd, gets the status the service decided and recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import (
     Processes,
     publish_with_cli,
+    s3_env,
     service_env,
     token_with_cli,
 )
@@ -54,15 +56,26 @@ class Pair:
     trail: Path
 
 
-@pytest.fixture(scope="module")
-def pair(module_processes: Processes) -> Pair:
-    folder = module_processes.folder
+# Per store: the delivery setting, the mode the worker sends the bytes in, nginx's mode.
+STORES = {
+    "local": ("REPORTING_SVC_LOCAL_DELIVERY", "stream", "x-accel"),
+    "s3": ("REPORTING_SVC_S3_DELIVERY", "proxy", "x-accel"),
+}
+
+
+@pytest.fixture(scope="module", params=list(STORES))
+def pair(request: pytest.FixtureRequest, module_processes: Processes, moto_server: str) -> Pair:
+    setting, by_worker, by_nginx = STORES[request.param]
+    folder = module_processes.folder / request.param
+    folder.mkdir()
     env = service_env(folder)
+    if request.param == "s3":
+        env = s3_env(env, moto_server)
     path = folder / "Données 2025.csv"
     path.write_bytes(os.urandom(700_000))
     record = publish_with_cli(env, path)
-    direct = module_processes.serve({**env, "REPORTING_SVC_LOCAL_DELIVERY": "stream"})
-    accel = module_processes.serve({**env, "REPORTING_SVC_LOCAL_DELIVERY": "x-accel"})
+    direct = module_processes.serve({**env, setting: by_worker})
+    accel = module_processes.serve({**env, setting: by_nginx})
     nginx = module_processes.behind_nginx(accel, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
     token = token_with_cli(env, f"{STUDY}:test:REPORTING_VIEW")
     return Pair(direct, nginx, record, token, Path(env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl")
@@ -137,13 +150,31 @@ def test_nginx_sends_no_header_twice(pair: Pair, case: str) -> None:
 
 def test_internal_location_is_not_reachable_from_outside(pair: Pair) -> None:
     key = f"jobs/{pair.record['id']}/content"
-    for kind in ("full", "range"):
-        response = requests.get(
-            f"{pair.through_nginx}/_reporting_svc_files/{kind}/{key}", timeout=30
-        )
+    for path in (f"full/{key}", f"range/{key}", "s3"):
+        response = requests.get(f"{pair.through_nginx}/_reporting_svc_files/{path}", timeout=30)
 
         assert response.status_code == 404
         assert len(response.content) < 1000
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_nothing_of_s3_reaches_the_client(pair: Pair, case: str) -> None:
+    method, template = CASES[case]
+    headers = {
+        name: value.format(etag='"x"', last_modified="x") for name, value in template.items()
+    }
+
+    offloaded = _ask(pair.through_nginx, pair, method, headers)
+    direct = _ask(pair.direct, pair, method, headers)
+
+    names = {name.lower() for name in offloaded.headers}
+    assert not [name for name in names if name.startswith(("x-amz", "x-reporting-svc"))]
+    assert names - {"server", "date", "connection"} == {name.lower() for name in direct.headers} - {
+        "server",
+        "date",
+        "connection",
+        "keep-alive",
+    }
 
 
 SIZE = 700_000

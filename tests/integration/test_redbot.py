@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DOWNLOAD, STUDY
+from tests.integration.processes import s3_env
 
 REDBOT = Path(__file__).resolve().parents[2] / ".venv-redbot/bin/redbot"
 pytestmark = pytest.mark.integration
@@ -58,10 +59,11 @@ def report(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["stream", "x-accel"])
+@pytest.fixture(params=["stream", "x-accel", "s3 x-accel"])
 def linted(
     request: pytest.FixtureRequest,
     service_env: dict[str, str],
+    moto_server: str,
     cli_publish: Any,
     cli_token: Any,
     serve: Any,
@@ -69,8 +71,11 @@ def linted(
     nginx: Any,
     report: Path,
 ) -> Iterator[Callable[[str], str]]:
-    """The whole chain in one local delivery mode; returns ``url(case)`` for a CASES key."""
-    env = {**service_env, "REPORTING_SVC_LOCAL_DELIVERY": request.param}
+    """The whole chain in one nginx delivery mode; returns ``url(case)`` for a CASES key."""
+    if request.param == "s3 x-accel":
+        env = {**s3_env(service_env, moto_server), "REPORTING_SVC_S3_DELIVERY": "x-accel"}
+    else:
+        env = {**service_env, "REPORTING_SVC_LOCAL_DELIVERY": request.param}
     record = cli_publish(env, report)
     token = cli_token(env, f"{STUDY}:test:REPORTING_VIEW")
     front = behind_nginx(serve(env), Path(env["REPORTING_SVC_LOCAL_ROOT"]))

@@ -152,19 +152,19 @@ def test_s3_store_puts_and_gets_over_http(server_store, reports):
     record = publish_report(server_store, path, report_name="Dump", mode="test", study_id=STUDY)
 
     assert server_store.get_record(record.id) == record
-    assert server_store.content_length(record) == path.stat().st_size
-    assert server_store.get_content(record)[0].read() == path.read_bytes()
+    assert server_store.size_of(record) == path.stat().st_size
+    assert server_store.open_range(record, 0, record.size).body.read() == path.read_bytes()
     assert server_store.list_job_ids(STUDY, "test") == [record.id]
     assert server_store.get_record("0" * 32) is None
     with pytest.raises(JobExists):
         server_store.put(record, io.BytesIO(b"replacement"))
-    assert server_store.get_content(record)[0].read() == path.read_bytes()
+    assert server_store.open_range(record, 0, record.size).body.read() == path.read_bytes()
 
 
 def test_s3_store_forwards_a_byte_range_over_http(server_store, reports):
     path = reports["binary"]
     record = publish_report(server_store, path, report_name="Dump", mode="test", study_id=STUDY)
 
-    part = server_store.get_content(record, 1000, 2000)[0].read()
+    part = server_store.open_range(record, 1000, 1000).body.read()
 
     assert part == path.read_bytes()[1000:2000]

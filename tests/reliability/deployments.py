@@ -24,6 +24,8 @@ from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import Processes, s3_env, service_env
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
+# The modes on an S3 store: each mode's value of REPORTING_SVC_S3_DELIVERY.
+S3_DELIVERY = {"proxy": "proxy", "s3 x-accel": "x-accel"}
 
 
 @dataclass
@@ -77,18 +79,19 @@ def deploy(
     """Publish ``reports`` (file name to content) and serve them in ``mode``.
 
     ``stream`` is gunicorn alone, ``x-accel`` gunicorn behind config/nginx.conf, ``proxy``
-    gunicorn on an S3 store in a fresh bucket of the S3 server at ``moto``; ``nginx`` puts
-    config/nginx.conf in front of the other modes too. Reports go in
+    gunicorn on an S3 store in a fresh bucket of the S3 server at ``moto``, ``s3 x-accel``
+    the same behind config/nginx.conf; ``nginx`` puts config/nginx.conf in front of the
+    other modes too. Reports go in
     through ``publish_report`` and the token comes from ``mint_token``, the code paths of
     ``reporting-svc publish`` and ``token``, in process: each command costs seconds here.
     """
-    folder = processes.folder / f"{mode}-{uuid.uuid4().hex[:8]}"
+    folder = processes.folder / f"{mode.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
     env = service_env(folder)
     env["WEB_CONCURRENCY"] = str(workers)
-    if mode == "proxy":
-        assert moto is not None, "the proxy mode needs an S3 server"
-        env = {**s3_env(env, moto), "REPORTING_SVC_S3_DELIVERY": "proxy"}
+    if mode in S3_DELIVERY:
+        assert moto is not None, f"the {mode} mode needs an S3 server"
+        env = {**s3_env(env, moto), "REPORTING_SVC_S3_DELIVERY": S3_DELIVERY[mode]}
     else:
         env["REPORTING_SVC_LOCAL_DELIVERY"] = mode
     env.update(extra_env)
@@ -106,7 +109,7 @@ def deploy(
     base = processes.serve(env)
     port = urlsplit(base).port
     [master] = [p.pid for p in processes.started if f"127.0.0.1:{port}" in p.args]
-    if nginx or mode == "x-accel":
+    if nginx or mode.endswith("x-accel"):
         base = processes.behind_nginx(base, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
     return Deployment(
         mode=mode,

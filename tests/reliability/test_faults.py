@@ -24,6 +24,7 @@ from tests.reliability.deployments import (
     wait_for_records,
     wait_for_workers,
 )
+from tests.reliability.s3_front import s3_front
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -52,37 +53,35 @@ def error_lines(deployment: Deployment) -> list[str]:
     return messages
 
 
+def assert_store_envelope(response: requests.Response, endpoint: str) -> None:
+    """A 503 envelope with Retry-After that shows nothing of S3: no XML, address or header."""
+    assert response.status_code == 503
+    assert error_data(response)["errorCode"] == "REPT_503"
+    assert int(response.headers["Retry-After"]) > 0
+    for secret in ("<Error>", "AccessDenied", "expired", endpoint.removeprefix("http://")):
+        assert secret not in response.text
+    assert not [name for name in response.headers if name.lower().startswith("x-amz")]
+
+
+@pytest.mark.parametrize("mode", ["proxy", "s3 x-accel"])
 def test_s3_server_stopped_before_a_request_gives_503_envelope_with_retry_after(
-    processes: Processes,
+    processes: Processes, mode: str
 ) -> None:
+    """The service's own look at the job fails first, in either mode."""
     endpoint = processes.moto_server()
     s3 = processes.started[-1]
-    deployment = deploy(processes, "proxy", {"r.bin": SMALL}, moto=endpoint, workers=1)
+    deployment = deploy(processes, mode, {"r.bin": SMALL}, moto=endpoint, workers=1)
     stop(s3)
 
     response = get(deployment, "r.bin", "s3-down")
 
-    assert response.status_code == 503
-    assert error_data(response)["errorCode"] == "REPT_503"
-    assert int(response.headers["Retry-After"]) > 0
-    assert endpoint.removeprefix("http://") not in response.text
+    assert_store_envelope(response, endpoint)
     records = wait_for_records(deployment.audit_file, {"s3-down": 1})["s3-down"]
     assert [(r["event"], r["status"]) for r in records] == [("refused", 503)]
 
 
-def test_s3_server_killed_mid_stream_gives_a_short_body_and_an_incomplete_record(
-    processes: Processes,
-) -> None:
-    endpoint = processes.moto_server()
-    s3 = processes.started[-1]
-    deployment = deploy(
-        processes,
-        "proxy",
-        {"large.bin": LARGE},
-        moto=endpoint,
-        workers=1,
-        REPORTING_SVC_S3_CHUNK_SIZE=str(CHUNK),
-    )
+def read_while_killing(deployment: Deployment, s3: Any) -> tuple[bytearray, Exception | None, int]:
+    """Download slowly, kill the S3 server 2 MiB in, read on: (bytes, error, Content-Length)."""
     received = bytearray()
     failure: Exception | None = None
 
@@ -100,6 +99,23 @@ def test_s3_server_killed_mid_stream_gives_a_short_body_and_an_incomplete_record
                 received += chunk
         except (requests.RequestException, OSError) as error:
             failure = error
+    return received, failure, length
+
+
+def test_s3_server_killed_mid_stream_gives_a_short_body_and_an_incomplete_record(
+    processes: Processes,
+) -> None:
+    endpoint = processes.moto_server()
+    s3 = processes.started[-1]
+    deployment = deploy(
+        processes,
+        "proxy",
+        {"large.bin": LARGE},
+        moto=endpoint,
+        workers=1,
+        REPORTING_SVC_S3_CHUNK_SIZE=str(CHUNK),
+    )
+    received, failure, length = read_while_killing(deployment, s3)
 
     assert failure is not None or len(received) < length, "a complete-looking body"
     assert len(received) < length
@@ -212,3 +228,99 @@ def test_full_audit_disk_refuses_downloads_with_503_and_still_answers_401(
     assert error_data(unauthenticated)["errorCode"] == "REPT_401"
     assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
     assert any("disk-full" in message for message in error_lines(deployment))
+
+
+# --- S3 x-accel: nginx relays from S3, and S3's failures reach the client as envelopes --
+
+
+def test_s3_stopped_after_the_service_remembered_the_job_is_a_503_envelope_from_nginx(
+    processes: Processes,
+) -> None:
+    """Within the cache's seconds the service hands over without asking S3; nginx then
+    cannot connect, and answers in the envelope, never with a hang or a bare 502."""
+    endpoint = processes.moto_server()
+    s3 = processes.started[-1]
+    deployment = deploy(
+        processes,
+        "s3 x-accel",
+        {"r.bin": SMALL},
+        moto=endpoint,
+        workers=1,
+        REPORTING_SVC_S3_CACHE_SECONDS="9",
+    )
+    assert get(deployment, "r.bin", "s3-up").content == SMALL
+    stop(s3)
+
+    response = get(deployment, "r.bin", "s3-gone")
+
+    assert_store_envelope(response, endpoint)
+
+
+def test_an_object_deleted_while_the_service_remembers_it_is_a_500_envelope_from_nginx(
+    processes: Processes, moto_server: str
+) -> None:
+    deployment = deploy(
+        processes,
+        "s3 x-accel",
+        {"r.bin": SMALL},
+        moto=moto_server,
+        workers=1,
+        REPORTING_SVC_S3_CACHE_SECONDS="9",
+    )
+    assert get(deployment, "r.bin", "before-delete").content == SMALL
+    delete_file(deployment, deployment.jobs["r.bin"])
+
+    response = get(deployment, "r.bin", "after-delete")
+
+    # S3 answers a missing object 404 (nginx: 500) to a caller that may list the bucket,
+    # else 403 (nginx: 503), as moto's server does for a presigned URL.
+    assert response.status_code in (500, 503)
+    assert error_data(response)["errorCode"] == f"REPT_{response.status_code}"
+    for secret in ("NoSuchKey", "<Error>", "Signature"):
+        assert secret not in response.text
+
+
+@pytest.mark.parametrize(
+    ("delay", "expired"), [(0.0, False), (2.5, True)], ids=["used-at-once", "used-too-late"]
+)
+def test_a_presigned_url_expired_before_nginx_used_it_is_an_envelope_never_s3s_xml(
+    processes: Processes, moto_server: str, delay: float, expired: bool
+) -> None:
+    """The URL lives 1 s; the front holds nginx's fetch ``delay`` seconds, then checks it."""
+    with s3_front(moto_server, delay) as endpoint:
+        deployment = deploy(
+            processes,
+            "s3 x-accel",
+            {"r.bin": SMALL},
+            moto=endpoint,
+            workers=1,
+            REPORTING_SVC_X_ACCEL_PRESIGN_EXPIRES="1",
+        )
+
+        response = get(deployment, "r.bin", "late-url")
+
+    if expired:
+        assert_store_envelope(response, endpoint)
+    else:
+        assert response.status_code == 200
+        assert response.content == SMALL
+
+
+def test_s3_killed_mid_relay_gives_the_client_a_short_body(processes: Processes) -> None:
+    endpoint = processes.moto_server()
+    s3 = processes.started[-1]
+    deployment = deploy(processes, "s3 x-accel", {"large.bin": LARGE}, moto=endpoint, workers=1)
+
+    received, failure, length = read_while_killing(deployment, s3)
+
+    assert failure is not None or len(received) < length, "a complete-looking body"
+    assert len(received) < length
+    assert received == LARGE[: len(received)]
+    records = wait_for_records(deployment.audit_file, {"s3-killed": 2})["s3-killed"]
+    assert [r["event"] for r in records] == ["start", "end"]
+    logged = [
+        json.loads(line)
+        for line in deployment.nginx_access_log.read_text().splitlines()
+        if '"s3-killed"' in line
+    ]
+    assert [entry["bytesSent"] < length for entry in logged] == [True]

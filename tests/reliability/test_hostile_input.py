@@ -177,9 +177,14 @@ def check_answer(
         assert body == b""
 
 
-@pytest.fixture(scope="module")
-def deployment(module_processes: Processes) -> Deployment:
-    return deploy(module_processes, "stream", {"report.bin": CONTENT}, workers=2)
+@pytest.fixture(scope="module", params=["stream", "s3 x-accel"])
+def deployment(
+    request: pytest.FixtureRequest, module_processes: Processes, moto_server: str
+) -> Deployment:
+    """gunicorn alone, and nginx relaying from moto's S3 server."""
+    return deploy(
+        module_processes, request.param, {"report.bin": CONTENT}, moto=moto_server, workers=2
+    )
 
 
 def test_hostile_requests_get_documented_answers_and_never_a_foreign_byte(
