@@ -4,6 +4,7 @@ download ends gives its slot back (SPEC §1 Capacity)."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from reporting_svc.errors import TooManyDownloads
+from reporting_svc.http import admission as admission_module
 from reporting_svc.http.admission import Admission
 from reporting_svc.http.bodies import TrackedBody
 from reporting_svc.storage import StoreError
@@ -210,6 +212,19 @@ def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails() -> Non
     body.close()
 
     admission.admit()()
+
+
+def test_a_download_takes_a_slot_that_comes_free_while_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
+    admission = Admission(1)
+    release = admission.admit()
+    timer = threading.Timer(0.05, release)
+    timer.start()
+
+    admission.admit()  # waits for the slot instead of raising TooManyDownloads
+    timer.join()
 
 
 def test_a_slot_given_back_twice_counts_once() -> None:
