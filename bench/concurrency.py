@@ -140,8 +140,8 @@ def markdown(outcomes: list[Outcome], size: int, seconds: float, rate: int) -> s
         "| mode | clients | admitted | progressed | refused (503) | 503 max ms | other "
         "| /healthz p99 idle ms | /healthz p99 busy ms | steady | health failures "
         "| small p50 idle ms "
-        "| small p50 busy ms | small statuses busy | worker peak MiB | nginx peak MiB |",
-        "|" + "---|" * 16,
+        "| small p50 busy ms | steady | small statuses busy | worker peak MiB | nginx peak MiB |",
+        "|" + "---|" * 17,
     ]
     for o in outcomes:
         lines.append(
@@ -150,7 +150,8 @@ def markdown(outcomes: list[Outcome], size: int, seconds: float, rate: int) -> s
             f"| {_cell(o.health_p99_idle_ms)} | {_cell(o.health_p99_busy_ms)} "
             f"| {_cell(o.health_p99_steady_ms)} "
             f"| {o.health_failures} | {_cell(o.small_p50_idle_ms)} "
-            f"| {_cell(o.small_p50_busy_ms)} | {o.small_statuses_busy} "
+            f"| {_cell(o.small_p50_busy_ms)} | {_cell(o.small_p50_steady_ms)} "
+            f"| {o.small_statuses_busy} "
             f"| {_cell(o.worker_peak_mib)} | {_cell(o.nginx_peak_mib)} |"
         )
     return "\n".join(lines) + "\n"

@@ -36,6 +36,9 @@ RAMP_STEP = 200
 RAMP_PAUSE = 0.05
 HEAD_TIMEOUT = 30.0
 PROBE_INTERVAL = 0.1
+# Probed and thrown away before the idle figures: the workers of a service just started
+# are still importing (boto3 takes a second), and the first answers would count as idle.
+WARM_UP = 3.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class ProbeResult:
     health_ms: list[float] = field(default_factory=list)
     health_at: list[float] = field(default_factory=list)
     small_ms: list[float] = field(default_factory=list)
+    small_at: list[float] = field(default_factory=list)
     small_statuses: dict[str, int] = field(default_factory=dict)
     health_failures: int = 0
 
@@ -95,6 +99,7 @@ class Outcome:
     health_failures: int
     small_p50_idle_ms: float | None
     small_p50_busy_ms: float | None
+    small_p50_steady_ms: float | None
     small_statuses_busy: dict[str, int]
     worker_peak_mib: float | None
     nginx_peak_mib: float | None
@@ -201,6 +206,7 @@ def probe(health: str, small: str, token: str, seconds: float) -> ProbeResult:
         if rounds % 5 == 0:
             status, elapsed = _timed_get(small, token)
             result.small_ms.append(elapsed)
+            result.small_at.append(time.monotonic())
             key = str(status)
             result.small_statuses[key] = result.small_statuses.get(key, 0) + 1
         rounds += 1
@@ -215,6 +221,11 @@ def _percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def _after(values: list[float], times: list[float], moment: float) -> list[float]:
+    """The values measured after ``moment``."""
+    return [value for value, at in zip(values, times, strict=True) if at > moment]
+
+
 def _peak(pid: int | None) -> float | None:
     return max(peak_memory_mib(pid), default=None) if pid else None
 
@@ -222,6 +233,7 @@ def _peak(pid: int | None) -> float | None:
 def run_scenario(scenario: Scenario, idle_seconds: float = 5.0) -> Outcome:
     """Probe the idle servers, then run every slow client with the probes beside them."""
     with ProcessPoolExecutor(max_workers=1) as pool:
+        pool.submit(probe, scenario.health, scenario.small, scenario.token, WARM_UP).result()
         idle = pool.submit(
             probe, scenario.health, scenario.small, scenario.token, idle_seconds
         ).result()
@@ -254,13 +266,11 @@ def run_scenario(scenario: Scenario, idle_seconds: float = 5.0) -> Outcome:
         refused_p99_ms=_percentile(refused_ms, 0.99),
         health_p99_idle_ms=_percentile(idle.health_ms, 0.99),
         health_p99_busy_ms=_percentile(busy.health_ms, 0.99),
-        health_p99_steady_ms=_percentile(
-            [ms for ms, at in zip(busy.health_ms, busy.health_at, strict=True) if at > arrived],
-            0.99,
-        ),
+        health_p99_steady_ms=_percentile(_after(busy.health_ms, busy.health_at, arrived), 0.99),
         health_failures=busy.health_failures,
         small_p50_idle_ms=statistics.median(idle.small_ms) if idle.small_ms else None,
         small_p50_busy_ms=statistics.median(busy.small_ms) if busy.small_ms else None,
+        small_p50_steady_ms=_percentile(_after(busy.small_ms, busy.small_at, arrived), 0.5),
         small_statuses_busy=busy.small_statuses,
         worker_peak_mib=_peak(scenario.gunicorn_pid),
         nginx_peak_mib=_peak(scenario.nginx_pid),
