@@ -8,6 +8,7 @@ gunicorn is what a deployment copies; a value that is no longer in the file stop
 from __future__ import annotations
 
 import getpass
+import resource
 import shutil
 from pathlib import Path
 
@@ -44,8 +45,12 @@ def main_config(
     """A whole nginx.conf that runs in ``folder`` in the foreground; returns its path.
 
     Workers run as the current user (``user`` is ignored when that is not root), so they
-    can read a store under a private temporary directory.
+    can read a store under a private temporary directory. Each worker may open two files
+    per connection (the client's socket and the report it sends), up to the hard limit
+    an unprivileged nginx may raise itself to.
     """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = 2 * connections if hard == resource.RLIM_INFINITY else min(2 * connections, hard)
     temp = folder / "temp"
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / name).mkdir(parents=True, exist_ok=True)
@@ -55,6 +60,7 @@ def main_config(
         f"""daemon off;
 user {getpass.getuser()};
 worker_processes {workers};
+worker_rlimit_nofile {files};
 pid {folder}/nginx.pid;
 error_log {folder}/error.log;
 events {{ worker_connections {connections}; }}

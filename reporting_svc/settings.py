@@ -27,6 +27,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # A withdrawal must take effect on every host within 10 seconds (SPEC §6), so nothing read
 # from a store may be remembered that long.
 MAX_CACHE_SECONDS = 9
+# Threads of a gunicorn worker that never send a download: however many are in flight,
+# these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
+RESERVED_THREADS = 2
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -52,6 +55,7 @@ class Settings:
     presign_expires: int = 60
     x_accel_presign_expires: int = 5
     s3_cache_seconds: int = 3
+    max_downloads_per_worker: int = 0
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
     jwt_jwks_file: str = ""
@@ -73,6 +77,7 @@ class Settings:
     log_level: str = "INFO"
     embedded_default: bool = field(default=False, compare=False)
     dev_secret: bool = field(default=False, compare=False)
+    worker_threads: int = field(default=0, compare=False)
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -89,6 +94,12 @@ class Settings:
         return self.s3_delivery if self.store == "s3" else self.local_delivery
 
     @property
+    def download_limit(self) -> int:
+        """Downloads one process sends itself at once (stream, proxy): as configured, else
+        every thread of a gunicorn worker but RESERVED_THREADS (at least one)."""
+        return self.max_downloads_per_worker or max(1, self.worker_threads - RESERVED_THREADS)
+
+    @property
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
@@ -102,7 +113,23 @@ class Settings:
 
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
-_DERIVED = frozenset({"embedded_default", "dev_secret"})
+_DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
+
+
+def worker_threads(environ: Mapping[str, str]) -> int:
+    """Threads per gunicorn worker: ``GUNICORN_THREADS``, else four per CPU (at least 4).
+
+    config/gunicorn.conf.py runs its workers with this, and the download limit is derived
+    from it, so the two cannot disagree.
+    """
+    value = environ.get("GUNICORN_THREADS") or str(max(4, (os.cpu_count() or 1) * 4))
+    try:
+        threads = int(value)
+    except ValueError:
+        raise SettingsError(f"GUNICORN_THREADS must be a whole number, not {value!r}") from None
+    if threads < 1:
+        raise SettingsError("GUNICORN_THREADS must be at least 1")
+    return threads
 
 
 def load_settings(
@@ -123,7 +150,8 @@ def load_settings(
             raw[spec.name] = value
     raw.update(overrides or {})
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
-    return _check(_build(raw), embedded)
+    threads = worker_threads(environ)
+    return _check(replace(_build(raw), worker_threads=threads), embedded)
 
 
 def _read_file(path: Path) -> dict[str, object]:
@@ -217,6 +245,20 @@ def _check_store(settings: Settings) -> None:
         _fail(f"{PREFIX}S3_CACHE_SECONDS must be between 0 and {MAX_CACHE_SECONDS} seconds")
     if settings.s3_chunk_size < 64 * 1024:
         _fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
+    _check_download_limit(settings)
+
+
+def _check_download_limit(settings: Settings) -> None:
+    """Downloads past the limit are refused at once only if a thread is free to refuse them."""
+    limit = settings.max_downloads_per_worker
+    if limit < 0:
+        _fail(f"{PREFIX}MAX_DOWNLOADS_PER_WORKER must not be negative (0: derived)")
+    if limit >= settings.worker_threads:
+        _fail(
+            f"{PREFIX}MAX_DOWNLOADS_PER_WORKER must be below the threads of a worker"
+            f" (GUNICORN_THREADS, {settings.worker_threads}), so some are left for health"
+            " checks and refusals"
+        )
 
 
 def _check_keys(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -133,6 +134,33 @@ def test_a_record_that_is_not_durable_is_written_without_an_fsync_of_its_own(
         "end",
         "start",
     ]
+
+
+def test_a_record_that_is_not_durable_is_written_while_a_durable_batch_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk_free = threading.Event()
+    synced: list[int] = []
+
+    def slow_first_fsync(fd: int) -> None:
+        if not synced:
+            synced.append(fd)
+            disk_free.wait(timeout=30)
+        else:
+            synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_first_fsync)
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(sink.append, {"event": "start"})
+        while not synced:
+            time.sleep(0.01)
+        second = pool.submit(sink.append, {"event": "end"}, durable=False)
+        record = second.result(timeout=10)  # before the first batch's fsync is over
+        assert not first.done()
+        disk_free.set()
+        assert record["prev"] == first.result(timeout=10)["hash"]
+    assert len(synced) == 1
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,16 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_METRICS_TOKEN": "scrape=secret"}, "REPORTING_SVC_METRICS_TOKEN"),
         ({"REPORTING_SVC_METRICS_TOKEN": "two words"}, "REPORTING_SVC_METRICS_TOKEN"),
         ({"REPORTING_SVC_CATALOG_URL": "mysql://db/catalog"}, "REPORTING_SVC_CATALOG_URL"),
+        (
+            {"REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "8", "GUNICORN_THREADS": "8"},
+            "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER",
+        ),
+        (
+            {"REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "-1"},
+            "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER",
+        ),
+        ({"GUNICORN_THREADS": "many"}, "GUNICORN_THREADS"),
+        ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS"),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
@@ -206,6 +216,18 @@ def test_a_refused_catalog_url_does_not_repeat_its_password(env):
     message = refusal({**env, "REPORTING_SVC_CATALOG_URL": "mysql://u:s3cret@db/catalog"})
 
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("threads", "limit"), [("8", 6), ("3", 1), ("1", 1)], ids=["8-threads", "3-threads", "1-thread"]
+)
+def test_download_limit_defaults_to_all_threads_of_a_worker_but_two(env, threads, limit):
+    assert load_settings({**env, "GUNICORN_THREADS": threads}).download_limit == limit
+
+
+def test_a_configured_download_limit_below_the_threads_is_kept(env):
+    changes = {"GUNICORN_THREADS": "16", "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "15"}
+    assert load_settings({**env, **changes}).download_limit == 15
 
 
 def test_metrics_token_in_bearer_syntax_is_accepted(env):

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -81,9 +81,9 @@ class FileSink:
     Group commit: records that threads of one process append while another thread is
     writing go out together in the next batch, under one lock with one write and one head
     update. The fsync comes after the lock is released, so other processes append while
-    this one waits for the disk, and the kernel folds their flushes into one journal
-    commit. Each caller of a durable record returns only once that record, and the head
-    naming it, are on disk.
+    this one waits for the disk (and this one writes its ``end`` records), and the kernel
+    folds their flushes into one journal commit. Each caller of a durable record returns
+    only once that record, and the head naming it, are on disk.
 
     The head is rewritten in place, padded to a fixed width, rather than replaced by a
     rename: ext4 flushes a file renamed over another at once, which cost more than the
@@ -98,6 +98,7 @@ class FileSink:
         self._turn = threading.Condition()
         self._pending: list[_Pending] = []
         self._writing = False
+        self._syncing = False
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Seal and write one record; RecordNotWrittenError, from whatever stopped its
@@ -110,20 +111,40 @@ class FileSink:
         entry = _Pending(fields, durable)
         with self._turn:
             self._pending.append(entry)
-            while self._writing and not entry.done:
+            while not entry.done and (entry.taken or self._writing or (durable and self._syncing)):
                 self._turn.wait()
             if not entry.done:
                 self._writing = True
-                batch, self._pending = self._pending, []
+                batch = [each for each in self._pending if not (each.durable and self._syncing)]
+                self._pending = [each for each in self._pending if each not in batch]
+                for each in batch:
+                    each.taken = True
         if not entry.done:
             self._write_batch(batch)
         return entry.result()
 
     def _write_batch(self, batch: list[_Pending]) -> None:
-        """Write the batch; any failure leaves every entry of it without a record."""
+        """Write the batch; any failure leaves every entry of it without a record.
+
+        Once a durable batch is in the file (and the lock released), records that are not
+        durable (``end``) are written while it waits for its ``fsync``, instead of waiting
+        for the disk on its account; durable ones gather meanwhile and go together in the
+        next batch, with one ``fsync``. The chain's order is the order of the writes.
+        """
+        released = False
+        durable = any(entry.durable for entry in batch)
+
+        def let_next_batch_write() -> None:
+            nonlocal released
+            with self._turn:
+                self._writing = False
+                self._syncing = self._syncing or durable
+                self._turn.notify_all()
+            released = True
+
         try:
-            durable = any(entry.durable for entry in batch)
-            records = self._append_all([entry.fields for entry in batch], durable=durable)
+            fields = [entry.fields for entry in batch]
+            records = self._append_all(fields, durable=durable, written=let_next_batch_write)
             for entry, record in zip(batch, records, strict=True):
                 entry.record = record
         except Exception as error:  # whatever it is, the batch fails closed
@@ -133,10 +154,15 @@ class FileSink:
             with self._turn:
                 for entry in batch:
                     entry.done = True
-                self._writing = False
+                if not released:
+                    self._writing = False
+                elif durable:
+                    self._syncing = False
                 self._turn.notify_all()
 
-    def _append_all(self, batch: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
+    def _append_all(
+        self, batch: list[dict[str, Any]], *, durable: bool, written: Callable[[], None]
+    ) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
             length = os.fstat(fd).st_size
@@ -157,6 +183,7 @@ class FileSink:
                 new = Head(head.records + len(records), prev, length + len(data))
                 write_head(head_fd, new, replaces=len(stored))
                 fcntl.flock(fd, fcntl.LOCK_UN)
+                written()
                 if self.fsync and durable:
                     os.fsync(fd)
                     os.fdatasync(head_fd)
@@ -299,6 +326,7 @@ class _Pending:
     def __init__(self, fields: dict[str, Any], durable: bool):
         self.fields = fields
         self.durable = durable
+        self.taken = False
         self.done = False
         self.record: dict[str, Any] | None = None
         self.error: Exception | None = None
