@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from harness.postgres import Postgres
 from reporting_svc.audit.chain import line_of, seal
 from reporting_svc.audit.database import DatabaseSink, rows_of
 from reporting_svc.audit.sinks import FileSink
-from reporting_svc.audit.tables import LIVE
+from reporting_svc.audit.tables import AUDIT, LIVE, metadata
+from reporting_svc.catalog import Catalog, schema
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +67,21 @@ def filled(postgres_url: str) -> DatabaseSink:
     for number in range(10):
         sink.append({"event": "head", "requestId": f"r{number}", "studyId": f"S{number}"})
     return sink
+
+
+def test_the_audit_revisions_build_the_tables_module_beside_the_catalog(postgres_url: str) -> None:
+    with sa.create_engine(postgres_url).begin() as connection:
+        alembic_command.upgrade(AUDIT.config(connection), "head")
+        context = MigrationContext.configure(
+            connection, opts={"version_table": "audit_alembic_version"}
+        )
+        differences = compare_metadata(context, metadata)
+    Catalog(postgres_url).upgrade()
+
+    with sa.create_engine(postgres_url).connect() as connection:
+        assert AUDIT.current_revision(connection) == AUDIT.head()
+        assert schema.current_revision(connection) == schema.head()
+    assert differences == []
 
 
 def test_processes_and_threads_appending_at_once_leave_one_chain_in_the_database(
