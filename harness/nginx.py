@@ -21,13 +21,21 @@ UNLIMITED_BURST = "1000000"
 
 
 def site(
-    port: int, upstream: str, store_root: Path, log_dir: Path, *, rate: str | None = None
+    port: int,
+    upstream: str | list[str],
+    store_root: Path,
+    log_dir: Path,
+    *,
+    rate: str | None = None,
 ) -> str:
-    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit."""
+    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit; several
+    upstreams are balanced, as README's "Several hosts" shows."""
     text = (CONFIG / "nginx.conf").read_text()
+    hosts = [upstream] if isinstance(upstream, str) else upstream
+    servers = "\n    ".join(f"server {host.removeprefix('http://')};" for host in hosts)
     for default, value in [
         ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
+        ("server 127.0.0.1:8000;", servers),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
         ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
         ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import create_app
 from .audit.commands import add_audit_commands
+from .audit.database import AuditDatabaseError
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except CatalogError as error:
         print(f"reporting-svc: error: the catalog failed: {error}", file=sys.stderr)
+        return 1
+    except AuditDatabaseError as error:
+        print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
         return 1
 
 

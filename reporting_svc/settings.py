@@ -16,7 +16,8 @@ PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
 LOCAL_DELIVERIES = ("stream", "x-accel")
 S3_DELIVERIES = ("proxy", "redirect", "x-accel")
-AUDIT_SINKS = ("file", "stdout")
+AUDIT_SINKS = ("file", "stdout", "postgres")
+AUDIT_SCHEME = "postgresql+psycopg"
 CATALOG_SCHEMES = ("sqlite", "postgresql+psycopg")
 CATALOG_FILE = "catalog.sqlite3"
 ALLOWED_ALGORITHMS = frozenset(
@@ -70,6 +71,7 @@ class Settings:
     audit_sink: tuple[str, ...] = ("file",)
     audit_file: str = ""
     audit_fsync: bool = True
+    audit_url: str = field(default="", repr=False)
     catalog_url: str = field(default="", repr=False)
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -103,6 +105,14 @@ class Settings:
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
+
+    @property
+    def audit_database_url(self) -> str:
+        """The audit database's SQLAlchemy URL (sink ``postgres``): as configured, else the
+        catalog's when that is PostgreSQL, else empty."""
+        if self.audit_url:
+            return self.audit_url
+        return self.catalog_url if self.catalog_url.startswith(AUDIT_SCHEME + "://") else ""
 
     @property
     def catalog_database_url(self) -> str:
@@ -306,8 +316,16 @@ def _check_secret_length(settings: Settings) -> None:
 
 def _check_audit(settings: Settings) -> None:
     unknown = sorted(set(settings.audit_sink) - set(AUDIT_SINKS))
-    if unknown or not settings.audit_sink:
-        _fail(f"{PREFIX}AUDIT_SINK must be file, stdout or file,stdout, not {unknown}")
+    if unknown or not settings.audit_sink or {"file", "postgres"} <= set(settings.audit_sink):
+        _fail(
+            f"{PREFIX}AUDIT_SINK must be file, postgres or stdout, or one of the first two "
+            f"with stdout, not {','.join(settings.audit_sink)}"
+        )
+    if "postgres" in settings.audit_sink and not settings.audit_database_url:
+        _fail(f"{PREFIX}AUDIT_SINK is postgres but {PREFIX}AUDIT_URL is not set")
+    scheme = settings.audit_url.partition("://")[0]
+    if settings.audit_url and scheme != AUDIT_SCHEME:
+        _fail(f"{PREFIX}AUDIT_URL must start with {AUDIT_SCHEME}://, not {scheme!r}")
     for name, networks in [
         ("TRUSTED_PROXIES", settings.trusted_proxies),
         ("METRICS_ALLOW", settings.metrics_allow),

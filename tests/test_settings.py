@@ -185,6 +185,12 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ),
         ({"GUNICORN_THREADS": "many"}, "GUNICORN_THREADS"),
         ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS"),
+        ({"REPORTING_SVC_AUDIT_SINK": "file,postgres"}, "REPORTING_SVC_AUDIT_SINK"),
+        ({"REPORTING_SVC_AUDIT_SINK": "postgres"}, "REPORTING_SVC_AUDIT_URL"),
+        (
+            {"REPORTING_SVC_AUDIT_SINK": "postgres", "REPORTING_SVC_AUDIT_URL": "sqlite:///a.db"},
+            "REPORTING_SVC_AUDIT_URL",
+        ),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
@@ -210,6 +216,20 @@ def test_catalog_is_an_sqlite_file_in_the_var_dir_unless_a_url_is_set(env, tmp_p
     assert embedded.catalog_database_url == f"sqlite:///{tmp_path / 'var' / 'catalog.sqlite3'}"
     assert shared.catalog_database_url == url
     assert "s3cret" not in repr(shared)
+
+
+def test_audit_database_is_its_own_url_else_a_postgresql_catalog(env):
+    catalog = "postgresql+psycopg://reporting:s3cret@db.internal/catalog"
+    audit = "postgresql+psycopg://reporting_audit:s3cret@db.internal/audit"
+    sink = {"REPORTING_SVC_AUDIT_SINK": "postgres,stdout"}
+
+    own = load_settings({**env, **sink, "REPORTING_SVC_AUDIT_URL": audit})
+    shared = load_settings({**env, **sink, "REPORTING_SVC_CATALOG_URL": catalog})
+
+    assert own.audit_database_url == audit
+    assert shared.audit_database_url == catalog
+    assert shared.audit_sink == ("postgres", "stdout")
+    assert "s3cret" not in repr(own)
 
 
 def test_a_refused_catalog_url_does_not_repeat_its_password(env):

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from .batches import GroupCommit
+from .batches import RecordNotWrittenError as RecordNotWrittenError
 from .chain import GENESIS, line_of, seal
 
 MIN_FREE_BYTES = 1024 * 1024
@@ -31,10 +33,6 @@ class DamagedHeadError(ValueError):
 class TrailMismatchError(ValueError):
     """The trail does not end where its head says: no record goes on it until an operator
     has run ``reporting-svc audit repair``."""
-
-
-class RecordNotWrittenError(Exception):
-    """The batch holding a record failed, whatever the reason: the record is not written."""
 
 
 class Head(NamedTuple):
@@ -95,10 +93,7 @@ class FileSink:
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
         self.fsync = fsync
-        self._turn = threading.Condition()
-        self._pending: list[_Pending] = []
-        self._writing = False
-        self._syncing = False
+        self._batches = GroupCommit(self._append_all)
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Seal and write one record; RecordNotWrittenError, from whatever stopped its
@@ -108,60 +103,10 @@ class FileSink:
         ``fsync`` of its own: the next durable batch's ``fsync`` (which flushes the whole
         file) or the kernel's writeback puts it on disk.
         """
-        entry = _Pending(fields, durable)
-        with self._turn:
-            self._pending.append(entry)
-            while not entry.done and (entry.taken or self._writing or (durable and self._syncing)):
-                self._turn.wait()
-            if not entry.done:
-                self._writing = True
-                batch = [each for each in self._pending if not (each.durable and self._syncing)]
-                self._pending = [each for each in self._pending if each not in batch]
-                for each in batch:
-                    each.taken = True
-        if not entry.done:
-            self._write_batch(batch)
-        return entry.result()
-
-    def _write_batch(self, batch: list[_Pending]) -> None:
-        """Write the batch; any failure leaves every entry of it without a record.
-
-        Once a durable batch is in the file (and the lock released), records that are not
-        durable (``end``) are written while it waits for its ``fsync``, instead of waiting
-        for the disk on its account; durable ones gather meanwhile and go together in the
-        next batch, with one ``fsync``. The chain's order is the order of the writes.
-        """
-        released = False
-        durable = any(entry.durable for entry in batch)
-
-        def let_next_batch_write() -> None:
-            nonlocal released
-            with self._turn:
-                self._writing = False
-                self._syncing = self._syncing or durable
-                self._turn.notify_all()
-            released = True
-
-        try:
-            fields = [entry.fields for entry in batch]
-            records = self._append_all(fields, durable=durable, written=let_next_batch_write)
-            for entry, record in zip(batch, records, strict=True):
-                entry.record = record
-        except Exception as error:  # whatever it is, the batch fails closed
-            for entry in batch:
-                entry.error = error
-        finally:
-            with self._turn:
-                for entry in batch:
-                    entry.done = True
-                if not released:
-                    self._writing = False
-                elif durable:
-                    self._syncing = False
-                self._turn.notify_all()
+        return self._batches.append(fields, durable=durable)
 
     def _append_all(
-        self, batch: list[dict[str, Any]], *, durable: bool, written: Callable[[], None]
+        self, batch: list[dict[str, Any]], durable: bool, written: Callable[[], None]
     ) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -318,25 +263,6 @@ def write_head(fd: int, head: Head, *, replaces: int) -> None:
         raise OSError(errno.ENOSPC, "short write to the audit head file")
     if replaces > HEAD_BYTES:
         os.ftruncate(fd, HEAD_BYTES)
-
-
-class _Pending:
-    """One record waiting for its batch: filled in by whichever thread writes the batch."""
-
-    def __init__(self, fields: dict[str, Any], durable: bool):
-        self.fields = fields
-        self.durable = durable
-        self.taken = False
-        self.done = False
-        self.record: dict[str, Any] | None = None
-        self.error: Exception | None = None
-
-    def result(self) -> dict[str, Any]:
-        """The record written; without one, whatever happened to the batch, an error."""
-        if self.record is None:
-            reason = str(self.error) if self.error is not None else "its batch did not finish"
-            raise RecordNotWrittenError(reason) from self.error
-        return self.record
 
 
 class StdoutSink:
