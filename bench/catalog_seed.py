@@ -44,7 +44,9 @@ def records(total: int) -> Iterator[JobRecord]:
         big = number % stride == 0 and number // stride < BIG_RUNS
         study = BIG_STUDY if big else f"{1 + number % (STUDIES - 1):032X}"
         mode = BIG_MODE if big else MODES[(number // STUDIES) % len(MODES)]
-        name = number % len(NAMES)
+        # Names and permissions cycle within the big study-mode as everywhere else.
+        sequence = number // stride if big else number
+        name = sequence % len(NAMES)
         kickoff = (_START + timedelta(seconds=number)).isoformat().replace("+00:00", "Z")
         yield JobRecord(
             id=f"{0xA0000000 + number:032X}",
@@ -59,7 +61,7 @@ def records(total: int) -> Iterator[JobRecord]:
             size=48_213,
             sha256=f"{number:064x}",
             completedAt=kickoff,
-            requiredPermission=UNBLINDED if number % 10 == 9 else "REPORTING_VIEW",
+            requiredPermission=UNBLINDED if sequence % 10 == 9 else "REPORTING_VIEW",
             rptId=rpt_id(name),
         )
 

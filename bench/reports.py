@@ -57,6 +57,13 @@ def write_file(path: Path, size: int) -> None:
             left -= chunk
 
 
+def write_sparse(path: Path, size: int) -> None:
+    """Zeros as a sparse file: a report of any size at no cost, where its bytes do not
+    matter (the concurrency scenario reads a few KiB of each)."""
+    with path.open("wb") as handle:
+        handle.truncate(size)
+
+
 def local_env(base: dict[str, str], folder: Path) -> dict[str, str]:
     """The service's environment for a local store under ``folder``; default audit settings."""
     env = {key: value for key, value in base.items() if not key.startswith("REPORTING_SVC_")}
@@ -96,7 +103,12 @@ def s3_client(endpoint: str) -> Any:
 
 
 def publish_all(
-    sizes: list[int], files: Path, envs: list[dict[str, str]], *, log: Callable[[str], None] = print
+    sizes: list[int],
+    files: Path,
+    envs: list[dict[str, str]],
+    *,
+    log: Callable[[str], None] = print,
+    write: Callable[[Path, int], None] = write_file,
 ) -> list[Report]:
     """Write one file per size and publish it, under the same job id, into every store."""
     files.mkdir(parents=True, exist_ok=True)
@@ -107,7 +119,7 @@ def publish_all(
     for size in sizes:
         label = size_label(size)
         path = files / f"report-{size}.bin"
-        write_file(path, size)
+        write(path, size)
         job_id = uuid.uuid4().hex
         for store in stores:
             job_id = publish_report(

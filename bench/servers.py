@@ -71,11 +71,13 @@ class Servers:
         env = {**env, "PYTHONPATH": str(REPO)}
         return self._gunicorn(command, env, "anchors", port)
 
-    def nginx(self, name: str, http_block: str, ports: list[int]) -> int:
+    def nginx(
+        self, name: str, http_block: str, ports: list[int], *, connections: int = 4096
+    ) -> int:
         """Start nginx with ``http_block`` (which listens on ``ports``); returns its pid."""
         folder = self.folder / f"nginx-{name}"
         folder.mkdir()
-        config = nginx.main_config(folder, http_block, workers="auto", connections=4096)
+        config = nginx.main_config(folder, http_block, workers="auto", connections=connections)
         process = self._start(
             nginx.command(folder, config),
             stdout=subprocess.DEVNULL,

@@ -15,8 +15,6 @@ cpus = multiprocessing.cpu_count()
 # gthread, answering gunicorn's own refusals (a request line too long...) in the envelope.
 worker_class = "reporting_svc.worker.EnvelopeThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", cpus * 2))
-# Threads wait on disks, S3 and slow clients far more than they compute.
-threads = int(os.environ.get("GUNICORN_THREADS", max(4, cpus * 4)))
 timeout = 60
 # On SIGTERM (a deploy, a scale-in) a worker stops accepting and lets downloads in
 # progress run this long before it is killed.
@@ -51,6 +49,16 @@ errorlog = "-"
 _own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="reporting-svc-metrics-")
+
+# Imported only now: the worker class imports the app's metrics in this process too, and
+# they must see the directory above.
+from reporting_svc.settings import worker_threads  # noqa: E402
+
+# Threads wait on disks, S3 and slow clients far more than they compute. In stream and
+# proxy modes each download holds one until its last byte; the app refuses downloads past
+# REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER (default: all threads but two, from the same
+# rule), so the threads left answer health checks and refusals at once.
+threads = worker_threads(os.environ)
 
 
 def child_exit(server, worker):

@@ -8,6 +8,7 @@ gunicorn is what a deployment copies; a value that is no longer in the file stop
 from __future__ import annotations
 
 import getpass
+import resource
 import shutil
 from pathlib import Path
 
@@ -20,13 +21,21 @@ UNLIMITED_BURST = "1000000"
 
 
 def site(
-    port: int, upstream: str, store_root: Path, log_dir: Path, *, rate: str | None = None
+    port: int,
+    upstream: str | list[str],
+    store_root: Path,
+    log_dir: Path,
+    *,
+    rate: str | None = None,
 ) -> str:
-    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit."""
+    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit; several
+    upstreams are balanced, as README's "Several hosts" shows."""
     text = (CONFIG / "nginx.conf").read_text()
+    hosts = [upstream] if isinstance(upstream, str) else upstream
+    servers = "\n    ".join(f"server {host.removeprefix('http://')};" for host in hosts)
     for default, value in [
         ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("server 127.0.0.1:8000;", f"server {upstream.removeprefix('http://')};"),
+        ("server 127.0.0.1:8000;", servers),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
         ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
         ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),
@@ -44,8 +53,12 @@ def main_config(
     """A whole nginx.conf that runs in ``folder`` in the foreground; returns its path.
 
     Workers run as the current user (``user`` is ignored when that is not root), so they
-    can read a store under a private temporary directory.
+    can read a store under a private temporary directory. Each worker may open two files
+    per connection (the client's socket and the report it sends), up to the hard limit
+    an unprivileged nginx may raise itself to.
     """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = 2 * connections if hard == resource.RLIM_INFINITY else min(2 * connections, hard)
     temp = folder / "temp"
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / name).mkdir(parents=True, exist_ok=True)
@@ -55,6 +68,7 @@ def main_config(
         f"""daemon off;
 user {getpass.getuser()};
 worker_processes {workers};
+worker_rlimit_nofile {files};
 pid {folder}/nginx.pid;
 error_log {folder}/error.log;
 events {{ worker_connections {connections}; }}

@@ -51,6 +51,7 @@ class Postgres:
     folder: Path
     port: int
     process: subprocess.Popen[Any]
+    command: list[str]
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -61,12 +62,12 @@ class Postgres:
         self.psql(f"CREATE DATABASE {name}")
         return self.url(name)
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        """Run SQL with psql over TCP; returns its unaligned output."""
+    def psql(self, sql: str, database: str = "postgres", *, user: str = SUPERUSER) -> str:
+        """Run SQL with psql over TCP as ``user``; returns its unaligned output."""
         result = subprocess.run(
             [binary("psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
             env={**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port)}
-            | {"PGUSER": SUPERUSER, "PGDATABASE": database},
+            | {"PGUSER": user, "PGDATABASE": database},
             capture_output=True,
             text=True,
             timeout=60,
@@ -74,11 +75,20 @@ class Postgres:
         )
         return result.stdout
 
-    def stop(self) -> None:
-        """A fast shutdown (SIGINT: clients are disconnected), then the folder goes."""
+    def halt(self) -> None:
+        """A fast shutdown (SIGINT: clients are disconnected); the data stays for ``resume``."""
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGINT)
         stop(self.process)
+
+    def resume(self) -> None:
+        """Start the halted server again on its port, with its data."""
+        self.process = _launch(self.folder, self.command)
+        _wait_until_up(self.port, self.process)
+
+    def stop(self) -> None:
+        """A fast shutdown, then the folder goes."""
+        self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -120,16 +130,23 @@ def start(*, durable: bool = False) -> Postgres:
         str(folder),
         *(arg for setting in settings for arg in ("-c", setting)),
     ]
-    with (folder / "postgres.stderr").open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-    server = Postgres(folder, port, process)
+    server = Postgres(folder, port, _launch(folder, command), command)
     try:
-        wait_for_port(port, process)
-        _wait_until_accepting(port, process)
+        _wait_until_up(port, server.process)
     except Exception:
         server.stop()
         raise
     return server
+
+
+def _launch(folder: Path, command: list[str]) -> subprocess.Popen[Any]:
+    with (folder / "postgres.stderr").open("a") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+
+
+def _wait_until_up(port: int, process: subprocess.Popen[Any]) -> None:
+    wait_for_port(port, process)
+    _wait_until_accepting(port, process)
 
 
 def _wait_until_accepting(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:

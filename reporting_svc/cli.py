@@ -1,5 +1,5 @@
 """The ``reporting-svc`` command: serve, check, publish, withdraw, purge, token, audit and
-catalog, on the same settings."""
+catalog, on the same settings; fetch, a client of the API."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from pathlib import Path
 from . import create_app
 from .audit import AuditUnavailableError
 from .audit.commands import add_audit_commands
+from .audit.database import AuditDatabaseError
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
+from .fetch import add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
@@ -31,6 +33,8 @@ GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     args = _parser().parse_args(argv)
+    if getattr(args, "client", False):  # a client of the API: no service settings to load
+        return int(args.run(args))
     try:
         settings = load_settings()
         return int(args.run(settings, args))
@@ -58,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except AuditUnavailableError as error:
         print(f"reporting-svc: error: the audit trail failed: {error}", file=sys.stderr)
+        return 1
+    except AuditDatabaseError as error:
+        print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
         return 1
 
 
@@ -94,6 +101,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         job_id=args.job_id,
         kickoff=args.kickoff,
         required_permission=args.required_permission,
+        file_name=args.file_name,
         rpt_id=args.report_id,
         search_spec=args.search_spec,
         sort_spec=args.sort_spec,
@@ -158,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--job-id", help="default: a new random GUID")
     put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
+    put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
     put.add_argument("--search-spec", metavar="TEXT", help="the run's search (currSearchSpec)")
     put.add_argument("--sort-spec", metavar="TEXT", help="the run's sort (currSortSpec)")
@@ -179,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--grant", action="append", required=True, metavar="SCOPE:MODES:PERMISSIONS")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
+
+    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
     add_audit_commands(audit)

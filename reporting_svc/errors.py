@@ -131,6 +131,13 @@ class StoreUnavailable(Unavailable):
     default_details = "The report store cannot be reached; try again later"
 
 
+class TooManyDownloads(Unavailable):
+    """Every download slot of this worker is sending a file: refused at once, not queued."""
+
+    message = "Too many downloads in progress"
+    default_details = "This server is sending as many downloads as it can; try again later"
+
+
 class NotReady(Unavailable):
     """Readiness: a dependency a download needs cannot be used now; details name each."""
 

@@ -49,6 +49,10 @@ DOWNLOADS_IN_FLIGHT = Gauge(
     "Downloads whose body is being sent right now.",
     multiprocess_mode="livesum",
 )
+DOWNLOADS_REFUSED_BUSY = Counter(
+    "reporting_downloads_refused_busy_total",
+    "Downloads refused with 503 because every download slot of the worker was taken.",
+)
 STORE_ERRORS = Counter(
     "reporting_store_errors_total",
     "Store failures: unavailable, missing (a record without its file) or mismatch.",

@@ -16,7 +16,8 @@ PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
 LOCAL_DELIVERIES = ("stream", "x-accel")
 S3_DELIVERIES = ("proxy", "redirect", "x-accel")
-AUDIT_SINKS = ("file", "stdout")
+AUDIT_SINKS = ("file", "stdout", "postgres")
+AUDIT_SCHEME = "postgresql+psycopg"
 CATALOG_SCHEMES = ("sqlite", "postgresql+psycopg")
 CATALOG_FILE = "catalog.sqlite3"
 ALLOWED_ALGORITHMS = frozenset(
@@ -28,6 +29,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # from a store may be remembered that long.
 MAX_CACHE_SECONDS = 9
 MAX_RETENTION_DAYS = 100 * 366
+# Threads of a gunicorn worker that never send a download: however many are in flight,
+# these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
+RESERVED_THREADS = 2
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -53,6 +57,7 @@ class Settings:
     presign_expires: int = 60
     x_accel_presign_expires: int = 5
     s3_cache_seconds: int = 3
+    max_downloads_per_worker: int = 0
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
     jwt_jwks_file: str = ""
@@ -67,6 +72,7 @@ class Settings:
     audit_sink: tuple[str, ...] = ("file",)
     audit_file: str = ""
     audit_fsync: bool = True
+    audit_url: str = field(default="", repr=False)
     catalog_url: str = field(default="", repr=False)
     retention_days: int = 0
     trusted_proxies: tuple[str, ...] = ()
@@ -75,6 +81,7 @@ class Settings:
     log_level: str = "INFO"
     embedded_default: bool = field(default=False, compare=False)
     dev_secret: bool = field(default=False, compare=False)
+    worker_threads: int = field(default=0, compare=False)
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -91,9 +98,23 @@ class Settings:
         return self.s3_delivery if self.store == "s3" else self.local_delivery
 
     @property
+    def download_limit(self) -> int:
+        """Downloads one process sends itself at once (stream, proxy): as configured, else
+        every thread of a gunicorn worker but RESERVED_THREADS (at least one)."""
+        return self.max_downloads_per_worker or max(1, self.worker_threads - RESERVED_THREADS)
+
+    @property
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
+
+    @property
+    def audit_database_url(self) -> str:
+        """The audit database's SQLAlchemy URL (sink ``postgres``): as configured, else the
+        catalog's when that is PostgreSQL, else empty."""
+        if self.audit_url:
+            return self.audit_url
+        return self.catalog_url if self.catalog_url.startswith(AUDIT_SCHEME + "://") else ""
 
     @property
     def catalog_database_url(self) -> str:
@@ -104,7 +125,23 @@ class Settings:
 
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
-_DERIVED = frozenset({"embedded_default", "dev_secret"})
+_DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
+
+
+def worker_threads(environ: Mapping[str, str]) -> int:
+    """Threads per gunicorn worker: ``GUNICORN_THREADS``, else four per CPU (at least 4).
+
+    config/gunicorn.conf.py runs its workers with this, and the download limit is derived
+    from it, so the two cannot disagree.
+    """
+    value = environ.get("GUNICORN_THREADS") or str(max(4, (os.cpu_count() or 1) * 4))
+    try:
+        threads = int(value)
+    except ValueError:
+        raise SettingsError(f"GUNICORN_THREADS must be a whole number, not {value!r}") from None
+    if threads < 1:
+        raise SettingsError("GUNICORN_THREADS must be at least 1")
+    return threads
 
 
 def load_settings(
@@ -125,7 +162,8 @@ def load_settings(
             raw[spec.name] = value
     raw.update(overrides or {})
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
-    return _check(_build(raw), embedded)
+    threads = worker_threads(environ)
+    return _check(replace(_build(raw), worker_threads=threads), embedded)
 
 
 def _read_file(path: Path) -> dict[str, object]:
@@ -219,6 +257,20 @@ def _check_store(settings: Settings) -> None:
         _fail(f"{PREFIX}S3_CACHE_SECONDS must be between 0 and {MAX_CACHE_SECONDS} seconds")
     if settings.s3_chunk_size < 64 * 1024:
         _fail(f"{PREFIX}S3_CHUNK_SIZE must be at least 65536 bytes")
+    _check_download_limit(settings)
+
+
+def _check_download_limit(settings: Settings) -> None:
+    """Downloads past the limit are refused at once only if a thread is free to refuse them."""
+    limit = settings.max_downloads_per_worker
+    if limit < 0:
+        _fail(f"{PREFIX}MAX_DOWNLOADS_PER_WORKER must not be negative (0: derived)")
+    if limit >= settings.worker_threads:
+        _fail(
+            f"{PREFIX}MAX_DOWNLOADS_PER_WORKER must be below the threads of a worker"
+            f" (GUNICORN_THREADS, {settings.worker_threads}), so some are left for health"
+            " checks and refusals"
+        )
 
 
 def _check_keys(settings: Settings) -> None:
@@ -266,8 +318,16 @@ def _check_secret_length(settings: Settings) -> None:
 
 def _check_audit(settings: Settings) -> None:
     unknown = sorted(set(settings.audit_sink) - set(AUDIT_SINKS))
-    if unknown or not settings.audit_sink:
-        _fail(f"{PREFIX}AUDIT_SINK must be file, stdout or file,stdout, not {unknown}")
+    if unknown or not settings.audit_sink or {"file", "postgres"} <= set(settings.audit_sink):
+        _fail(
+            f"{PREFIX}AUDIT_SINK must be file, postgres or stdout, or one of the first two "
+            f"with stdout, not {','.join(settings.audit_sink)}"
+        )
+    if "postgres" in settings.audit_sink and not settings.audit_database_url:
+        _fail(f"{PREFIX}AUDIT_SINK is postgres but {PREFIX}AUDIT_URL is not set")
+    scheme = settings.audit_url.partition("://")[0]
+    if settings.audit_url and scheme != AUDIT_SCHEME:
+        _fail(f"{PREFIX}AUDIT_URL must start with {AUDIT_SCHEME}://, not {scheme!r}")
     for name, networks in [
         ("TRUSTED_PROXIES", settings.trusted_proxies),
         ("METRICS_ALLOW", settings.metrics_allow),

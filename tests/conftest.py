@@ -27,7 +27,7 @@ from reporting_svc.catalog import Catalog
 from reporting_svc.cli import main
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
-from reporting_svc.storage import JobRecord, Store
+from reporting_svc.storage import JobRecord, Store, StoreError
 
 DOWNLOAD = "/ec-reporting-svc/rest/v2.0/reports/download"
 DOWNLOAD_LIST = "/ec-reporting-svc/rest/v2.0/reportmetadata/downloadList"
@@ -140,6 +140,33 @@ def publish(store: Store, catalog: Catalog, tmp_path: Path) -> Callable[..., Job
         )
 
     return make
+
+
+@pytest.fixture
+def fail_mid_stream(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """``fail_mid_stream()``: from now on each body the store opens gives its first read,
+    then raises StoreError, as an S3 connection reset half way does."""
+
+    def arm() -> None:
+        real_open_range = store.open_range
+
+        def failing_after_one_read(*args: Any) -> Any:
+            stored = real_open_range(*args)
+            real_read = stored.body.read
+
+            def read_once(size: int) -> bytes:
+                stored.body.read = fail  # type: ignore[method-assign]
+                return bytes(real_read(size))
+
+            def fail(size: int) -> bytes:
+                raise StoreError("connection reset by S3")
+
+            stored.body.read = read_once  # type: ignore[method-assign]
+            return stored
+
+        monkeypatch.setattr(store, "open_range", failing_after_one_read)
+
+    return arm
 
 
 @pytest.fixture

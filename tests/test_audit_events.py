@@ -302,26 +302,10 @@ def test_a_client_that_stops_reading_leaves_an_end_record_marked_incomplete(
     "overrides", [{**S3, "s3_delivery": "proxy", "s3_chunk_size": 65536}], ids=["s3-proxy"]
 )
 def test_a_store_failing_mid_stream_leaves_an_end_record_marked_incomplete(
-    app: Any, publish: Any, bearer: str, events: Any, store: Any, monkeypatch: Any
+    app: Any, publish: Any, bearer: str, events: Any, fail_mid_stream: Any
 ) -> None:
     big = publish(os.urandom(512 * 1024), "big.bin")
-    real_open_range = store.open_range
-
-    def failing_after_one_chunk(*args: Any) -> Any:
-        stored = real_open_range(*args)
-        real_read = stored.body.read
-
-        def read_one_chunk(size: int) -> bytes:
-            stored.body.read = fail
-            return bytes(real_read(size))
-
-        def fail(size: int) -> bytes:
-            raise StoreError("connection reset by S3")
-
-        stored.body.read = read_one_chunk
-        return stored
-
-    monkeypatch.setattr(store, "open_range", failing_after_one_chunk)
+    fail_mid_stream()
     body = call_wsgi(app, big, bearer)
 
     with pytest.raises(StoreError):

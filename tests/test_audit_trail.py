@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from reporting_svc.audit import AuditTrail, AuditUnavailableError, make_audit_trail
 from reporting_svc.audit.chain import GENESIS, line_of, seal, verify
+from reporting_svc.audit.database import DatabaseSink
 from reporting_svc.audit.sinks import EMPTY_HEAD, FileSink, RecordNotWrittenError, StdoutSink
 from reporting_svc.audit.trail import ANONYMOUS_USER_AGENT_LIMIT
 from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY
@@ -43,6 +45,7 @@ SPEC_FIELDS = [
     "prev",
     "hash",
 ]
+AUDIT_URL = "postgresql+psycopg://reporting@127.0.0.1:5432/audit"
 MILLISECONDS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 CONTENT = b"subjectId,arm\nS-0001,UNBLINDED-ARM-7f3a9c\n" * 64
 
@@ -133,6 +136,33 @@ def test_a_record_that_is_not_durable_is_written_without_an_fsync_of_its_own(
         "end",
         "start",
     ]
+
+
+def test_a_record_that_is_not_durable_is_written_while_a_durable_batch_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk_free = threading.Event()
+    synced: list[int] = []
+
+    def slow_first_fsync(fd: int) -> None:
+        if not synced:
+            synced.append(fd)
+            disk_free.wait(timeout=30)
+        else:
+            synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_first_fsync)
+    sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(sink.append, {"event": "start"})
+        while not synced:
+            time.sleep(0.01)
+        second = pool.submit(sink.append, {"event": "end"}, durable=False)
+        record = second.result(timeout=10)  # before the first batch's fsync is over
+        assert not first.done()
+        disk_free.set()
+        assert record["prev"] == first.result(timeout=10)["hash"]
+    assert len(synced) == 1
 
 
 @pytest.mark.parametrize(
@@ -265,11 +295,14 @@ def test_stdout_alone_chains_records_per_process_from_the_genesis() -> None:
 def test_make_audit_trail_builds_the_sinks_the_settings_name(make_settings: Any) -> None:
     both = make_audit_trail(make_settings(audit_sink="file,stdout", audit_fsync=False))
     stdout_only = make_audit_trail(make_settings(audit_sink="stdout"))
+    database = make_audit_trail(make_settings(audit_sink="postgres", audit_url=AUDIT_URL))
 
-    assert both.file is not None and both.stdout is not None
-    assert both.file.path == make_settings().audit_path
-    assert both.file.fsync is False
-    assert stdout_only.file is None and stdout_only.stdout is not None
+    assert isinstance(both.chained, FileSink) and both.stdout is not None
+    assert both.chained.path == make_settings().audit_path
+    assert both.chained.fsync is False
+    assert stdout_only.chained is None and stdout_only.stdout is not None
+    assert isinstance(database.chained, DatabaseSink) and database.stdout is None
+    assert database.chained.engines.url == AUDIT_URL
 
 
 def exercise(publish: Any, download: Any, token: Any) -> tuple[Any, list[str]]:

@@ -175,6 +175,22 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_METRICS_TOKEN": "scrape=secret"}, "REPORTING_SVC_METRICS_TOKEN"),
         ({"REPORTING_SVC_METRICS_TOKEN": "two words"}, "REPORTING_SVC_METRICS_TOKEN"),
         ({"REPORTING_SVC_CATALOG_URL": "mysql://db/catalog"}, "REPORTING_SVC_CATALOG_URL"),
+        (
+            {"REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "8", "GUNICORN_THREADS": "8"},
+            "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER",
+        ),
+        (
+            {"REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "-1"},
+            "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER",
+        ),
+        ({"GUNICORN_THREADS": "many"}, "GUNICORN_THREADS"),
+        ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS"),
+        ({"REPORTING_SVC_AUDIT_SINK": "file,postgres"}, "REPORTING_SVC_AUDIT_SINK"),
+        ({"REPORTING_SVC_AUDIT_SINK": "postgres"}, "REPORTING_SVC_AUDIT_URL"),
+        (
+            {"REPORTING_SVC_AUDIT_SINK": "postgres", "REPORTING_SVC_AUDIT_URL": "sqlite:///a.db"},
+            "REPORTING_SVC_AUDIT_URL",
+        ),
     ],
 )
 def test_bad_setting_is_refused_naming_its_variable(env, changes, variable):
@@ -202,10 +218,36 @@ def test_catalog_is_an_sqlite_file_in_the_var_dir_unless_a_url_is_set(env, tmp_p
     assert "s3cret" not in repr(shared)
 
 
+def test_audit_database_is_its_own_url_else_a_postgresql_catalog(env):
+    catalog = "postgresql+psycopg://reporting:s3cret@db.internal/catalog"
+    audit = "postgresql+psycopg://reporting_audit:s3cret@db.internal/audit"
+    sink = {"REPORTING_SVC_AUDIT_SINK": "postgres,stdout"}
+
+    own = load_settings({**env, **sink, "REPORTING_SVC_AUDIT_URL": audit})
+    shared = load_settings({**env, **sink, "REPORTING_SVC_CATALOG_URL": catalog})
+
+    assert own.audit_database_url == audit
+    assert shared.audit_database_url == catalog
+    assert shared.audit_sink == ("postgres", "stdout")
+    assert "s3cret" not in repr(own)
+
+
 def test_a_refused_catalog_url_does_not_repeat_its_password(env):
     message = refusal({**env, "REPORTING_SVC_CATALOG_URL": "mysql://u:s3cret@db/catalog"})
 
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("threads", "limit"), [("8", 6), ("3", 1), ("1", 1)], ids=["8-threads", "3-threads", "1-thread"]
+)
+def test_download_limit_defaults_to_all_threads_of_a_worker_but_two(env, threads, limit):
+    assert load_settings({**env, "GUNICORN_THREADS": threads}).download_limit == limit
+
+
+def test_a_configured_download_limit_below_the_threads_is_kept(env):
+    changes = {"GUNICORN_THREADS": "16", "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "15"}
+    assert load_settings({**env, **changes}).download_limit == 15
 
 
 def test_metrics_token_in_bearer_syntax_is_accepted(env):

@@ -1,6 +1,7 @@
 """``reporting-svc audit verify`` and ``audit show``: check the chain, read the records.
 
-Both read the file line by line, so a trail of any size needs constant memory. ``verify``
+Both read the file line by line (or the database in pages, with the ``postgres`` sink),
+so a trail of any size needs constant memory. ``verify``
 is what an inspector runs; its exit status and first line are the answer.
 """
 
@@ -11,7 +12,6 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,13 @@ from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
 from ..storage.record import parse_instant
 from ..text import visible, visible_json
-from .chain import Verdict, verify
+from .chain import GENESIS, Verdict
+from .database import DatabaseSink, chains, rows_of
+from .imports import add_import_arguments
 from .repair import add_repair_arguments
-from .sinks import DamagedHeadError, FileSink, Snapshot
+from .roles import add_grant_arguments
+from .tables import LIVE
+from .verification import check_database, check_file, file_lines
 
 COLUMNS = (
     ("time", 24),
@@ -37,7 +41,8 @@ COLUMNS = (
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
-    """Give the ``audit`` subcommand its own: ``verify``, ``repair`` and ``show``."""
+    """Give the ``audit`` subcommand its own: ``verify``, ``repair``, ``show``, ``import``
+    and ``grant``."""
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("verify", help="check the hash chain and the head file")
@@ -57,33 +62,38 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--file", type=Path, help="default: the configured trail")
     show.set_defaults(run=show_command)
 
+    load = commands.add_parser("import", help="load a host's JSON Lines trail into the database")
+    add_import_arguments(load)
+
+    grant = commands.add_parser("grant", help="let a database role insert and read audit rows")
+    add_grant_arguments(grant)
+
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 only if every line is a record in its one form, chained to the one before
-    it, and the head agrees.
+    it, and the head agrees; with the database sink (and no FILE), the same of every
+    chain the database holds.
 
-    A live trail is checked as it stood when its head was read: records appended while
-    the check runs are left for the next one.
+    A live trail is checked as it stood when its head was read (a file) or when the
+    check began (the database): records appended while it runs are left for the next one.
     """
-    path: Path = args.file or settings.audit_path
-    sink = FileSink(path)
-    if not path.is_file() and not sink.head_path.is_file():
-        raise ValueError(f"no audit trail at {path}")
-    try:
-        snapshot = sink.snapshot()
-    except DamagedHeadError as error:
-        print(f"BROKEN: {error}")
+    if args.file is None and "postgres" in settings.audit_sink:
+        outcomes = check_database(DatabaseSink(settings.audit_database_url))
+    else:
+        outcomes = [check_file(args.file or settings.audit_path)]
+    failed = [outcome.problem for outcome in outcomes if outcome.problem]
+    if failed:
+        print(failed[0])
         return 1
-    limit = snapshot.length if snapshot.mismatch is None else None
-    verdict = verify(_lines(path, limit))
-    if not verdict.ok:
-        print(f"BROKEN at record {verdict.broken_at}{_identify(path, verdict)}: {verdict.reason}")
-        return 1
-    problem = _head_problem(sink, snapshot, verdict)
-    if problem:
-        print(f"BROKEN: {problem}")
-        return 1
-    print(f"OK: {verdict.records} records, last hash {verdict.last_hash}")
+    live = next((o.verdict for o in outcomes if o.chain == LIVE), Verdict(0, GENESIS))
+    print(f"OK: {live.records} records, last hash {live.last_hash}")
+    for outcome in outcomes:
+        if outcome.chain != LIVE:
+            verdict = outcome.verdict
+            print(
+                f"imported chain {outcome.chain}: {verdict.records} records, "
+                f"last hash {verdict.last_hash}"
+            )
     return 0
 
 
@@ -92,71 +102,34 @@ def show_command(settings: Settings, args: argparse.Namespace) -> int:
 
     Either way a control or bidi character in a record (a trail written before values
     were stored escaped, or edited by hand) is printed as an escape: it cannot paint the
-    terminal or start a row of its own.
+    terminal or start a row of its own. With the database sink (and no ``--file``) the
+    records are read from the database, imported chains first, in one snapshot.
     """
-    path: Path = args.file or settings.audit_path
-    if not path.is_file():
-        raise ValueError(f"no audit trail at {path}")
+    if args.file is None and "postgres" in settings.audit_sink:
+        lines = _database_lines(DatabaseSink(settings.audit_database_url))
+    else:
+        path: Path = args.file or settings.audit_path
+        if not path.is_file():
+            raise ValueError(f"no audit trail at {path}")
+        lines = file_lines(path)
     if not args.json:
         print(_row({name: name for name, _ in COLUMNS}))
-    for line, record in _records(path):
+    for line, record in _records(lines):
         if _matches(record, args):
             print(visible_json(line.decode().rstrip("\n")) if args.json else _row(_cells(record)))
     return 0
 
 
-def _lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
-    """The file's lines (its first ``limit`` bytes), split on ``\\n`` only, so line numbers
-    are the records' numbers."""
-    if not path.is_file():
-        return
-    with path.open("rb") as handle:
-        for line in handle:
-            if limit is not None:
-                if limit <= 0:
-                    return
-                limit -= len(line)
-            yield line
+def _database_lines(sink: DatabaseSink) -> Iterator[bytes]:
+    with sink.snapshot() as connection:
+        for chain in chains(connection):
+            for row in rows_of(connection, chain):
+                yield row.line.encode()
 
 
-def _identify(path: Path, verdict: Verdict) -> str:
-    """`` (requestId …, time …)`` of the broken record when it still parses."""
-    if verdict.broken_at is None:
-        return ""
-    line = next(islice(_lines(path), verdict.broken_at - 1, None), b"")
-    try:
-        record = json.loads(line)
-        return f" (requestId {record['requestId']}, time {record['time']})"
-    except (ValueError, TypeError, KeyError):
-        return ""
-
-
-def _head_problem(sink: FileSink, snapshot: Snapshot, verdict: Verdict) -> str | None:
-    """Why the head disagrees with the chain: records cut from the end, or added behind it.
-
-    Without a head file (a trail copied without it) a cut cannot be seen: warn, don't fail.
-    """
-    head = snapshot.head
-    if head is None:
-        if verdict.records:
-            print(
-                f"WARNING: no head file {sink.head_path}; records cut from the end "
-                "cannot be detected",
-                file=sys.stderr,
-            )
-        return None
-    if head.records != verdict.records:
-        return f"the head names {head.records} records but the trail holds {verdict.records}"
-    if head.last_hash != verdict.last_hash:
-        return (
-            f"the head names last hash {head.last_hash} but the trail ends with {verdict.last_hash}"
-        )
-    return snapshot.mismatch
-
-
-def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def _records(lines: Iterator[bytes]) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """Each line that is a JSON object, with its record; others are skipped with a warning."""
-    for number, line in enumerate(_lines(path), start=1):
+    for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
         except ValueError:

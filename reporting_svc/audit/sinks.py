@@ -9,11 +9,13 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from .batches import GroupCommit
+from .batches import RecordNotWrittenError as RecordNotWrittenError
 from .chain import GENESIS, line_of, seal
 
 MIN_FREE_BYTES = 1024 * 1024
@@ -31,10 +33,6 @@ class DamagedHeadError(ValueError):
 class TrailMismatchError(ValueError):
     """The trail does not end where its head says: no record goes on it until an operator
     has run ``reporting-svc audit repair``."""
-
-
-class RecordNotWrittenError(Exception):
-    """The batch holding a record failed, whatever the reason: the record is not written."""
 
 
 class Head(NamedTuple):
@@ -81,9 +79,9 @@ class FileSink:
     Group commit: records that threads of one process append while another thread is
     writing go out together in the next batch, under one lock with one write and one head
     update. The fsync comes after the lock is released, so other processes append while
-    this one waits for the disk, and the kernel folds their flushes into one journal
-    commit. Each caller of a durable record returns only once that record, and the head
-    naming it, are on disk.
+    this one waits for the disk (and this one writes its ``end`` records), and the kernel
+    folds their flushes into one journal commit. Each caller of a durable record returns
+    only once that record, and the head naming it, are on disk.
 
     The head is rewritten in place, padded to a fixed width, rather than replaced by a
     rename: ext4 flushes a file renamed over another at once, which cost more than the
@@ -95,9 +93,7 @@ class FileSink:
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
         self.fsync = fsync
-        self._turn = threading.Condition()
-        self._pending: list[_Pending] = []
-        self._writing = False
+        self._batches = GroupCommit(self._append_all)
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Seal and write one record; RecordNotWrittenError, from whatever stopped its
@@ -107,36 +103,11 @@ class FileSink:
         ``fsync`` of its own: the next durable batch's ``fsync`` (which flushes the whole
         file) or the kernel's writeback puts it on disk.
         """
-        entry = _Pending(fields, durable)
-        with self._turn:
-            self._pending.append(entry)
-            while self._writing and not entry.done:
-                self._turn.wait()
-            if not entry.done:
-                self._writing = True
-                batch, self._pending = self._pending, []
-        if not entry.done:
-            self._write_batch(batch)
-        return entry.result()
+        return self._batches.append(fields, durable=durable)
 
-    def _write_batch(self, batch: list[_Pending]) -> None:
-        """Write the batch; any failure leaves every entry of it without a record."""
-        try:
-            durable = any(entry.durable for entry in batch)
-            records = self._append_all([entry.fields for entry in batch], durable=durable)
-            for entry, record in zip(batch, records, strict=True):
-                entry.record = record
-        except Exception as error:  # whatever it is, the batch fails closed
-            for entry in batch:
-                entry.error = error
-        finally:
-            with self._turn:
-                for entry in batch:
-                    entry.done = True
-                self._writing = False
-                self._turn.notify_all()
-
-    def _append_all(self, batch: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
+    def _append_all(
+        self, batch: list[dict[str, Any]], durable: bool, written: Callable[[], None]
+    ) -> list[dict[str, Any]]:
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
             length = os.fstat(fd).st_size
@@ -157,6 +128,7 @@ class FileSink:
                 new = Head(head.records + len(records), prev, length + len(data))
                 write_head(head_fd, new, replaces=len(stored))
                 fcntl.flock(fd, fcntl.LOCK_UN)
+                written()
                 if self.fsync and durable:
                     os.fsync(fd)
                     os.fdatasync(head_fd)
@@ -291,24 +263,6 @@ def write_head(fd: int, head: Head, *, replaces: int) -> None:
         raise OSError(errno.ENOSPC, "short write to the audit head file")
     if replaces > HEAD_BYTES:
         os.ftruncate(fd, HEAD_BYTES)
-
-
-class _Pending:
-    """One record waiting for its batch: filled in by whichever thread writes the batch."""
-
-    def __init__(self, fields: dict[str, Any], durable: bool):
-        self.fields = fields
-        self.durable = durable
-        self.done = False
-        self.record: dict[str, Any] | None = None
-        self.error: Exception | None = None
-
-    def result(self) -> dict[str, Any]:
-        """The record written; without one, whatever happened to the batch, an error."""
-        if self.record is None:
-            reason = str(self.error) if self.error is not None else "its batch did not finish"
-            raise RecordNotWrittenError(reason) from self.error
-        return self.record
 
 
 class StdoutSink:

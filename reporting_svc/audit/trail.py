@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from ..settings import Settings
 from ..storage.record import now_instant
 from ..text import visible_fields
 from .chain import FIELDS
+from .database import DatabaseSink
 from .sinks import FileSink, StdoutSink
 
 log = logging.getLogger(__name__)
 
-# Records that wait for the disk before the request goes on: all but ``end`` and an
-# anonymous refusal. A ``start`` or ``redirect`` must be on disk before any byte is
-# served (SPEC §4), and a 304, a HEAD or a caller's refusal leaves no other record.
+# Records that wait for the disk (or the database's commit) before the request goes on:
+# all but ``end`` and an anonymous refusal. A ``start`` or ``redirect`` must be on disk
+# before any byte is served (SPEC §4), and a 304, a HEAD or a caller's refusal leaves no
+# other record.
 # Nothing waits for an ``end``: it reaches the disk with the next record that does, or
 # with the kernel's writeback, so a power cut can lose the ``end`` of the last
 # downloads, never their ``start``.
@@ -31,18 +33,27 @@ class AuditUnavailableError(Exception):
     """A record could not be written; a download that needs it must not go ahead."""
 
 
-class AuditTrail:
-    """The file sink (when configured) seals the chain; the stdout sink repeats or seals."""
+class ChainedSink(Protocol):
+    """A sink that seals records into a chain of its own: the file, or the database."""
 
-    def __init__(self, file: FileSink | None, stdout: StdoutSink | None):
-        if file is None and stdout is None:
+    def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]: ...
+
+    def check(self) -> str | None: ...
+
+
+class AuditTrail:
+    """The chained sink (file or database, when configured) seals the chain; the stdout
+    sink repeats its records, or seals its own."""
+
+    def __init__(self, chained: ChainedSink | None, stdout: StdoutSink | None):
+        if chained is None and stdout is None:
             raise ValueError("an audit trail needs at least one sink")
-        self.file = file
+        self.chained = chained
         self.stdout = stdout
 
     def check(self) -> str | None:
         """Why a ``start`` record could not be written now (for readiness), or None."""
-        problems = [sink.check() for sink in (self.file, self.stdout) if sink is not None]
+        problems = [sink.check() for sink in (self.chained, self.stdout) if sink is not None]
         return "; ".join(problem for problem in problems if problem) or None
 
     def write(self, **fields: Any) -> dict[str, Any]:
@@ -73,9 +84,9 @@ class AuditTrail:
             raise AuditUnavailableError(str(error)) from error
 
     def _append(self, ordered: dict[str, Any], *, durable: bool) -> dict[str, Any]:
-        if self.file is None:
+        if self.chained is None:
             return self._stdout().append(ordered)
-        record = self.file.append(ordered, durable=durable)
+        record = self.chained.append(ordered, durable=durable)
         if self.stdout is not None:
             self.stdout.emit(record)
         return record
@@ -88,10 +99,10 @@ class AuditTrail:
 
 def make_audit_trail(settings: Settings) -> AuditTrail:
     """The sinks ``REPORTING_SVC_AUDIT_SINK`` names."""
-    file = (
-        FileSink(settings.audit_path, fsync=settings.audit_fsync)
-        if "file" in settings.audit_sink
-        else None
-    )
+    chained: ChainedSink | None = None
+    if "file" in settings.audit_sink:
+        chained = FileSink(settings.audit_path, fsync=settings.audit_fsync)
+    elif "postgres" in settings.audit_sink:
+        chained = DatabaseSink(settings.audit_database_url)
     stdout = StdoutSink() if "stdout" in settings.audit_sink else None
-    return AuditTrail(file, stdout)
+    return AuditTrail(chained, stdout)

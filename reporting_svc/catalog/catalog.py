@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from ..storage.record import JobRecord
 from . import queries
-from .engine import ProcessEngine
+from .engine import ProcessEngine, failure_of
 from .schema import SchemaError, upgrade
 from .tables import jobs
 
@@ -193,8 +193,6 @@ def _failures() -> Iterator[None]:
     try:
         yield
     except sa.exc.SQLAlchemyError as error:
-        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-        message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise CatalogError(f"{type(cause).__name__}: {message}".rstrip(": ")) from error
+        raise CatalogError(failure_of(error)) from error
     except SchemaError as error:
         raise CatalogError(str(error)) from error

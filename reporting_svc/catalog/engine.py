@@ -56,6 +56,13 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
+def failure_of(error: sa.exc.SQLAlchemyError) -> str:
+    """A database failure named by its driver's type and first line: never a URL."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {message}".rstrip(": ")
+
+
 class ProcessEngine:
     """One engine per process, made on first use: a forked child (a gunicorn worker)
     builds its own.

@@ -1,14 +1,19 @@
-"""Bringing a catalog database to the current schema with Alembic, run programmatically.
+"""Bringing a database to the current schema with Alembic, run programmatically.
 
-The revisions ship inside the package (``catalog/migrations``). Every process that opens
-the catalog makes sure it is current; the upgrade runs inside one write transaction that
-holds the database's lock (SQLite's write lock, a PostgreSQL advisory lock), so workers
-starting together upgrade it once and an interrupted upgrade leaves nothing half done.
+The revisions ship inside the package, in one migration home (``catalog/migrations``)
+with one folder per chain of revisions: ``versions`` for the catalog's jobs,
+``audit_versions`` for the audit trail's tables. Each chain has its own version table,
+so the two may share one database (the audit trail may live in the catalog's) and
+each is upgraded on its own. Every process that opens a database makes sure its chain
+is current; the upgrade runs inside one write transaction that holds the database's lock
+(SQLite's write lock, a PostgreSQL advisory lock), so workers starting together upgrade
+it once and an interrupted upgrade leaves nothing half done.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from alembic import command
@@ -18,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
 from .engine import WRITES
-from .tables import jobs
+from .tables import metadata as catalog_metadata
 
 SCRIPTS = "reporting_svc.catalog:migrations"
 #: pg_advisory_xact_lock's key for upgrades: any number no other tool of the database uses.
@@ -29,60 +34,107 @@ class SchemaError(Exception):
     """The database holds a schema this version does not know (a newer one)."""
 
 
-def current_revision(connection: sa.Connection) -> str | None:
-    """The database's revision, or None before the first upgrade."""
-    return MigrationContext.configure(connection).get_current_revision()
+@dataclass(frozen=True)
+class Migrations:
+    """One chain of revisions: the tables it builds, its folder and its version table."""
+
+    name: str
+    metadata: sa.MetaData
+    versions: str
+    version_table: str
+    lock: int
+
+    def current_revision(self, connection: sa.Connection) -> str | None:
+        """The database's revision of this chain, or None before its first upgrade."""
+        context = MigrationContext.configure(connection, opts={"version_table": self.version_table})
+        return context.get_current_revision()
+
+    def head(self) -> str:
+        """The newest revision of this chain that this version of the service ships."""
+        revision = _scripts(self).get_current_head()
+        assert revision is not None, "the package ships at least one revision"
+        return revision
+
+    def is_current(self, engine: sa.Engine) -> bool:
+        with engine.connect() as connection:
+            return self.current_revision(connection) == self.head()
+
+    def upgrade(self, engine: sa.Engine) -> tuple[str | None, str]:
+        """Apply the missing revisions; the revisions before and after. Keeps every row."""
+        connection = engine.connect().execution_options(**{WRITES: True})
+        with connection, connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock}
+                )
+            before = self.current_revision(connection)
+            if before == self.head():
+                return before, before
+            inspector = sa.inspect(connection)
+            if before is None and not any(inspector.has_table(t) for t in self.metadata.tables):
+                self._create(connection)
+                return before, self.head()
+            try:
+                command.upgrade(self.config(connection), "head")
+            except CommandError:
+                raise SchemaError(
+                    f"the {self.name} is at revision {before}, which this version does not "
+                    "know (a newer one?)"
+                ) from None
+        return before, self.head()
+
+    def config(self, connection: sa.Connection | None = None) -> Config:
+        """Alembic's configuration of this chain, run on ``connection``."""
+        config = Config()
+        config.set_main_option("script_location", SCRIPTS)
+        config.set_main_option("path_separator", "newline")
+        config.set_main_option("version_locations", self.versions)
+        config.attributes.update(
+            connection=connection, metadata=self.metadata, version_table=self.version_table
+        )
+        return config
+
+    def _create(self, connection: sa.Connection) -> None:
+        """A new database gets the current schema at once and is stamped with its revision,
+        as Alembic's cookbook builds one from scratch; a test checks that the revisions and
+        the tables module describe the same schema."""
+        self.metadata.create_all(connection)
+        context = MigrationContext.configure(connection, opts={"version_table": self.version_table})
+        context.stamp(_scripts(self), "head")
 
 
 @functools.cache
+def _scripts(migrations: Migrations) -> ScriptDirectory:
+    return ScriptDirectory.from_config(migrations.config())
+
+
+CATALOG = Migrations(
+    name="catalog",
+    metadata=catalog_metadata,
+    versions="reporting_svc.catalog:migrations/versions",
+    version_table="alembic_version",
+    lock=UPGRADE_LOCK,
+)
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    """The catalog's revision, or None before the first upgrade."""
+    return CATALOG.current_revision(connection)
+
+
 def head() -> str:
-    """The newest revision this version of the service ships."""
-    revision = _scripts().get_current_head()
-    assert revision is not None, "the package ships at least one revision"
-    return revision
+    """The newest catalog revision this version of the service ships."""
+    return CATALOG.head()
 
 
 def is_current(engine: sa.Engine) -> bool:
-    with engine.connect() as connection:
-        return current_revision(connection) == head()
+    return CATALOG.is_current(engine)
 
 
 def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
-    """Apply the missing revisions; returns the revisions before and after. Keeps every row."""
-    with engine.connect().execution_options(**{WRITES: True}) as connection, connection.begin():
-        if connection.dialect.name == "postgresql":
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
-        before = current_revision(connection)
-        if before == head():
-            return before, before
-        if before is None and not sa.inspect(connection).has_table(jobs.name):
-            _create(connection)
-            return before, head()
-        try:
-            command.upgrade(_config(connection), "head")
-        except CommandError:
-            raise SchemaError(
-                f"the catalog is at revision {before}, which this version does not know "
-                "(a newer one?)"
-            ) from None
-    return before, head()
-
-
-def _create(connection: sa.Connection) -> None:
-    """A new database gets the current schema at once and is stamped with its revision,
-    as Alembic's cookbook builds one from scratch; a test checks that the revisions and
-    ``tables`` describe the same schema."""
-    jobs.metadata.create_all(connection)
-    MigrationContext.configure(connection).stamp(_scripts(), "head")
-
-
-@functools.cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+    """Apply the missing catalog revisions; returns the revisions before and after."""
+    return CATALOG.upgrade(engine)
 
 
 def _config(connection: sa.Connection | None = None) -> Config:
-    config = Config()
-    config.set_main_option("script_location", SCRIPTS)
-    config.attributes["connection"] = connection
-    return config
+    return CATALOG.config(connection)

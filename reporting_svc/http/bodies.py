@@ -1,7 +1,8 @@
 """The response body that sends one stored byte range and says, when it closes, how much.
 
 The count feeds the audit trail's ``end`` record: a client that disconnects, or a store
-that fails, half way leaves ``complete: false``.
+that fails, half way leaves ``complete: false``. Closing also gives back the download
+slot the body holds (http/admission.py), whatever the count callback does.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ class TrackedBody:
     the connection short of Content-Length: never a complete-looking file.
     """
 
-    def __init__(self, body: BinaryIO, start: int, length: int):
+    def __init__(
+        self, body: BinaryIO, start: int, length: int, *, release: Callable[[], None] | None = None
+    ):
         self.body = body
         self.start = start
         self.length = length
         self.sent = 0
         self.on_close: Callable[[int], None] | None = None
+        self.release = release
         self._closed = False
 
     def read(self, size: int = -1) -> bytes:
@@ -50,9 +54,16 @@ class TrackedBody:
         return self.body.fileno()
 
     def close(self) -> None:
-        """Close the store's body and report the count, exactly once."""
-        self.body.close()
-        if not self._closed:
-            self._closed = True
+        """Close the store's body, report the count and give back the slot, exactly once;
+        the slot even when closing the store's body or reporting the count fails."""
+        if self._closed:
+            self.body.close()
+            return
+        self._closed = True
+        try:
+            self.body.close()
             if self.on_close is not None:
                 self.on_close(self.sent)
+        finally:
+            if self.release is not None:
+                self.release()

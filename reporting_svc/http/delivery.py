@@ -22,6 +22,7 @@ from ..settings import Settings, SettingsError
 from ..storage import Store
 from ..storage.base import FileMissing, Offer
 from ..storage.record import JobRecord
+from .admission import Admission
 from .attachment import content_disposition
 from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
@@ -107,23 +108,31 @@ class StreamDelivery(Delivery):
     """The worker sends the span through the WSGI file wrapper, from any store.
 
     Under gunicorn a local file goes by sendfile; a body without a descriptor (S3's) is
-    read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode.
+    read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode. Each
+    body holds one of the process's ``limit`` download slots until it closes; past them a
+    download is refused at once (TooManyDownloads), before the store is asked.
     """
 
-    def __init__(self, store: Store, block_size: int, *, name: str = "stream"):
+    def __init__(self, store: Store, block_size: int, limit: int, *, name: str = "stream"):
         self.name = name
         super().__init__(store)
         self.block_size = block_size
+        self.admission = Admission(limit)
 
     def send(
         self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
     ) -> Response:
-        stored = self.store.open_range(record, answer.start, answer.length)
-        if stored.size != record.size:
-            stored.body.close()
-            raise ReportFileUnavailable(MISMATCH)
-        body = TrackedBody(stored.body, answer.start, answer.length)
-        wrapped = wrap_file(request.environ, body, self.block_size)  # type: ignore[arg-type]
+        release = self.admission.admit()
+        try:
+            stored = self.store.open_range(record, answer.start, answer.length)
+            if stored.size != record.size:
+                stored.body.close()
+                raise ReportFileUnavailable(MISMATCH)
+            body = TrackedBody(stored.body, answer.start, answer.length, release=release)
+            wrapped = wrap_file(request.environ, body, self.block_size)  # type: ignore[arg-type]
+        except BaseException:
+            release()
+            raise
         return FileResponse(body, answer.status, headers, wrapped)
 
 
@@ -137,8 +146,8 @@ class AccelDelivery(StreamDelivery):
 
     needs = frozenset({Offer.INTERNAL_PATH})
 
-    def __init__(self, store: Store, prefix: str):
-        super().__init__(store, BLOCK_SIZE, name="x-accel")
+    def __init__(self, store: Store, prefix: str, limit: int):
+        super().__init__(store, BLOCK_SIZE, limit, name="x-accel")
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def send(
@@ -173,8 +182,8 @@ class RelayDelivery(AccelDelivery):
 
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, prefix: str, expires: int):
-        super().__init__(store, prefix)
+    def __init__(self, store: Store, prefix: str, limit: int, expires: int):
+        super().__init__(store, prefix, limit)
         self.expires = expires
 
     def send(
@@ -201,8 +210,8 @@ class RedirectDelivery(StreamDelivery):
 
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, block_size: int, expires: int):
-        super().__init__(store, block_size, name="redirect")
+    def __init__(self, store: Store, block_size: int, limit: int, expires: int):
+        super().__init__(store, block_size, limit, name="redirect")
         self.expires = expires
 
     def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
@@ -224,14 +233,16 @@ class RedirectDelivery(StreamDelivery):
 
 def make_delivery(settings: Settings, store: Store) -> Delivery:
     """The delivery mode the settings choose, for whichever store they built."""
-    mode = settings.delivery
+    mode, limit = settings.delivery, settings.download_limit
     relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
     if mode == "x-accel" and relayed:
-        return RelayDelivery(store, settings.x_accel_prefix, settings.x_accel_presign_expires)
+        return RelayDelivery(
+            store, settings.x_accel_prefix, limit, settings.x_accel_presign_expires
+        )
     if mode == "x-accel":
-        return AccelDelivery(store, settings.x_accel_prefix)
+        return AccelDelivery(store, settings.x_accel_prefix, limit)
     if mode == "redirect":
-        return RedirectDelivery(store, settings.s3_chunk_size, settings.presign_expires)
+        return RedirectDelivery(store, settings.s3_chunk_size, limit, settings.presign_expires)
     if mode == "proxy":
-        return StreamDelivery(store, settings.s3_chunk_size, name="proxy")
-    return StreamDelivery(store, BLOCK_SIZE)
+        return StreamDelivery(store, settings.s3_chunk_size, limit, name="proxy")
+    return StreamDelivery(store, BLOCK_SIZE, limit)

@@ -32,12 +32,14 @@ S3_DELIVERY = {"proxy": "proxy", "s3 x-accel": "x-accel"}
 class Deployment:
     """``reporting-svc serve`` (behind nginx for x-accel) with published reports and a token.
 
-    ``url`` is where clients connect (nginx's address for x-accel, gunicorn's otherwise);
-    ``master`` is the gunicorn master's pid and ``stderr`` its log file.
+    ``url`` is where clients connect (nginx's address for x-accel, gunicorn's otherwise),
+    ``service_url`` gunicorn's own (health and metrics are not proxied); ``master`` is the
+    gunicorn master's pid and ``stderr`` its log file.
     """
 
     mode: str
     url: str
+    service_url: str
     env: dict[str, str]
     token: str
     master: int
@@ -74,9 +76,13 @@ def deploy(
     moto: str | None = None,
     workers: int = 4,
     nginx: bool = False,
+    sparse: dict[str, int] | None = None,
     **extra_env: str,
 ) -> Deployment:
     """Publish ``reports`` (file name to content) and serve them in ``mode``.
+
+    ``sparse`` names reports of that many zero bytes, written as sparse files so a report
+    far larger than every socket buffer costs no disk and no memory to make.
 
     ``stream`` is gunicorn alone, ``x-accel`` gunicorn behind config/nginx.conf, ``proxy``
     gunicorn on an S3 store in a fresh bucket of the S3 server at ``moto``, ``s3 x-accel``
@@ -99,21 +105,27 @@ def deploy(
     store = make_test_store(settings)
     upstream = folder / "upstream"
     upstream.mkdir()
-    jobs = {}
+    for name, size in (sparse or {}).items():
+        with (upstream / name).open("wb") as handle:
+            handle.truncate(size)
     for name, content in reports.items():
         (upstream / name).write_bytes(content)
+    jobs = {}
+    for name in [*reports, *(sparse or {})]:
         record = publish_report(
             store, upstream / name, report_name="Subject Data Extract", mode="test", study_id=STUDY
         )
         jobs[name] = record.id
-    base = processes.serve(env)
-    port = urlsplit(base).port
+    service = processes.serve(env)
+    port = urlsplit(service).port
     [master] = [p.pid for p in processes.started if f"127.0.0.1:{port}" in p.args]
+    base = service
     if nginx or mode.endswith("x-accel"):
-        base = processes.behind_nginx(base, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
+        base = processes.behind_nginx(service, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
     return Deployment(
         mode=mode,
         url=base,
+        service_url=service,
         env=env,
         token=mint_token(settings, "alice", [parse_grant(GRANT)], ttl=3600),
         master=master,

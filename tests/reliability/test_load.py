@@ -33,6 +33,9 @@ REPORTS = {
     "large.bin": os.urandom(8 * 1024 * 1024 + 5),
 }
 DIGESTS = {name: hashlib.sha256(content).hexdigest() for name, content in REPORTS.items()}
+# Enough threads (and so download slots) that no client of the load is ever refused as
+# busy: this test checks what is sent, tests/reliability/test_slow_clients.py capacity.
+ROOMY = {"GUNICORN_THREADS": str(CONCURRENCY + 2)}
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def test_mixed_load_sends_every_byte_right_and_leaves_exactly_the_prescribed_rec
     with ThreadPoolExecutor(max_workers=3) as pool:
         deployments = list(
             pool.map(
-                lambda mode: deploy(processes, mode, REPORTS, moto=moto_server),
+                lambda mode: deploy(processes, mode, REPORTS, moto=moto_server, **ROOMY),
                 ["stream", "x-accel", "proxy"],
             )
         )

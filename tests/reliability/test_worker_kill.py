@@ -159,7 +159,11 @@ def test_killed_worker_fails_only_its_own_connections_and_is_replaced(
     killer, gunicorn's own timeout) lands there sooner or later under load. Then every
     worker refuses downloads (503) until ``audit repair`` has run, and serves them after.
     """
-    deployment = deploy(processes, "stream", REPORTS, workers=WORKERS)
+    # One worker alone has a download slot for every client: none is refused as busy
+    # while the others are being killed.
+    deployment = deploy(
+        processes, "stream", REPORTS, workers=WORKERS, GUNICORN_THREADS=str(CLIENTS + 2)
+    )
     host, port = deployment.address()
     workers = wait_for_workers(deployment.master, WORKERS)
     assert len(workers) == WORKERS

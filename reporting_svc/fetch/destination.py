@@ -1,0 +1,150 @@
+"""The destination folder: which name each job gets, its ``.part`` and its state, completion.
+
+A download in progress is ``NAME.part`` plus ``.reporting-svc/partial/<id>.json`` (its
+name, the server's ETag for ``If-Range``, size and digest), so a later run resumes it.
+Names are claimed under a lock, so parallel downloads never share a file; every path is
+checked to be directly inside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .failures import JobFailed
+from .manifest import STATE_DIR, SUMS_NAME, Entry, Manifest, now, sync_directory, write_atomically
+from .naming import safe_file_name, with_download_id
+
+PART_SUFFIX = ".part"
+RESERVED = frozenset({STATE_DIR.casefold(), SUMS_NAME.casefold()})
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A download under way: where its bytes go and what the server said about the file."""
+
+    downloadId: str  # noqa: N815 - the API's name for it
+    file: str
+    etag: str | None
+    size: int | None
+    sha256: str | None
+
+
+class Destination:
+    """One folder of downloads, shared by the fetch's threads."""
+
+    def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        self.partials = self.root / STATE_DIR / "partial"
+        self.partials.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.root)
+        self._lock = threading.Lock()
+        self._claims = {partial.file.casefold(): partial.downloadId for partial in self._saved()}
+
+    def present(self, download_id: str, sha256: str | None = None) -> Entry | None:
+        """The manifest's entry when its file is still there at its size (and, when the
+        listing gives one, the same SHA-256); None means fetch it."""
+        entry = self.manifest.entries.get(download_id)
+        if entry is None or (sha256 is not None and entry.sha256 != sha256):
+            return None
+        path = self.path(entry.file)
+        return entry if path.is_file() and path.stat().st_size == entry.size else None
+
+    def partial(self, download_id: str) -> Partial | None:
+        """The download of this job left by an earlier run, if its ``.part`` is still there."""
+        partial = _read_state(self._state_path(download_id))
+        if partial is None:
+            return None
+        if not self.part_path(partial).is_file():
+            self.discard(partial)
+            return None
+        return partial
+
+    def begin(
+        self,
+        download_id: str,
+        server_name: str | None,
+        *,
+        etag: str | None,
+        size: int | None,
+        sha256: str | None,
+    ) -> Partial:
+        """Claim a safe name for the job, save its state and create an empty ``.part``."""
+        with self._lock:
+            name = self._name_for(download_id, safe_file_name(server_name))
+            self._claims[name.casefold()] = download_id
+        partial = Partial(download_id, name, etag, size, sha256)
+        write_atomically(self._state_path(download_id), json.dumps(asdict(partial)).encode())
+        self.part_path(partial).open("wb").close()
+        return partial
+
+    def discard(self, partial: Partial) -> None:
+        """Forget a download: its ``.part``, its state and its claim on the name."""
+        self.part_path(partial).unlink(missing_ok=True)
+        self._state_path(partial.downloadId).unlink(missing_ok=True)
+        with self._lock:
+            self._claims.pop(partial.file.casefold(), None)
+
+    def complete(self, partial: Partial, size: int, sha256: str) -> Entry:
+        """Rename the verified (and already fsynced) ``.part`` into place and record it."""
+        os.replace(self.part_path(partial), self.path(partial.file))
+        sync_directory(self.root)
+        entry = Entry(partial.downloadId, partial.file, size, sha256, partial.etag, now())
+        with self._lock:
+            self.manifest.record(entry)
+        self._state_path(partial.downloadId).unlink(missing_ok=True)
+        return entry
+
+    def path(self, name: str) -> Path:
+        """``name`` inside the folder; anything that would land elsewhere is refused."""
+        path = self.root / name
+        if path.parent != self.root or name in ("", ".", ".."):
+            raise JobFailed(f"refusing the file name {name!r}: it is not a plain name")
+        return path
+
+    def part_path(self, partial: Partial) -> Path:
+        return self.path(partial.file + PART_SUFFIX)
+
+    def _name_for(self, download_id: str, name: str) -> str:
+        """The job's own earlier name, else ``name``, else ``name`` with the id appended."""
+        earlier = self.manifest.entries.get(download_id)
+        if earlier is not None:
+            return earlier.file
+        for candidate in (name, with_download_id(name, download_id)):
+            if not self._taken(candidate, download_id):
+                return candidate
+        raise JobFailed(f"no free file name for {name!r}")
+
+    def _taken(self, name: str, download_id: str) -> bool:
+        key = name.casefold()
+        owners = {
+            entry.file.casefold(): entry.downloadId for entry in self.manifest.entries.values()
+        }
+        owner = self._claims.get(key) or owners.get(key)
+        if owner is not None:
+            return owner != download_id
+        existing = {child.name.casefold() for child in self.root.iterdir()}
+        return key in RESERVED or key in existing or key + PART_SUFFIX in existing
+
+    def _saved(self) -> list[Partial]:
+        states = (_read_state(path) for path in self.partials.glob("*.json"))
+        return [partial for partial in states if partial is not None]
+
+    def _state_path(self, download_id: str) -> Path:
+        return self.partials / f"{download_id}.json"
+
+
+def _read_state(path: Path) -> Partial | None:
+    """A saved download's state; one that cannot be read is removed (its ``.part`` is then
+    an orphan the next download of that job overwrites)."""
+    try:
+        return Partial(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, OSError):
+        path.unlink(missing_ok=True)
+        return None

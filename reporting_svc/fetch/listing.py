@@ -1,0 +1,80 @@
+"""Paging through downloadList (SPEC §5) until ``hasMore`` is ``"false"``.
+
+Runs are newest first, so a run published while we page pushes older ones to later
+offsets: a run may then come twice (it is yielded once), never not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..api.paths import DOWNLOAD_LIST
+from ..ids import normalise_guid
+from .download import Job
+from .failures import AuthenticationFailed, FetchError, JobFailed
+from .transport import Client
+
+PAGE_SIZE = 200
+HAS_MORE = {"true": True, "false": False}
+
+
+class ListingError(FetchError):
+    """The server's listing does not read as SPEC §5 says; no job can be trusted from it."""
+
+
+Page = Callable[[Callable[[], dict[str, Any]]], dict[str, Any]]
+
+
+def list_runs(
+    client: Client, query: dict[str, str], retried: Page, *, page_size: int = PAGE_SIZE
+) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """Each listed run once, as a job and the listing's own fields; ``retried(fetch_page)``
+    runs one page request under the retry policy."""
+    offset, seen = 0, set()
+    while True:
+        params = {**query, "limit": str(page_size), "offset": str(offset)}
+        result = retried(functools.partial(_page, client, params))
+        runs = result.get("reportRunStatus")
+        more = HAS_MORE.get(str(result.get("hasMore")))
+        if not isinstance(runs, list) or more is None:
+            raise ListingError("the listing has no reportRunStatus list or no hasMore")
+        for run in runs:
+            job = _job(run)
+            if job.downloadId not in seen:
+                seen.add(job.downloadId)
+                yield job, run
+        if not more:
+            return
+        if not runs:
+            raise ListingError(f'hasMore is "true" but the page at offset {offset} is empty')
+        offset += len(runs)
+
+
+def _page(client: Client, params: dict[str, str]) -> dict[str, Any]:
+    """One page's ``result``; a 403 (no grant for the study) is the caller's, like a 401."""
+    try:
+        with client.get(DOWNLOAD_LIST, params=params) as response:
+            body = response.json()
+    except JobFailed as error:
+        if error.status == 403:
+            raise AuthenticationFailed(f"the server refused the listing: {error}") from None
+        raise
+    except ValueError:
+        raise ListingError("the listing is not JSON") from None
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        raise ListingError("the listing has no result")
+    return result
+
+
+def _job(run: Any) -> Job:
+    """A listed run as a job; its id must be a GUID, as it becomes part of a file name."""
+    try:
+        download_id = normalise_guid(str(run["downloadId"]))
+        sha256 = str(run["sha256"]).lower() if run.get("sha256") else None
+        size = int(run["size"]) if run.get("size") is not None else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ListingError(f"a listed run has no valid downloadId: {str(run)[:200]}") from None
+    return Job(download_id, sha256, size)

@@ -1,0 +1,115 @@
+"""What ``reporting-svc fetch`` is asked to do: its command line, checked and typed."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..ids import normalise_guid
+from .credentials import TOKEN_VARIABLE
+
+TENANT = "null"
+MODES = ("test", "active", "training")
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """One fetch: a study (or the tenant, ``study`` None) to page through, or one job."""
+
+    url: str
+    dest: Path
+    job_id: str | None = None
+    study: str | None = None
+    mode: str | None = None
+    report_id: str | None = None
+    report_name: str | None = None
+    parallel: int = 2
+    json: bool = False
+    dry_run: bool = False
+    retries: int = 6
+    timeout: float = 60.0
+    token_file: Path | None = None
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fetch``; argparse turns a bad one into exit status 2.
+
+    No abbreviations: ``--token SECRET`` must be an error, not ``--token-file SECRET``.
+    """
+    parser.allow_abbrev = False
+    parser.description = (
+        "Download a study's reports, or one job, into DIR: resume, verify, keep a manifest. "
+        f"The token comes from ${TOKEN_VARIABLE} or --token-file, never from an argument."
+    )
+    parser.add_argument("--url", required=True, type=_base_url, help="the service's base URL")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--study", type=_study, metavar="ID|null", help="every run of a study")
+    what.add_argument("--id", dest="job_id", type=_guid, metavar="JOB", help="one report job")
+    parser.add_argument("--mode", type=_mode, choices=MODES, help="only runs of this mode")
+    parser.add_argument("--report-id", type=_guid, metavar="G", help="only runs of this report")
+    parser.add_argument("--report-name", metavar="N", help="only runs of this report name")
+    parser.add_argument("--dest", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--parallel", type=_positive, default=2, metavar="K")
+    parser.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be fetched")
+    parser.add_argument("--retries", type=_positive, default=6, metavar="N")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument("--token-file", type=Path, metavar="F", help="re-read before each request")
+
+
+def options_from(args: argparse.Namespace) -> FetchOptions:
+    """The parsed command line as options; the study ``null`` becomes the tenant (None)."""
+    tenant_or_study = None if args.study in (None, TENANT) else args.study
+    return FetchOptions(
+        url=args.url,
+        dest=args.dest,
+        job_id=args.job_id,
+        study=tenant_or_study,
+        mode=args.mode,
+        report_id=args.report_id,
+        report_name=args.report_name,
+        parallel=args.parallel,
+        json=args.json,
+        dry_run=args.dry_run,
+        retries=args.retries,
+        timeout=args.timeout,
+        token_file=args.token_file,
+    )
+
+
+def listing_study(options: FetchOptions) -> str:
+    """The ``studyId`` of a downloadList query: the study GUID, or ``null`` for the tenant."""
+    return options.study or TENANT
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError("the URL takes no credentials, query or fragment")
+    return value.rstrip("/")
+
+
+def _guid(value: str) -> str:
+    try:
+        return normalise_guid(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r}: {error}") from None
+
+
+def _study(value: str) -> str:
+    return TENANT if value.lower() in ("", TENANT) else _guid(value)
+
+
+def _mode(value: str) -> str:
+    return value.lower()
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number

@@ -1,0 +1,211 @@
+"""The whole fetch in study mode against a tiny server that speaks SPEC §1 and §5.
+
+The live downloadList is not on main yet; these pin the client's side of the contract:
+paging, skipping what is verified, a new run fetched alone, dry runs, exit statuses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from reporting_svc.api.paths import DOWNLOAD, DOWNLOAD_LIST
+from reporting_svc.fetch.command import run
+from reporting_svc.fetch.options import FetchOptions
+from reporting_svc.http.attachment import content_disposition
+from tests.fetch.conftest import Recorder
+
+Server = Callable[[Callable[[Request], Response]], Recorder]
+STUDY = "CFD8129A430A473C8A02F4BA5DAAD865"
+TOKEN = "study-token"
+
+
+@dataclass
+class Report:
+    downloadId: str  # noqa: N815
+    fileName: str  # noqa: N815
+    content: bytes
+    mode: str = "test"
+    listed_sha256: str | None = None
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            "downloadId": self.downloadId,
+            "studyId": STUDY,
+            "mode": self.mode,
+            "reportName": "Subject Data Extract",
+            "fileName": self.fileName,
+            "size": len(self.content),
+            "sha256": self.listed_sha256 or hashlib.sha256(self.content).hexdigest(),
+        }
+
+
+@dataclass
+class Spec:
+    """SPEC §5's list, newest first, and §1's download with ranges, ETag and Repr-Digest."""
+
+    reports: list[Report] = field(default_factory=list)
+    list_status: int = 200
+
+    def publish(self, number: int, name: str = "extract.csv", **options: Any) -> Report:
+        report = Report(f"{number:032X}", name, f"run {number}\n".encode() * 1000, **options)
+        self.reports.insert(0, report)
+        return report
+
+    def __call__(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return Response(
+                status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        if request.path == DOWNLOAD_LIST:
+            return self.listing(request)
+        return self.download(request)
+
+    def listing(self, request: Request) -> Response:
+        if self.list_status != 200:
+            return Response(status=self.list_status)
+        mode = request.args.get("mode")
+        runs = [r.listing() for r in self.reports if mode in (None, r.mode)]
+        limit, offset = int(request.args["limit"]), int(request.args["offset"])
+        page = runs[offset : offset + limit]
+        result = {
+            "hasMore": "true" if offset + len(page) < len(runs) else "false",
+            "totalResults": len(runs),
+            "count": len(page),
+            "limit": limit,
+            "offset": offset,
+            "reportId": None,
+            "reportRunStatus": page,
+        }
+        return Response(json.dumps({"status": "success", "errorData": None, "result": result}))
+
+    def download(self, request: Request) -> Response:
+        assert request.path == DOWNLOAD
+        [report] = [r for r in self.reports if r.downloadId == request.args["id"]]
+        digest = hashlib.sha256(report.content).digest()
+        response = Response(
+            io.BytesIO(report.content),
+            headers={
+                "Content-Disposition": content_disposition(report.fileName),
+                "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:",
+            },
+            direct_passthrough=True,
+        )
+        response.set_etag(digest.hex())
+        return response.make_conditional(
+            request, accept_ranges=True, complete_length=len(report.content)
+        )
+
+
+@pytest.fixture
+def spec(server: Server) -> tuple[Spec, Recorder]:
+    served = Spec()
+    return served, server(served)
+
+
+def fetch(url: str, dest: Path, **options: Any) -> tuple[int, list[dict[str, Any]]]:
+    out = io.StringIO()
+    monkey_env = {"REPORTING_SVC_TOKEN": TOKEN}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in monkey_env.items():
+            patch.setenv(name, value)
+        status = run(
+            FetchOptions(url=url, dest=dest, study=STUDY, json=True, **options), stdout=out
+        )
+    return status, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def kinds(events: list[dict[str, Any]], kind: str) -> list[str]:
+    return [e["downloadId"] for e in events if e["event"] == kind]
+
+
+def test_a_study_is_fetched_page_by_page_then_nothing_then_only_the_new_run(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    for number in range(1, 31):
+        served.publish(number, mode="test" if number % 2 else "active")
+    dest = tmp_path / "study"
+
+    first = fetch(server.url, dest, parallel=3)
+    requests_before = len(server.requests)
+    second = fetch(server.url, dest)
+    downloads_in_second = [r for r in server.requests[requests_before:] if r.path == DOWNLOAD]
+    new = served.publish(31)
+    third = fetch(server.url, dest)
+
+    assert first[0] == 0 and len(kinds(first[1], "verified")) == 30
+    assert len(kinds(first[1], "listed")) == 30
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=dest).returncode == 0
+    assert (
+        second[0] == 0
+        and kinds(second[1], "verified") == []
+        and len(kinds(second[1], "skipped")) == 30
+    )
+    assert downloads_in_second == []
+    assert third[0] == 0 and kinds(third[1], "verified") == [new.downloadId]
+    names = sorted(p.name for p in dest.iterdir() if p.is_file())
+    assert len(names) == 32 and "extract.csv" in names and f"extract-{new.downloadId}.csv" in names
+
+
+def test_mode_filters_the_listing(spec: tuple[Spec, Recorder], tmp_path: Path) -> None:
+    served, server = spec
+    served.publish(1, mode="active")
+    wanted = served.publish(2, mode="test")
+
+    status, events = fetch(server.url, tmp_path, mode="test")
+
+    assert status == 0 and kinds(events, "verified") == [wanted.downloadId]
+    assert {r.args.get("mode") for r in server.requests if r.path == DOWNLOAD_LIST} == {"test"}
+
+
+def test_a_dry_run_lists_and_plans_but_downloads_nothing(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+
+    status, events = fetch(server.url, tmp_path / "d", dry_run=True)
+
+    assert status == 0
+    assert [e["event"] for e in events] == ["listed", "planned"]
+    assert events[0]["downloadId"] == report.downloadId
+    assert not [r for r in server.requests if r.path == DOWNLOAD]
+
+
+def test_a_run_whose_bytes_never_match_its_listing_fails_alone_with_exit_1(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    good = served.publish(1)
+    bad = served.publish(2, listed_sha256="0" * 64)
+
+    status, events = fetch(server.url, tmp_path)
+
+    assert status == 1
+    assert kinds(events, "verified") == [good.downloadId]
+    assert kinds(events, "failed") == [bad.downloadId]
+    assert not list(tmp_path.glob("*.part"))
+
+
+@pytest.mark.parametrize("list_status", [401, 403])
+def test_a_refused_listing_exits_2(
+    spec: tuple[Spec, Recorder], tmp_path: Path, list_status: int
+) -> None:
+    served, server = spec
+    served.list_status = list_status
+
+    status, events = fetch(server.url, tmp_path)
+
+    assert status == 2
+    assert events == []

@@ -1,0 +1,64 @@
+"""The fetch command line: what it accepts, and that a token is never one of its arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from reporting_svc import cli
+from reporting_svc.fetch.options import FetchOptions, listing_study, options_from
+
+JOB = "6a7c29dd-0112-41df-be1b-64399283c860"
+
+
+def parse(*args: str) -> FetchOptions:
+    return options_from(cli._parser().parse_args(["fetch", *args]))
+
+
+def test_one_job_is_normalised_and_the_url_loses_its_trailing_slash() -> None:
+    options = parse("--url", "https://reports.example.com/", "--id", JOB, "--dest", "out")
+
+    assert options.job_id == "6A7C29DD011241DFBE1B64399283C860"
+    assert options.url == "https://reports.example.com"
+
+
+@pytest.mark.parametrize(
+    ("study", "expected"),
+    [("null", "null"), ("NULL", "null"), (JOB, "6A7C29DD011241DFBE1B64399283C860")],
+)
+def test_a_study_or_the_tenant_is_what_the_listing_is_asked_for(study: str, expected: str) -> None:
+    options = parse("--url", "http://h", "--study", study, "--mode", "ACTIVE", "--dest", "out")
+
+    assert listing_study(options) == expected
+    assert options.mode == "active"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--token", "secret"],
+        ["--url", "http://h", "--dest", "d"],
+        ["--url", "http://h", "--id", JOB, "--study", "null", "--dest", "d"],
+        ["--url", "ftp://h", "--id", JOB, "--dest", "d"],
+        ["--url", "http://user:pw@h", "--id", JOB, "--dest", "d"],
+        ["--url", "http://h", "--id", "../../x", "--dest", "d"],
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--parallel", "0"],
+        ["--url", "http://h", "--study", "null", "--mode", "prod", "--dest", "d"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["fetch", *args])
+
+    assert exited.value.code == 2
+
+
+def test_fetch_needs_no_service_settings(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
+    monkeypatch.setenv("REPORTING_SVC_CONFIG", str(tmp_path / "missing.toml"))
+    monkeypatch.delenv("REPORTING_SVC_TOKEN", raising=False)
+
+    status = cli.main(
+        ["fetch", "--url", "http://127.0.0.1:9", "--id", JOB, "--dest", str(tmp_path / "d")]
+    )
+
+    assert status == 2
+    assert "set REPORTING_SVC_TOKEN or pass --token-file" in capsys.readouterr().err

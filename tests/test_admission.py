@@ -1,0 +1,238 @@
+"""Admission control: a process sends at most its limit of downloads, and every way a
+download ends gives its slot back (SPEC §1 Capacity)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
+
+from reporting_svc.errors import TooManyDownloads
+from reporting_svc.http import admission as admission_module
+from reporting_svc.http.admission import Admission
+from reporting_svc.http.bodies import TrackedBody
+from reporting_svc.storage import StoreError
+from tests.conftest import BUCKET, DOWNLOAD, error_of
+
+CONTENT = os.urandom(3 * 1024 * 1024 + 5)
+S3 = {"store": "s3", "s3_bucket": BUCKET, "s3_region": "us-east-1", "s3_chunk_size": 65536}
+
+
+@pytest.fixture
+def settings(make_settings: Any, request: Any) -> Any:
+    """One download slot; a test adds settings by parametrizing this fixture indirectly."""
+    extra: dict[str, Any] = getattr(request, "param", {})
+    if extra.get("store") == "s3":
+        request.getfixturevalue("s3_bucket")
+    return make_settings(max_downloads_per_worker=1, **extra)
+
+
+@pytest.fixture
+def job(publish: Any) -> Any:
+    return publish(CONTENT, "extract.bin")
+
+
+@pytest.fixture
+def fetch(client: FlaskClient, bearer: str, job: Any) -> Callable[..., Any]:
+    """Start a download of the job without reading its body: ``fetch(method=, headers=)``."""
+
+    def call(method: str = "GET", headers: dict[str, str] | None = None) -> Any:
+        return client.open(
+            DOWNLOAD,
+            method=method,
+            query_string={"id": job.id},
+            headers={"Authorization": f"Bearer {bearer}", **(headers or {})},
+            buffered=False,
+        )
+
+    return call
+
+
+@contextmanager
+def slot_taken(fetch: Callable[..., Any]) -> Iterator[Any]:
+    """A download in flight, its body unread, for as long as the block runs."""
+    response = fetch()
+    try:
+        assert response.status_code == 200
+        yield response
+    finally:
+        response.close()
+
+
+def admits_another(fetch: Callable[..., Any]) -> bool:
+    """Whether a download now starts (200) rather than being refused as busy (503)."""
+    response = fetch()
+    response.close()
+    assert response.status_code in (200, 503)
+    return bool(response.status_code == 200)
+
+
+def refused_busy() -> float:
+    return REGISTRY.get_sample_value("reporting_downloads_refused_busy_total") or 0.0
+
+
+def test_a_download_past_the_limit_is_refused_at_once_with_503_and_retry_after(
+    fetch: Callable[..., Any], audit_records: Any
+) -> None:
+    before = refused_busy()
+    with slot_taken(fetch):
+        response = fetch(headers={"X-Request-ID": "past-the-limit"})
+
+    assert response.status_code == 503
+    data = error_of(response)
+    assert data["errorMessage"] == "Too many downloads in progress"
+    assert response.headers["Retry-After"].isdigit()
+    assert response.headers["X-Request-ID"] == "past-the-limit"
+    assert refused_busy() == before + 1
+    [record] = [r for r in audit_records() if r["requestId"] == "past-the-limit"]
+    assert (record["event"], record["status"], record["delivery"]) == ("refused", 503, "stream")
+
+
+def test_a_download_that_was_read_whole_gives_its_slot_back(fetch: Callable[..., Any]) -> None:
+    with slot_taken(fetch) as response:
+        assert response.get_data() == CONTENT
+
+    assert admits_another(fetch)
+
+
+def test_a_client_that_disconnects_half_way_gives_its_slot_back(
+    fetch: Callable[..., Any],
+) -> None:
+    with slot_taken(fetch) as response:
+        first = next(iter(response.response))
+        assert 0 < len(first) < len(CONTENT)
+        assert not admits_another(fetch)
+
+    assert admits_another(fetch)
+
+
+@pytest.mark.parametrize("settings", [S3], ids=["s3-proxy"], indirect=True)
+def test_a_store_failing_mid_stream_gives_the_slot_back(
+    fetch: Callable[..., Any], store: Any, fail_mid_stream: Callable[[], None], monkeypatch: Any
+) -> None:
+    real_open_range = store.open_range
+    fail_mid_stream()
+    with slot_taken(fetch) as response, pytest.raises(StoreError):
+        list(response.response)
+
+    monkeypatch.setattr(store, "open_range", real_open_range)
+    assert admits_another(fetch)
+
+
+@pytest.mark.parametrize(
+    "settings", [{"audit_file": "/dev/full"}], ids=["audit-disk-full"], indirect=True
+)
+def test_a_download_whose_start_record_fails_gives_the_slot_back(
+    fetch: Callable[..., Any], app: Any
+) -> None:
+    response = fetch()
+    response.close()
+    assert error_of(response)["errorMessage"] == "Audit trail unavailable"
+
+    # Every download is refused while the trail is unwritable: ask the slots themselves.
+    release = app.extensions["reporting_svc"].delivery.admission.admit()
+    release()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["store-unreachable", "file-shorter-than-its-record"],
+)
+def test_a_download_that_fails_before_its_body_gives_the_slot_back(
+    fetch: Callable[..., Any], store: Any, job: Any, monkeypatch: Any, failure: str
+) -> None:
+    real_open_range = store.open_range
+    if failure == "store-unreachable":
+
+        def broken(*args: Any) -> Any:
+            raise StoreError("connection refused")
+
+        monkeypatch.setattr(store, "open_range", broken)
+        expected = 503
+    else:
+        path = store.root / "jobs" / job.id / "content"
+        path.write_bytes(CONTENT[:-1])
+        expected = 500
+
+    response = fetch()
+    response.close()
+    assert response.status_code == expected
+
+    monkeypatch.setattr(store, "open_range", real_open_range)
+    if failure != "store-unreachable":
+        path.write_bytes(CONTENT)
+    assert admits_another(fetch)
+
+
+@pytest.mark.parametrize(
+    ("settings", "method", "headers", "status"),
+    [
+        ({}, "HEAD", {}, 200),
+        ({}, "GET", {"If-None-Match": "*"}, 304),
+        ({"local_delivery": "x-accel"}, "GET", {}, 200),
+    ],
+    ids=["head", "not-modified", "x-accel"],
+    indirect=["settings"],
+)
+def test_answers_that_send_no_bytes_from_the_worker_take_no_slot(
+    fetch: Callable[..., Any], method: str, headers: dict[str, str], status: int
+) -> None:
+    with slot_taken(fetch):
+        response = fetch(method, headers)
+        response.close()
+
+    assert response.status_code == status
+
+
+def test_health_is_answered_while_every_slot_is_taken(
+    fetch: Callable[..., Any], client: FlaskClient
+) -> None:
+    with slot_taken(fetch):
+        answers = [client.get(path).status_code for path in ("/healthz", "/readyz", "/metrics")]
+
+    assert answers == [200, 200, 200]
+
+
+def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails() -> None:
+    admission = Admission(1)
+    body = TrackedBody(open(os.devnull, "rb"), 0, 0, release=admission.admit())  # noqa: SIM115
+
+    def failing(sent: int) -> None:
+        raise RuntimeError("the end record could not be prepared")
+
+    body.on_close = failing
+    with pytest.raises(RuntimeError):
+        body.close()
+    body.close()
+
+    admission.admit()()
+
+
+def test_a_download_takes_a_slot_that_comes_free_while_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
+    admission = Admission(1)
+    release = admission.admit()
+    timer = threading.Timer(0.05, release)
+    timer.start()
+
+    admission.admit()  # waits for the slot instead of raising TooManyDownloads
+    timer.join()
+
+
+def test_a_slot_given_back_twice_counts_once() -> None:
+    admission = Admission(1)
+    release = admission.admit()
+    release()
+    release()
+
+    admission.admit()
+    with pytest.raises(TooManyDownloads):
+        admission.admit()
