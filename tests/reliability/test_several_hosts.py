@@ -239,7 +239,7 @@ def test_a_host_killed_under_load_loses_nothing_and_serves_again(
     assert [o for o in outcomes if o.problem and o.problem.startswith("WRONG")] == []
     assert [o for o in failures if o not in in_flight] == []
     assert all(o.problem.startswith("cut: ") for o in failures if o.problem), failures
-    assert len(failures) <= 2 * 4  # at most the killed host's worker threads
+    assert len(failures) <= CLIENTS  # each client has at most one request in flight
     assert [o for o in outcomes if o.sent > restarted_at and o.problem is None] != []
 
     records = defaultdict(list)
@@ -249,7 +249,10 @@ def test_a_host_killed_under_load_loses_nothing_and_serves_again(
     for outcome in outcomes:
         events = sorted(records[outcome.request_id])
         if outcome.kind == "list":
-            assert events == ["list"] or outcome in in_flight, (outcome, events)
+            # A listing the killed host had recorded but not answered is retried by nginx
+            # on the next host, which records it too: both attempts are on record.
+            retried = kill.around(outcome) and events == ["list", "list"]
+            assert events == ["list"] or retried or outcome in in_flight, (outcome, events)
         elif outcome.problem is None and not kill.around(outcome):
             assert events == ["end", "start"], (outcome, events)
         elif outcome.problem is None:
