@@ -10,19 +10,23 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from reporting_svc.catalog import Catalog, Selection
-from reporting_svc.catalog.queries import count_statement, micros, page_statement
+from reporting_svc.catalog import Catalog, Selection, counts
+from reporting_svc.catalog.queries import micros, page_statement
 
 
 def explain(catalog: Catalog, selection: Selection, limit: int, offset: int) -> dict[str, str]:
-    """The plans of the count and of the page for one listing."""
+    """The plans of the exact count (the kept counts, and the jobs ended since their
+    horizon) and of the page, for one listing."""
     engine = catalog.engines.get()
-    where = selection.where(micros(datetime.now(UTC)))
-    statements = {
-        "count": count_statement(where),
-        "page": page_statement(where, limit, offset),
-    }
+    now_us = micros(datetime.now(UTC))
     with engine.connect() as connection:
+        statements = {
+            "count: kept counts": counts.held_statement(selection),
+            "count: ended since the horizon": counts.between_statement(
+                selection, counts.horizon(connection), now_us
+            ),
+            "page": page_statement(selection.where(now_us), limit, offset),
+        }
         return {name: _plan(connection, statement) for name, statement in statements.items()}
 
 

@@ -14,7 +14,8 @@ def markdown(raw: dict[str, Any], info: dict[str, str]) -> str:
         "# Download list at a million jobs",
         "",
         f"{raw['jobs']:,} jobs in the catalog (1,000 studies, 3 modes, 20 report names; one "
-        "study-mode of 120,000 runs), seeded in bulk straight into the catalog's table "
+        "study-mode of 140,000 runs; one run in eight expired, one in eight expiring), "
+        "seeded in bulk straight into the catalog's table "
         "(`bench/catalog_seed.py`); the queries are the service's own, through the live "
         "endpoint: `reporting-svc serve` (gunicorn, config/gunicorn.conf.py, default audit "
         "settings: every listing's `list` record is fsynced before the answer), wrk "

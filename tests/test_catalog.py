@@ -12,9 +12,11 @@ from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from reporting_svc.catalog import Catalog, CatalogError, make_catalog, schema
+from reporting_svc.catalog import Catalog, CatalogError, Selection, make_catalog, queries, schema
+from reporting_svc.catalog.tables import jobs as jobs_table
 from reporting_svc.catalog.tables import metadata
 from reporting_svc.storage import JobRecord
+from reporting_svc.storage.record import MODES
 from tests.conftest import STUDY
 
 
@@ -145,6 +147,29 @@ def test_a_catalog_at_the_first_revision_keeps_its_rows_and_learns_withdrawals(t
     assert [lapsed.record.id for lapsed in catalog.lapsed(datetime(2026, 1, 2, tzinfo=UTC))] == [
         "A" * 32
     ]
+
+
+def test_a_catalog_upgraded_from_before_the_counts_counts_its_rows(tmp_path):
+    url = sqlite_url(tmp_path / "old.sqlite3")
+    now = datetime.now(UTC)
+    jobs = [
+        record(f"{n:032X}", mode=mode, expiresAt=expires)
+        for n, (mode, expires) in enumerate(
+            [("test", None), ("test", "2001-01-01T00:00:00Z"), ("active", "2999-01-01T00:00:00Z")]
+            * 3
+        )
+    ]
+    with sa.create_engine(url).begin() as connection:
+        alembic_command.upgrade(schema._config(connection), "0002")
+        connection.execute(sa.insert(jobs_table), [queries.row_of(job) for job in jobs])
+    catalog = Catalog(url)
+
+    before, _ = catalog.upgrade()
+    listed = catalog.page(Selection(STUDY, dict.fromkeys(MODES)), 100, 0, now)
+
+    assert before == "0002"
+    assert catalog.count_drift() == []
+    assert listed.total == len(listed.records) == 6
 
 
 def test_a_withdrawal_ends_availability_then_unless_the_job_expired_earlier(tmp_path):

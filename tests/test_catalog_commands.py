@@ -130,12 +130,12 @@ def test_rebuild_indexes_every_stored_job_once_and_drops_jobs_the_store_lacks(
     assert first[:2] == (
         0,
         "OK: 3 job(s) indexed, 1 no longer in the store removed, "
-        "0 withdrawal(s) and 0 purge(s) restored\n",
+        "0 withdrawal(s) and 0 purge(s) restored, 0 listing count(s) mended\n",
     )
     assert second[:2] == (
         0,
         "OK: 0 job(s) indexed, 0 no longer in the store removed, "
-        "0 withdrawal(s) and 0 purge(s) restored\n",
+        "0 withdrawal(s) and 0 purge(s) restored, 0 listing count(s) mended\n",
     )
 
 
@@ -155,6 +155,23 @@ def test_check_names_jobs_missing_from_either_side_and_fails(
     assert f"in the store, not in the catalog: {JOB}" in out
     assert f"in the catalog, not in the store: {OTHER_JOB}" in out
     assert kept not in out
+
+
+def test_check_finds_a_listing_count_written_around_the_catalog_and_rebuild_mends_it(
+    command, publish_command, catalog_file
+):
+    publish_command("--job-id", JOB)
+    with sqlite3.connect(catalog_file) as connection:
+        connection.execute("UPDATE job_counts SET n = n + 5")
+
+    found, out, _ = command("catalog", "check")
+    rebuilt, summary, _ = command("catalog", "rebuild")
+    after = command("catalog", "check")
+
+    assert found == 1
+    assert "listing count differs from the catalog's jobs: scope=" in out
+    assert (rebuilt, summary.endswith("1 listing count(s) mended\n")) == (0, True)
+    assert after[:2] == (0, "OK: the store and the catalog hold the same jobs\n")
 
 
 def test_check_of_a_store_and_catalog_that_agree_succeeds(command, publish_command):

@@ -278,7 +278,10 @@ def test_rebuild_restores_withdrawals_and_purges_from_the_store(
     assert check[0] == 1
     assert f"withdrawn in the store, not in the catalog: {withdrawn}" in check[1]
     assert f"purged in the store, not in the catalog: {expired}" in check[1]
-    assert rebuilt[1].endswith("1 withdrawal(s) and 1 purge(s) restored\n")
+    assert "listing count differs from the catalog's jobs" in check[1]
+    assert rebuilt[1].endswith(
+        "1 withdrawal(s) and 1 purge(s) restored, 1 listing count(s) mended\n"
+    )
     assert command("catalog", "check")[0] == 0
     assert command("purge", "--dry-run")[1].startswith("DRY RUN: 0 job(s)")
     result = listing({"studyId": STUDY, "limit": "10", "offset": "0"}, bearer).get_json()

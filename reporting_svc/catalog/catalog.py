@@ -15,7 +15,7 @@ from itertools import islice
 import sqlalchemy as sa
 
 from ..storage.record import JobRecord
-from . import queries
+from . import counts, queries
 from .engine import ProcessEngine, failure_of
 from .schema import SchemaError, upgrade
 from .tables import jobs
@@ -69,22 +69,27 @@ class Catalog:
 
     def add(self, record: JobRecord) -> bool:
         """Index one job; False when it was indexed already."""
-        with _failures(), self.engines.writing() as connection:
-            added = connection.execute(self._insert().returning(jobs.c.id), queries.row_of(record))
-            return added.first() is not None
+        return bool(self._insert([queries.row_of(record)]))
 
     def add_many(self, records: Iterable[JobRecord]) -> None:
         """Index jobs in batches, one transaction each; those indexed already are skipped."""
         records = iter(records)
         while batch := list(islice(records, BATCH)):
-            with _failures(), self.engines.writing() as connection:
-                connection.execute(self._insert(), [queries.row_of(record) for record in batch])
+            self._insert([queries.row_of(record) for record in batch])
 
     def remove(self, job_ids: Iterable[str]) -> None:
         ids = iter(job_ids)
         while batch := list(islice(ids, BATCH)):
             with _failures(), self.engines.writing() as connection:
+                horizon_us = counts.horizon(connection, lock=True)
+                rows = connection.execute(
+                    sa.select(*counts.GROUP_COLUMNS, jobs.c.available_until_us)
+                    .where(jobs.c.id.in_(batch))
+                    .with_for_update()
+                )
+                gone = counts.tally(rows.mappings(), horizon_us, sign=-1)
                 connection.execute(sa.delete(jobs).where(jobs.c.id.in_(batch)))
+                counts.adjust(connection, gone)
 
     def has(self, job_id: str) -> bool:
         with _failures(), self.engines.reading() as connection:
@@ -95,12 +100,36 @@ class Catalog:
             return set(connection.scalars(sa.select(jobs.c.id)))
 
     def page(self, selection: queries.Selection, limit: int, offset: int, now: datetime) -> Page:
-        """The exact count and one page, read in one snapshot so the two always agree."""
-        where = selection.where(queries.micros(now))
+        """The exact count and one page, read in one snapshot so the two always agree.
+
+        A horizon more than a minute old is then moved to now, so the jobs that ended
+        since, which each listing counts one by one, stay few.
+        """
+        now_us = queries.micros(now)
+        where = selection.where(now_us)
         with _failures(), self.engines.reading() as connection:
-            total = queries.count(connection, where)
+            total = counts.total(connection, selection, now_us)
             records = queries.page(connection, where, limit, offset) if offset < total else []
+            stale = now_us - counts.horizon(connection) > counts.FOLD_AFTER_US
+        if stale:
+            self.fold(now)
         return Page(total, records)
+
+    def fold(self, now: datetime) -> None:
+        """Move the counts' horizon to ``now`` (see ``counts``)."""
+        with _failures(), self.engines.writing() as connection:
+            counts.fold(connection, queries.micros(now))
+
+    def recount(self, now: datetime) -> None:
+        """Count every listing group afresh (after a bulk load, or to mend drift)."""
+        with _failures(), self.engines.writing() as connection:
+            counts.recount(connection, queries.micros(now))
+
+    def count_drift(self) -> list[tuple[counts.Group, int, int]]:
+        """Groups whose kept count differs from their jobs: none, unless rows were
+        written around the catalog (``recount`` mends them)."""
+        with _failures(), self.engines.reading() as connection:
+            return counts.drift(connection)
 
     def filtered_page(
         self,
@@ -124,8 +153,26 @@ class Catalog:
 
     def withdraw(self, job_id: str, at: datetime) -> None:
         """Mark the job withdrawn at ``at``: from then on no listing shows it."""
+        at_us = queries.micros(at)
         with _failures(), self.engines.writing() as connection:
-            connection.execute(queries.withdraw_statement(job_id, queries.micros(at)))
+            horizon_us = counts.horizon(connection, lock=True)
+            before = (
+                connection.execute(
+                    sa.select(*counts.GROUP_COLUMNS, jobs.c.available_until_us)
+                    .where(jobs.c.id == job_id, jobs.c.withdrawn_us.is_(None))
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if before is None:
+                return
+            connection.execute(queries.withdraw_statement(job_id, at_us))
+            until = before["available_until_us"]
+            after = {**before, "available_until_us": at_us if until is None else min(until, at_us)}
+            deltas = counts.tally([before], horizon_us, sign=-1)
+            deltas.update(counts.tally([after], horizon_us))
+            counts.adjust(connection, deltas)
 
     def mark_purged(self, job_id: str, at: datetime) -> None:
         with _failures(), self.engines.writing() as connection:
@@ -182,9 +229,15 @@ class Catalog:
             return f"the catalog cannot be read ({error})"
         return None
 
-    def _insert(self) -> sa.Insert:
-        insert: sa.Insert = queries.insert_new(self.engines.dialect)
-        return insert
+    def _insert(self, rows: list[dict[str, object]]) -> int:
+        """Index the rows not indexed yet and count them in; how many were new."""
+        insert = queries.insert_new(self.engines.dialect).returning(jobs.c.id)
+        with _failures(), self.engines.writing() as connection:
+            horizon_us = counts.horizon(connection, lock=True)
+            new = set(connection.scalars(insert, rows))
+            added = [row for row in rows if row["id"] in new]
+            counts.adjust(connection, counts.tally(added, horizon_us))
+        return len(added)
 
 
 @contextlib.contextmanager

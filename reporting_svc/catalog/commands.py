@@ -8,7 +8,9 @@ from ..settings import Settings
 from ..storage import make_store
 from . import make_catalog
 from .catalog import Catalog
+from .counts import Group
 from .rebuild import compare, rebuild
+from .tables import GROUP
 
 
 def add_catalog_commands(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +42,8 @@ def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
         f"OK: {len(difference.only_in_store)} job(s) indexed, "
         f"{len(difference.only_in_catalog)} no longer in the store removed, "
         f"{len(difference.withdrawals_unmarked)} withdrawal(s) and "
-        f"{len(difference.purges_unmarked)} purge(s) restored"
+        f"{len(difference.purges_unmarked)} purge(s) restored, "
+        f"{len(difference.miscounted)} listing count(s) mended"
     )
     return 0
 
@@ -56,8 +59,15 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"withdrawn in the store, not in the catalog: {job_id}")
     for job_id in difference.purges_unmarked:
         print(f"purged in the store, not in the catalog: {job_id}")
+    for group in difference.miscounted:
+        print(f"listing count differs from the catalog's jobs: {describe(group)}")
     if difference:
         print("run `reporting-svc catalog rebuild` to make the catalog match the store")
         return 1
     print("OK: the store and the catalog hold the same jobs")
     return 0
+
+
+def describe(group: Group) -> str:
+    """A listing group as ``scope=S mode=M ...``; an absent ``rptId`` shows as ``-``."""
+    return " ".join(f"{name}={value or '-'}" for name, value in zip(GROUP, group, strict=True))

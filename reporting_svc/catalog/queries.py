@@ -67,19 +67,19 @@ class Selection:
     report_name: str | None = None
 
     def where(self, now_us: int) -> sa.ColumnElement[bool]:
-        """The WHERE clause: scope, filters, what is still available, what may be seen."""
-        clauses = [
-            jobs.c.scope == self.scope,
-            sa.or_(jobs.c.available_until_us.is_(None), jobs.c.available_until_us > now_us),
-            self._visible(),
-        ]
+        """The jobs listed at ``now_us``: those that match and are still available."""
+        return sa.and_(self.matches(jobs), available_at(now_us))
+
+    def matches(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """Scope, filters and what may be seen, on ``jobs`` or on its counts."""
+        clauses = [table.c.scope == self.scope, self._visible(table)]
         if self.rpt_id is not None:
-            clauses.append(jobs.c.rpt_id == self.rpt_id)
+            clauses.append(table.c.rpt_id == self.rpt_id)
         if self.report_name is not None:
-            clauses.append(jobs.c.report_name == self.report_name)
+            clauses.append(table.c.report_name == self.report_name)
         return sa.and_(*clauses)
 
-    def _visible(self) -> sa.ColumnElement[bool]:
+    def _visible(self, table: sa.Table) -> sa.ColumnElement[bool]:
         """Modes that share their permissions are one term, so the usual case (the same
         permissions in every mode) needs no mode condition at all."""
         by_permissions: dict[frozenset[str] | None, list[str]] = defaultdict(list)
@@ -89,11 +89,17 @@ class Selection:
         for permissions, modes in by_permissions.items():
             term: list[sa.ColumnElement[bool]] = []
             if set(modes) != set(MODES):
-                term.append(jobs.c.mode.in_(sorted(modes)))
+                term.append(table.c.mode.in_(sorted(modes)))
             if permissions is not None:
-                term.append(jobs.c.required_permission.in_(sorted(permissions)))
+                term.append(table.c.required_permission.in_(sorted(permissions)))
             terms.append(sa.and_(sa.true(), *term))
         return sa.or_(sa.false(), *terms)
+
+
+def available_at(now_us: int) -> sa.ColumnElement[bool]:
+    """Jobs whose availability has not ended at ``now_us`` (or never ends)."""
+    until = jobs.c.available_until_us
+    return sa.or_(until.is_(None), until > now_us)
 
 
 def count_statement(where: sa.ColumnElement[bool]) -> sa.Select[int]:

@@ -3,7 +3,8 @@
 The catalog's ids are read before the store's: a job published meanwhile is then at
 worst "in the store only" (and indexed), never taken for a job the store lost. The
 same holds for withdrawals and purges (SPEC §6): the store's entries are the truth, and
-a rebuild marks in the catalog every one it lacks.
+a rebuild marks in the catalog every one it lacks. The listing's kept counts are checked
+against the catalog's own rows, and counted afresh when they differ.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Never
 
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from ..storage import JobRecord, Store
 from ..storage.entries import Purge, Withdrawal
 from .catalog import Catalog
+from .counts import Group
 
 #: Records fetched at once: S3 answers each GET in milliseconds, so they overlap.
 FETCHERS = 16
@@ -28,13 +30,15 @@ _CHUNK = 1000
 
 @dataclass(frozen=True)
 class Difference:
-    """Job ids in one of the two only, and stored jobs withdrawn or purged in the store
-    but not marked so in the catalog; each sorted."""
+    """Job ids in one of the two only, stored jobs withdrawn or purged in the store but
+    not marked so in the catalog, and the listing groups whose kept count is not their
+    jobs' (see ``counts``); each sorted."""
 
     only_in_store: list[str]
     only_in_catalog: list[str]
     withdrawals_unmarked: list[str]
     purges_unmarked: list[str]
+    miscounted: list[Group]
 
     def __bool__(self) -> bool:
         return any(
@@ -43,6 +47,7 @@ class Difference:
                 self.only_in_catalog,
                 self.withdrawals_unmarked,
                 self.purges_unmarked,
+                self.miscounted,
             )
         )
 
@@ -57,6 +62,7 @@ def compare(store: Store, catalog: Catalog) -> Difference:
         sorted(indexed - stored),
         sorted(withdrawn - marks.withdrawn),
         sorted(purged - marks.purged),
+        [group for group, _, _ in catalog.count_drift()],
     )
 
 
@@ -73,6 +79,8 @@ def rebuild(store: Store, catalog: Catalog) -> Difference:
     catalog.remove(difference.only_in_catalog)
     _mark(store, difference.withdrawals_unmarked, Withdrawal, catalog.withdraw)
     _mark(store, difference.purges_unmarked, Purge, catalog.mark_purged)
+    if difference.miscounted:
+        catalog.recount(datetime.now(UTC))
     return difference
 
 

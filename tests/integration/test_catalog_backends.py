@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import product
 
@@ -12,7 +13,7 @@ from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from reporting_svc.catalog import Catalog, Selection, schema
+from reporting_svc.catalog import Catalog, Selection, queries, schema
 from reporting_svc.catalog.queries import micros
 from reporting_svc.catalog.tables import metadata
 from reporting_svc.storage import JobRecord
@@ -160,3 +161,68 @@ def test_an_unreachable_postgresql_is_named_by_the_readiness_check(postgres_serv
 
     assert problem is not None
     assert problem.startswith("the catalog cannot be read (OperationalError")
+
+
+def exact_count(catalog: Catalog, selection: Selection, at: datetime) -> int:
+    """The total counted row by row, as the listing once did: the reference."""
+    with catalog.engines.reading() as connection:
+        return queries.count(connection, selection.where(micros(at)))
+
+
+def assert_totals_exact(catalog: Catalog, at: datetime) -> None:
+    assert catalog.count_drift() == []
+    for selection in SELECTIONS[::3]:
+        assert catalog.page(selection, 1, 0, at).total == exact_count(catalog, selection, at)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_totals_stay_exact_through_every_change_at_any_clock(catalog: Catalog, seed) -> None:
+    """Publishing, withdrawing, removing and moving the horizon, listed at instants
+    before and after the horizon, around the jobs' expiries."""
+    chosen = random.Random(seed)
+    pool = some_jobs(120, seed)
+    catalog.add_many(pool[:40])
+    for _ in range(40):
+        at = NOW + timedelta(hours=chosen.randrange(-50, 50))
+        action = chosen.choice(["add", "add_many", "withdraw", "remove", "fold", "recount"])
+        if action == "add":
+            catalog.add(chosen.choice(pool))
+        elif action == "add_many":
+            catalog.add_many(chosen.sample(pool, 10))
+        elif action == "withdraw":
+            catalog.withdraw(chosen.choice(pool).id, at)
+        elif action == "remove":
+            catalog.remove(job.id for job in chosen.sample(pool, 3))
+        elif action == "fold":
+            catalog.fold(at)
+        else:
+            catalog.recount(at)
+        assert_totals_exact(catalog, NOW + timedelta(hours=chosen.randrange(-50, 50)))
+
+
+def test_totals_stay_exact_while_writers_and_the_horizon_move_at_once(catalog: Catalog) -> None:
+    pool = some_jobs(400, seed=5)
+    instants = [NOW + timedelta(hours=hours) for hours in range(-30, 30, 2)]
+    failures: list[BaseException] = []
+
+    def run(work) -> None:
+        try:
+            work()
+        except BaseException as error:  # reported by the test's thread
+            failures.append(error)
+
+    works = [
+        lambda: [catalog.add(job) for job in pool[0::2]],
+        lambda: catalog.add_many(pool[1::2]),
+        lambda: [catalog.withdraw(job.id, instants[n % 30]) for n, job in enumerate(pool[::5])],
+        lambda: [catalog.fold(at) for at in instants],
+    ]
+    threads = [threading.Thread(target=run, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert_totals_exact(catalog, instants[-1])
+    assert_totals_exact(catalog, NOW - timedelta(days=3))

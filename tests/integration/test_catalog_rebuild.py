@@ -78,11 +78,11 @@ def test_rebuild_from_a_local_store_and_from_s3_gives_the_same_rows(
         local_run.stdout
         == s3_run.stdout
         == "OK: 5 job(s) indexed, 0 no longer in the store removed, "
-        "0 withdrawal(s) and 0 purge(s) restored\n"
+        "0 withdrawal(s) and 0 purge(s) restored, 0 listing count(s) mended\n"
     )
     assert again.stdout == (
         "OK: 0 job(s) indexed, 0 no longer in the store removed, "
-        "0 withdrawal(s) and 0 purge(s) restored\n"
+        "0 withdrawal(s) and 0 purge(s) restored, 0 listing count(s) mended\n"
     )
     assert local_run.stderr == ""
 
