@@ -190,6 +190,21 @@ def test_every_record_but_the_end_and_an_anonymous_refusal_waits_for_the_disk(
     assert len(synced) == fsyncs
 
 
+@pytest.mark.parametrize(
+    ("status", "fsyncs"), [(401, 1), (403, 1), (404, 1), (410, 1), (416, 1), (503, 0), (502, 0)]
+)
+def test_a_refusal_for_the_service_own_state_waits_for_no_disk_one_judging_the_caller_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, fsyncs: int
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=True), None)
+
+    trail.write(event="refused", requestId="r1", subject="alice", status=status)
+
+    assert len(synced) == fsyncs
+
+
 def test_file_sink_syncs_after_releasing_the_lock_so_other_processes_can_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

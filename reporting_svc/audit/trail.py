@@ -27,6 +27,22 @@ UNAWAITED_EVENTS = frozenset({"end"})
 # and jobId are already at most 128 and 64 characters): anyone can send those, so each
 # must cost little. A power cut may lose the last few of them.
 ANONYMOUS_USER_AGENT_LIMIT = 128
+# Nor does a refusal the service makes for its own state (a 5xx: every download slot
+# taken, the store or the audit database down): it decides nothing about the caller, and
+# a host that is busy or failing must answer at once rather than queue each 503 behind
+# the disk. A refusal that judges the caller (401, 403, 404, 410, ...) still waits.
+SERVICE_REFUSALS = 500
+
+
+def awaited(record: dict[str, Any]) -> bool:
+    """Whether the request waits for ``record`` to be on disk before it goes on."""
+    if record["event"] in UNAWAITED_EVENTS:
+        return False
+    if record["event"] != "refused":
+        return True
+    status = record["status"]
+    service_refusal = isinstance(status, int) and status >= SERVICE_REFUSALS
+    return record["subject"] is not None and not service_refusal
 
 
 class AuditUnavailableError(Exception):
@@ -71,9 +87,7 @@ class AuditTrail:
         if anonymous and isinstance(ordered["userAgent"], str):
             ordered["userAgent"] = ordered["userAgent"][:ANONYMOUS_USER_AGENT_LIMIT]
         try:
-            return self._append(
-                ordered, durable=not anonymous and ordered["event"] not in UNAWAITED_EVENTS
-            )
+            return self._append(ordered, durable=awaited(ordered))
         except Exception as error:  # any failure of any sink fails the record
             log.error(
                 "audit record %s for request %s not written: %s",

@@ -108,10 +108,10 @@ class Catalog:
         now_us = queries.micros(now)
         where = selection.where(now_us)
         with _failures(), self.engines.reading() as connection:
-            total = counts.total(connection, selection, now_us)
+            horizon_us = counts.horizon(connection)
+            total = counts.total(connection, selection, now_us, horizon_us)
             records = queries.page(connection, where, limit, offset) if offset < total else []
-            stale = now_us - counts.horizon(connection) > counts.FOLD_AFTER_US
-        if stale:
+        if now_us - horizon_us > counts.FOLD_AFTER_US:
             self.fold(now)
         return Page(total, records)
 

@@ -85,9 +85,9 @@ def tally(rows: Iterable[Mapping[Any, Any]], horizon_us: int, sign: int = 1) -> 
     return deltas
 
 
-def total(connection: sa.Connection, selection: Selection, now_us: int) -> int:
-    """How many jobs of ``selection`` are available at ``now_us``, exactly."""
-    horizon_us = horizon(connection)
+def total(connection: sa.Connection, selection: Selection, now_us: int, horizon_us: int) -> int:
+    """How many jobs of ``selection`` are available at ``now_us``, exactly; ``horizon_us``
+    read in the same transaction."""
     held = int(connection.scalar(held_statement(selection)) or 0)
     between = int(connection.scalar(between_statement(selection, horizon_us, now_us)) or 0)
     # A host whose clock is behind the horizon still sees the jobs ending in between.
