@@ -82,12 +82,8 @@ class Catalog:
         while batch := list(islice(ids, BATCH)):
             with _failures(), self.engines.writing() as connection:
                 horizon_us = counts.horizon(connection, lock=True)
-                rows = connection.execute(
-                    sa.select(*counts.GROUP_COLUMNS, jobs.c.available_until_us)
-                    .where(jobs.c.id.in_(batch))
-                    .with_for_update()
-                )
-                gone = counts.tally(rows.mappings(), horizon_us, sign=-1)
+                rows = connection.execute(counts.held_rows(jobs.c.id.in_(batch))).mappings()
+                gone = counts.tally(rows, horizon_us, sign=-1)
                 connection.execute(sa.delete(jobs).where(jobs.c.id.in_(batch)))
                 counts.adjust(connection, gone)
 
@@ -156,15 +152,8 @@ class Catalog:
         at_us = queries.micros(at)
         with _failures(), self.engines.writing() as connection:
             horizon_us = counts.horizon(connection, lock=True)
-            before = (
-                connection.execute(
-                    sa.select(*counts.GROUP_COLUMNS, jobs.c.available_until_us)
-                    .where(jobs.c.id == job_id, jobs.c.withdrawn_us.is_(None))
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
-            )
+            unwithdrawn = sa.and_(jobs.c.id == job_id, jobs.c.withdrawn_us.is_(None))
+            before = connection.execute(counts.held_rows(unwithdrawn)).mappings().first()
             if before is None:
                 return
             connection.execute(queries.withdraw_statement(job_id, at_us))

@@ -76,6 +76,12 @@ def adjust(connection: sa.Connection, deltas: Mapping[Group, int]) -> None:
     connection.execute(statement, rows)
 
 
+def held_rows(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The group and end of the jobs ``where`` selects, locked until the transaction ends
+    (a job about to change or go)."""
+    return sa.select(*GROUP_COLUMNS, jobs.c.available_until_us).where(where).with_for_update()
+
+
 def tally(rows: Iterable[Mapping[Any, Any]], horizon_us: int, sign: int = 1) -> Counter[Group]:
     """``sign`` once for each of the jobs' rows that the counts hold, by group."""
     deltas: Counter[Group] = Counter()
