@@ -1,8 +1,10 @@
 """``python -m bench.concurrency``: N slow clients per delivery mode (bench/slow.py).
 
 Each run names a mode and its client counts (``stream:100 x-accel:100,1000``); the
-default is the issue's list for the modes this repository serves. One service per mode
-runs with config/gunicorn.conf.py as deployed (``x-accel`` behind config/nginx.conf);
+default is the issue's list. ``stream`` and ``x-accel`` serve the local store, ``proxy``
+and ``s3-x-accel`` moto's S3 server (whose threaded server, not the service, bounds the
+S3 relay). One service per mode runs with config/gunicorn.conf.py as deployed (the
+``x-accel`` modes behind config/nginx.conf);
 every process is stopped at the end, on error and on Ctrl-C too. The table goes to
 standard output and to bench/results/concurrency.md, the raw figures beside it.
 """
@@ -37,7 +39,9 @@ from .slow import Outcome, Scenario, run_scenario
 from .targets import DOWNLOAD
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_RUNS = ("stream:100", "proxy:100", "x-accel:100,1000,10000")
+DEFAULT_RUNS = ("stream:100", "proxy:100", "x-accel:100,1000,10000", "s3-x-accel:100,1000")
+MODES = ("stream", "proxy", "x-accel", "s3-x-accel")
+S3_MODES = ("proxy", "s3-x-accel")
 # nginx's connections per worker for the largest run: one per client, plus upstreams.
 NGINX_CONNECTIONS = 16384
 
@@ -56,16 +60,16 @@ def _runs(texts: Sequence[str]) -> list[tuple[str, list[int]]]:
     runs = []
     for text in texts:
         mode, _, counts = text.partition(":")
-        if mode not in ("stream", "proxy", "x-accel") or not counts:
-            raise SystemExit(f"not a run: {text!r} (MODE:N[,N...], MODE stream, proxy, x-accel)")
+        if mode not in MODES or not counts:
+            raise SystemExit(f"not a run: {text!r} (MODE:N[,N...], MODE one of {', '.join(MODES)})")
         runs.append((mode, [int(count) for count in counts.split(",")]))
     return runs
 
 
 def _start(servers: Servers, folder: Path, mode: str, env: dict[str, str]) -> Front:
-    setting = "REPORTING_SVC_S3_DELIVERY" if mode == "proxy" else "REPORTING_SVC_LOCAL_DELIVERY"
-    service = servers.service({**env, setting: mode}, mode)
-    if mode != "x-accel":
+    setting = "REPORTING_SVC_S3_DELIVERY" if mode in S3_MODES else "REPORTING_SVC_LOCAL_DELIVERY"
+    service = servers.service({**env, setting: mode.removeprefix("s3-")}, mode)
+    if not mode.endswith("x-accel"):
         return Front(service.url, service.url, service.pid, None)
     port = free_port()
     store_root = Path(env["REPORTING_SVC_LOCAL_ROOT"])
@@ -85,14 +89,14 @@ def measure(
         try:
             local = local_env(dict(os.environ), folder)
             envs = {"local": local}
-            if any(mode == "proxy" for mode, _ in runs):
+            if any(mode in S3_MODES for mode, _ in runs):
                 envs["s3"] = s3_env(local, servers.moto())
             small, large = publish_all(
                 [KIB, size], folder / "files", list(envs.values()), write=write_sparse
             )
             token = bench_token(local)
             for mode, counts in runs:
-                front = _start(servers, folder, mode, envs["s3" if mode == "proxy" else "local"])
+                front = _start(servers, folder, mode, envs["s3" if mode in S3_MODES else "local"])
                 for clients in counts:
                     print(f"{mode}: {clients} clients for {seconds:g} s", flush=True)
                     scenario = _scenario(front, mode, clients, small, large, token, seconds, rate)
