@@ -1,8 +1,9 @@
 """nginx with the project's config/nginx.conf, run in the foreground in a folder.
 
 The site is the shipped one with its deployment values (listen address, upstream, store
-root, log directory) replaced, so what the tests and the benchmark put in front of
-gunicorn is what a deployment copies; a value that is no longer in the file stops the run.
+root, log directory; for an S3 server over https, its resolver and CA file) replaced, so
+what the tests and the benchmark put in front of gunicorn is what a deployment copies; a
+value that is no longer in the file stops the run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import getpass
 import resource
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -18,6 +20,15 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # one millisecond get 429, which 64 connections reach. Lifting the rate lifts the burst.
 UNLIMITED_RATE = "1000000r/s"
 UNLIMITED_BURST = "1000000"
+# The CAs the S3 relay trusts as shipped: the system's, which sign AWS's certificates.
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+
+
+class S3Tls(NamedTuple):
+    """Where the S3 relay resolves S3's host name (``host:port``) and the CA file it trusts."""
+
+    resolver: str
+    trusted_certificate: Path
 
 
 def site(
@@ -27,20 +38,28 @@ def site(
     log_dir: Path,
     *,
     rate: str | None = None,
+    s3_tls: S3Tls | None = None,
 ) -> str:
     """config/nginx.conf for this run: ``rate`` None lifts the per-client limit; several
-    upstreams are balanced, as README's "Several hosts" shows."""
+    upstreams are balanced, as README's "Several hosts" shows; ``s3_tls`` points the S3
+    relay at a private DNS server and CA (else the shipped resolver and system CAs stay)."""
     text = (CONFIG / "nginx.conf").read_text()
     hosts = [upstream] if isinstance(upstream, str) else upstream
     servers = "\n    ".join(f"server {host.removeprefix('http://')};" for host in hosts)
-    for default, value in [
+    values = [
         ("listen 80;", f"listen 127.0.0.1:{port};"),
         ("server 127.0.0.1:8000;", servers),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
         ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
         ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),
         ("/var/log/nginx/", f"{log_dir.absolute()}/"),
-    ]:
+    ]
+    if s3_tls is not None:
+        values += [
+            ("resolver 127.0.0.53 ", f"resolver {s3_tls.resolver} "),
+            (SYSTEM_CAS, str(s3_tls.trusted_certificate.absolute())),
+        ]
+    for default, value in values:
         if default not in text:
             raise RuntimeError(f"config/nginx.conf no longer contains {default!r}")
         text = text.replace(default, value)

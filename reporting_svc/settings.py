@@ -52,6 +52,7 @@ class Settings:
     s3_prefix: str = ""
     s3_region: str = ""
     s3_endpoint_url: str = ""
+    s3_ca_bundle: str = ""
     s3_delivery: str = "proxy"
     s3_chunk_size: int = 1024 * 1024
     presign_expires: int = 60
@@ -289,6 +290,7 @@ def _check_keys(settings: Settings) -> None:
         ("JWT_PUBLIC_KEY_FILE", settings.jwt_public_key_file),
         ("JWT_JWKS_FILE", settings.jwt_jwks_file),
         ("GRANTS_FILE", settings.grants_file),
+        ("S3_CA_BUNDLE", settings.s3_ca_bundle),
     ]:
         if path and not Path(path).is_file():
             _fail(f"{PREFIX}{name} {path} is not a readable file")

@@ -169,6 +169,7 @@ def test_invalid_toml_is_refused(env, tmp_path):
         ({"REPORTING_SVC_JWT_ALGORITHMS": "RS256"}, "REPORTING_SVC_JWT_ALGORITHMS"),
         ({"REPORTING_SVC_JWT_PUBLIC_KEY_FILE": "/no/such/key.pem"}, "JWT_PUBLIC_KEY_FILE"),
         ({"REPORTING_SVC_GRANTS_FILE": "/no/such/grants.json"}, "REPORTING_SVC_GRANTS_FILE"),
+        ({"REPORTING_SVC_S3_CA_BUNDLE": "/no/such/ca.pem"}, "REPORTING_SVC_S3_CA_BUNDLE"),
         ({"REPORTING_SVC_TRUSTED_PROXIES": "10.0.0.0/33"}, "REPORTING_SVC_TRUSTED_PROXIES"),
         ({"REPORTING_SVC_TRUSTED_PROXIES": "proxy.internal"}, "REPORTING_SVC_TRUSTED_PROXIES"),
         ({"REPORTING_SVC_METRICS_ALLOW": "everyone"}, "REPORTING_SVC_METRICS_ALLOW"),

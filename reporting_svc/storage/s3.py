@@ -60,6 +60,9 @@ class S3Store(Store):
             "s3",
             region_name=settings.s3_region or None,
             endpoint_url=settings.s3_endpoint_url or None,
+            # A private CA's certificates (an S3-compatible server over https); None: the
+            # system's store, or AWS_CA_BUNDLE when set.
+            verify=settings.s3_ca_bundle or None,
             config=Config(
                 # boto3 presigns with SigV2 in some regions unless told; S3 refuses SigV2 for
                 # buckets created since 2020, and only SigV4 URLs carry a relative expiry.

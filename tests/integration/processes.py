@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 
 from harness import nginx
+from harness.nginx import S3Tls
 from harness.processes import free_port, stop, wait_for_port
 from tests.conftest import SECRET, STUDY
 
@@ -32,8 +33,9 @@ def service_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def s3_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
-    """``base`` switched to an S3 store in a fresh bucket on the S3 server at ``endpoint``."""
+def s3_env(base: dict[str, str], endpoint: str, *, ca_bundle: Path | None = None) -> dict[str, str]:
+    """``base`` switched to an S3 store in a fresh bucket on the S3 server at ``endpoint``;
+    ``ca_bundle`` is the CA file that signed an https server's certificate."""
     bucket = f"reports-{uuid.uuid4().hex[:12]}"
     credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     boto3.client(
@@ -42,6 +44,7 @@ def s3_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        verify=str(ca_bundle) if ca_bundle else None,
     ).create_bucket(Bucket=bucket)
     return {
         **base,
@@ -51,6 +54,7 @@ def s3_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
         "REPORTING_SVC_S3_PREFIX": "clinical/",
         "REPORTING_SVC_S3_REGION": "us-east-1",
         "REPORTING_SVC_S3_ENDPOINT_URL": endpoint,
+        "REPORTING_SVC_S3_CA_BUNDLE": str(ca_bundle or ""),
     }
 
 
@@ -137,26 +141,40 @@ class Processes:
         wait_for_port(port, process)
         return f"http://127.0.0.1:{port}"
 
-    def behind_nginx(self, upstream: str, store_root: Path, rate: str | None = None) -> str:
+    def behind_nginx(
+        self,
+        upstream: str,
+        store_root: Path,
+        rate: str | None = None,
+        *,
+        s3_tls: S3Tls | None = None,
+    ) -> str:
         """Put config/nginx.conf in front of a running service; returns nginx's URL.
 
         The per-client rate limit is lifted unless ``rate`` is given, so tests that send
         many requests measure the service rather than the limit; its log goes beside the
-        store root.
+        store root. ``s3_tls`` is the resolver and CA file of an S3 server over https.
         """
         log_dir = store_root.absolute().parent
-        return self.nginx(lambda port: nginx.site(port, upstream, store_root, log_dir, rate=rate))
+        return self.nginx(
+            lambda port: nginx.site(port, upstream, store_root, log_dir, rate=rate, s3_tls=s3_tls)
+        )
 
-    def moto_server(self) -> str:
-        """moto's own S3 server as a separate process; returns its endpoint URL."""
+    def moto_server(self, tls: tuple[Path, Path] | None = None) -> str:
+        """moto's own S3 server as a separate process; returns its endpoint URL.
+
+        With ``tls`` (certificate and key files) it speaks https, named ``localhost``: the
+        name its certificate is for, which nginx resolves and checks as it would AWS's.
+        """
         port = free_port()
+        options = ["-c", str(tls[0]), "-k", str(tls[1])] if tls else []
         process = self._start(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port), *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(port, process)
-        return f"http://127.0.0.1:{port}"
+        return f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
 
     def stop_all(self) -> None:
         for process in self.started:
