@@ -36,13 +36,7 @@ def s3_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
     """``base`` switched to an S3 store in a fresh bucket on the S3 server at ``endpoint``."""
     bucket = f"reports-{uuid.uuid4().hex[:12]}"
     credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)
+    s3_client(endpoint).create_bucket(Bucket=bucket)
     return {
         **base,
         **credentials,
@@ -52,6 +46,18 @@ def s3_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
         "REPORTING_SVC_S3_REGION": "us-east-1",
         "REPORTING_SVC_S3_ENDPOINT_URL": endpoint,
     }
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client of the S3 server at ``endpoint``, with its test credentials: for a
+    test's own edits behind the service's back."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def run_cli(
