@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -27,12 +28,17 @@ from .settings import Settings, SettingsError, load_settings
 from .storage import JobExists, StoreError, make_store
 
 DEFAULT_BIND = "127.0.0.1:8000"
+# What an error may quote of an unknown argument: an option's name, never a value.
+OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {_named(unknown)}")
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
@@ -141,6 +147,16 @@ def _base_url(bind: str) -> str:
     if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - naming the wildcard, not binding it
         host = "127.0.0.1"
     return f"http://{host}:{port}"
+
+
+def _named(unknown: list[str]) -> str:
+    """Unknown arguments by option name, values only counted: argparse would echo them all,
+    and one may be a token typed in the wrong place (``fetch --token SECRET``)."""
+    names = [text.split("=", 1)[0] for text in unknown if text.startswith("-")]
+    shown = [name for name in names if OPTION_NAME.fullmatch(name)]
+    hidden = len(unknown) - len(shown)
+    counted = [f"{hidden} value{'s' * (hidden != 1)} (not shown)"] if hidden else []
+    return ", ".join(shown + counted)
 
 
 def _parser() -> argparse.ArgumentParser:

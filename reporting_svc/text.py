@@ -22,9 +22,14 @@ UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 REDACTED = "[redacted]"
 # The credential after the word Bearer (RFC 6750's token68), whatever it looks like; and
 # a JWT anywhere (JWS or JWE: dotted base64url segments, the first a JSON header, so
-# starting ``eyJ``), however the line around it was cut.
-_BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)+")
+# starting ``eyJ``), however the line around it was cut. One pass finds both: a JWT
+# whose last segment ends in "bearer" (``eyJ….xbearer tok``) takes the credential after
+# it too, which a bearer match starting inside the JWT would otherwise have redacted.
+_CREDENTIAL = r"[A-Za-z0-9._~+/-]+=*"
+_TOKENS = re.compile(
+    rf"(?i:(?P<bearer>bearer\s+){_CREDENTIAL})"
+    rf"|eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)+(?:(?i:(?<=bearer)(?P<space>\s+){_CREDENTIAL}))?"
+)
 
 
 def visible(text: str) -> str:
@@ -50,7 +55,16 @@ def visible_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def redact_tokens(text: str) -> str:
     """``text`` with every JWT-looking string and every bearer credential replaced."""
-    return _JWT.sub(REDACTED, _BEARER.sub(rf"\g<1>{REDACTED}", text))
+    return _TOKENS.sub(_redacted, text)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    """A bearer credential keeps its ``Bearer``; a JWT (and a credential after it) goes."""
+    if match["bearer"] is not None:
+        return f"{match['bearer']}{REDACTED}"
+    if match["space"] is not None:
+        return f"{REDACTED}{match['space']}{REDACTED}"
+    return REDACTED
 
 
 def _replace_unsafe(text: str, escape: Callable[[str], str]) -> str:

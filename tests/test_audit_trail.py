@@ -23,6 +23,7 @@ from reporting_svc.audit.chain import GENESIS, line_of, seal, verify
 from reporting_svc.audit.database import DatabaseSink
 from reporting_svc.audit.sinks import EMPTY_HEAD, FileSink, RecordNotWrittenError, StdoutSink
 from reporting_svc.audit.trail import ANONYMOUS_USER_AGENT_LIMIT
+from reporting_svc.text import visible
 from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY
 
 # SPEC §4, in its order, then the chain's two fields.
@@ -573,6 +574,19 @@ def test_a_flood_of_anonymous_refusals_is_all_on_record_without_an_fsync_each(
     assert {len(r["userAgent"]) for r in records} == {ANONYMOUS_USER_AGENT_LIMIT}
     assert synced == []
     assert per_request <= 640
+
+
+@pytest.mark.parametrize("unsafe", ["\x1b", "\u2028", "\U000e0041"])
+def test_an_anonymous_user_agent_is_cut_before_it_is_escaped_so_no_escape_is_halved(
+    tmp_path: Path, unsafe: str
+) -> None:
+    agent = "a" * (ANONYMOUS_USER_AGENT_LIMIT - 1) + unsafe + "b" * 10
+    trail = AuditTrail(FileSink(tmp_path / "audit.jsonl", fsync=False), None)
+
+    trail.write(event="refused", status=401, userAgent=agent)
+
+    stored = json.loads((tmp_path / "audit.jsonl").read_text())["userAgent"]
+    assert stored == "a" * (ANONYMOUS_USER_AGENT_LIMIT - 1) + visible(unsafe)
 
 
 # Every field a caller's text can reach (``time`` too: ``write`` takes one given).

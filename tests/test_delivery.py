@@ -40,9 +40,6 @@ class MemoryStore(Store):
     def check(self) -> str | None:
         return None
 
-    def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
-        return []
-
     def job_ids(self) -> Iterator[str]:
         return self.entry_ids(layout.RECORD_NAME)
 

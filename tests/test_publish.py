@@ -17,7 +17,7 @@ from reporting_svc.publish import PublishError, content_type_for, publish_report
 from reporting_svc.storage import JobExists, JobRecord
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.record import parse_instant
-from tests.conftest import OTHER_STUDY, SECRET, STUDY
+from tests.conftest import SECRET, STUDY
 
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 DASHED_JOB = "6a7c29dd-0112-41df-be1b-64399283c860"
@@ -177,41 +177,23 @@ def test_local_store_layout(local_store, report_file, tmp_path):
     record = publish_to(local_store, report_file(content=b"data"), job_id=JOB, mode="training")
     root = tmp_path / "reports"
     assert store_files(root) == [
-        f"index/{STUDY}/training/{JOB}",
         f"jobs/{JOB}/claim",
         f"jobs/{JOB}/content",
         f"jobs/{JOB}/record.json",
     ]
     assert (root / "jobs" / JOB / "content").read_bytes() == b"data"
     assert JobRecord.from_json((root / "jobs" / JOB / "record.json").read_bytes()) == record
-    assert (root / "index" / STUDY / "training" / JOB).read_bytes() == b""
 
 
-def test_tenant_report_is_indexed_under_tenant(local_store, report_file, tmp_path):
-    publish_to(local_store, report_file(), job_id=JOB, study_id=None)
-    assert (tmp_path / "reports" / "index" / "tenant" / "test" / JOB).is_file()
+def test_index_markers_of_older_versions_are_ignored(local_store, report_file, tmp_path):
+    publish_to(local_store, report_file(), job_id=JOB)
+    for marker in (f"index/{STUDY}/test/{JOB}", f"index/tenant/test/{'0' * 32}"):
+        (tmp_path / "reports" / marker).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "reports" / marker).touch()
 
-
-def test_list_job_ids_per_scope_and_mode(local_store, report_file):
-    ids = [
-        publish_to(local_store, report_file(), job_id=f"{n:032X}", study_id=study, mode=mode).id
-        for n, study, mode in [
-            (3, STUDY, "test"),
-            (1, STUDY, "test"),
-            (2, STUDY, "active"),
-            (4, OTHER_STUDY, "test"),
-            (5, None, "test"),
-        ]
-    ]
-    assert local_store.list_job_ids(STUDY, "test") == [ids[1], ids[0]]
-    assert local_store.list_job_ids(STUDY.lower(), "active") == [ids[2]]
-    assert local_store.list_job_ids(OTHER_STUDY, "test") == [ids[3]]
-    assert local_store.list_job_ids(None, "test") == [ids[4]]
-    assert local_store.list_job_ids(STUDY, "training") == []
-
-
-def test_list_job_ids_of_an_empty_store(local_store):
-    assert local_store.list_job_ids(STUDY, "test") == []
+    assert list(local_store.job_ids()) == [JOB]
+    assert list(local_store.entry_ids("withdrawn.json")) == []
+    assert local_store.get_record("0" * 32) is None
 
 
 # The command line, run in-process against the environment it reads.
@@ -249,7 +231,7 @@ def test_cli_publish_prints_the_record(cli_env, report_file, capsys):
 def test_cli_publish_tenant_report(cli_env, report_file, capsys):
     assert run_publish(report_file(), "--tenant", "--job-id", JOB) == 0
     assert json.loads(capsys.readouterr().out)["studyId"] is None
-    assert LocalStore(cli_env).list_job_ids(None, "test") == [JOB]
+    assert LocalStore(cli_env).get_record(JOB).studyId is None
 
 
 def test_cli_publish_same_id_twice_exits_1(cli_env, report_file, capsys):

@@ -19,7 +19,7 @@ from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.recent import Recent
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
+from tests.conftest import BUCKET, STUDY, error_of
 
 PREFIX = "some/prefix/"
 WITHDRAWAL = Withdrawal(withdrawnAt="2026-01-02T03:04:05.006Z", by="ops-anna", reason="in error")
@@ -41,28 +41,30 @@ def _object(client, key: str) -> bytes:
     return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
-def test_publish_writes_record_content_and_index_marker_under_the_prefix(publish, s3_bucket):
+def test_publish_writes_claim_record_and_content_alone_under_the_prefix(publish, s3_bucket):
     record = publish(b"a,b\n1,2\n", "extract.csv", job_id=JOB)
 
     assert _keys(s3_bucket) == {
         PREFIX + layout.claim_key(JOB),
         PREFIX + layout.record_key(JOB),
         PREFIX + layout.content_key(JOB),
-        PREFIX + layout.index_key(STUDY, "test", JOB),
     }
     assert json.loads(_object(s3_bucket, PREFIX + layout.record_key(JOB))) == json.loads(
         record.to_json()
     )
     assert _object(s3_bucket, PREFIX + layout.content_key(JOB)) == b"a,b\n1,2\n"
-    assert _object(s3_bucket, PREFIX + layout.index_key(STUDY, "test", JOB)) == b""
     head = s3_bucket.head_object(Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB))
     assert head["ContentType"] == "text/csv"
 
 
-def test_publish_of_a_tenant_report_indexes_it_under_the_tenant_scope(publish, s3_bucket):
-    publish(b"hsl", "hsl.csv", job_id=JOB, study_id=None, mode="active")
+def test_index_markers_of_older_versions_are_ignored(publish, store, s3_bucket):
+    publish(job_id=JOB)
+    for marker in (f"index/{STUDY}/test/{JOB}", f"index/tenant/test/{'0' * 32}"):
+        s3_bucket.put_object(Bucket=BUCKET, Key=PREFIX + marker, Body=b"")
 
-    assert PREFIX + f"index/tenant/active/{JOB}" in _keys(s3_bucket)
+    assert list(store.job_ids()) == [JOB]
+    assert list(store.entry_ids(Withdrawal.name)) == []
+    assert store.get_record("0" * 32) is None
 
 
 def test_publishing_an_existing_id_raises_job_exists_and_keeps_the_original(
@@ -91,17 +93,6 @@ def test_get_record_reads_back_the_published_record(publish, store):
     assert store.get_record(JOB.lower()) == record
 
 
-def test_list_job_ids_returns_only_one_studys_jobs_in_one_mode(publish, store):
-    wanted = sorted(publish(f"{n}".encode()).id for n in range(3))
-    publish(b"active", mode="active")
-    publish(b"other study", study_id=OTHER_STUDY)
-    tenant = publish(b"tenant", study_id=None)
-
-    assert store.list_job_ids(STUDY, "test") == wanted
-    assert store.list_job_ids(None, "test") == [tenant.id]
-    assert store.list_job_ids(STUDY, "training") == []
-
-
 def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_path, s3_bucket):
     local = LocalStore(tmp_path / "local")
     contents = {"extract.csv": b"a,b\n1,2\n", "listing.pdf": bytes(range(256)) * 64}
@@ -123,7 +114,7 @@ def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_pa
     for record in records:
         assert copied.get_record(record.id) == record
         assert copied.open_range(record, 0, record.size).body.read() == contents[record.fileName]
-    assert copied.list_job_ids(STUDY, "test") == local.list_job_ids(STUDY, "test")
+    assert sorted(copied.job_ids()) == sorted(local.job_ids())
 
 
 def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
@@ -156,9 +147,9 @@ def unreachable_store(s3_bucket) -> S3Store:
         lambda store, record: store.open_range(record, 0, record.size),
         lambda store, record: store.size_of(record),
         lambda store, record: store.put(record, io.BytesIO(b"x")),
-        lambda store, record: store.list_job_ids(STUDY, "test"),
+        lambda store, record: list(store.job_ids()),
     ],
-    ids=["get_record", "open_range", "size_of", "put", "list_job_ids"],
+    ids=["get_record", "open_range", "size_of", "put", "job_ids"],
 )
 def test_every_operation_raises_store_error_when_the_endpoint_is_unreachable(
     unreachable_store, publish, operation

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reporting_svc.text import redact_tokens, visible, visible_fields, visible_json
 
@@ -76,3 +79,49 @@ def test_text_without_a_token_is_not_redacted() -> None:
     text = "worker 7 timed out after 30.5 s; request e2e-1.a:b"
 
     assert redact_tokens(text) == text
+
+
+# Each input with what the two-regex redaction (bearer credentials, then JWTs) made of it.
+TRICKY = [
+    (f"Authorization: Bearer {JWT}", "Authorization: Bearer [redacted]"),
+    ("authorization: BEARER opaque~token+/==, next", "authorization: BEARER [redacted], next"),
+    (
+        f"GET /d?id=6A7C&token={JWT}&mode=test HTTP/1.1",
+        "GET /d?id=6A7C&token=[redacted]&mode=test HTTP/1.1",
+    ),
+    ("GET /x?token=opaque123&access_token=abc", "GET /x?token=opaque123&access_token=abc"),
+    (f"{JWT}Bearer tok", "[redacted] [redacted]"),  # a JWT running into the word Bearer
+    (
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.bearer sig.bearer tok rest",
+        "[redacted] [redacted] tok rest",
+    ),
+    ("bearer a==eyJb.c", "bearer [redacted][redacted]"),
+    ("Bearer\u2003tok\u2028after", "Bearer\u2003[redacted]\u2028after"),  # Unicode spaces
+    ("Bearer \u212aelvin-\u017f", "Bearer [redacted]"),  # the Kelvin sign and long s fold to k, s
+    ("EYJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0", "EYJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0"),
+    ("eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9"),  # a header alone, no dot
+    ("Données été 日本語 bearer", "Données été 日本語 bearer"),
+    ("bearer ", "bearer "),
+    (f"x{JWT}é/{JWT}", "x[redacted]é/[redacted]"),
+]
+
+
+@pytest.mark.parametrize(("text", "redacted"), TRICKY)
+def test_one_pass_redacts_exactly_as_the_two_regexes_did(text: str, redacted: str) -> None:
+    assert redact_tokens(text) == redacted
+
+
+def _two_regexes(text: str) -> str:
+    """The redaction as it was defined before it became one pass: the reference."""
+    bearer = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
+    jwt = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)+")
+    return jwt.sub("[redacted]", bearer.sub(r"\g<1>[redacted]", text))
+
+
+FRAGMENTS = ["eyJ", "a", ".", "=", "~", " ", "\u2028", "é", "\u212a", "bearer", "Bearer", "r"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=14).map("".join))
+def test_one_pass_matches_the_two_regexes_on_any_mix_of_their_fragments(text: str) -> None:
+    assert redact_tokens(text) == _two_regexes(text)

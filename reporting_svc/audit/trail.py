@@ -25,7 +25,8 @@ UNAWAITED_EVENTS = frozenset({"end"})
 # A refusal of a caller without a valid token (subject null) is written like any other
 # record but waits for no fsync either, and its User-Agent is cut short (the requestId
 # and jobId are already at most 128 and 64 characters): anyone can send those, so each
-# must cost little. A power cut may lose the last few of them.
+# must cost little. A power cut may lose the last few of them. The limit counts the
+# caller's characters: escaped, each unsafe one takes 4 to 10.
 ANONYMOUS_USER_AGENT_LIMIT = 128
 # Nor does a refusal the service makes for its own state (a 5xx: every download slot
 # taken, the store or the audit database down): it decides nothing about the caller, and
@@ -80,12 +81,14 @@ class AuditTrail:
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
+        raw = {name: fields.get(name) for name in FIELDS}
+        anonymous = raw["event"] == "refused" and raw["subject"] is None
+        if anonymous and isinstance(raw["userAgent"], str):
+            # Cut the caller's text, not its escaped form, so no escape is cut in half.
+            raw["userAgent"] = raw["userAgent"][:ANONYMOUS_USER_AGENT_LIMIT]
         # Caller-supplied text is stored as data: a control character is written escaped.
-        ordered = visible_fields({name: fields.get(name) for name in FIELDS})
+        ordered = visible_fields(raw)
         ordered["time"] = ordered["time"] or now_instant()
-        anonymous = ordered["event"] == "refused" and ordered["subject"] is None
-        if anonymous and isinstance(ordered["userAgent"], str):
-            ordered["userAgent"] = ordered["userAgent"][:ANONYMOUS_USER_AGENT_LIMIT]
         try:
             return self._append(ordered, durable=awaited(ordered))
         except Exception as error:  # any failure of any sink fails the record

@@ -28,16 +28,15 @@ class TokenSource(AuthBase):
         self.environ = os.environ if environ is None else environ
 
     def read(self) -> str:
-        """The current token; raises TokenMissing with what to do about it."""
+        """The current token; raises TokenMissing with what to do about it, never naming the
+        file: a token given as ``--token-file TOKEN`` by mistake would be printed."""
         if self.token_file is not None:
             try:
                 token = self.token_file.read_text().strip()
             except OSError as error:
-                raise TokenMissing(
-                    f"cannot read the token file {self.token_file}: {error.strerror}"
-                ) from None
+                raise TokenMissing(f"cannot read the --token-file: {error.strerror}") from None
             if not token:
-                raise TokenMissing(f"the token file {self.token_file} is empty")
+                raise TokenMissing("the --token-file is empty")
             return token
         token = self.environ.get(TOKEN_VARIABLE, "").strip()
         if not token:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +38,8 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``fetch``; argparse turns a bad one into exit status 2.
 
     No abbreviations: ``--token SECRET`` must be an error, not ``--token-file SECRET``.
+    An error names the option and its rule, never the value given: a token typed in the
+    wrong place must not reach the terminal or a CI log.
     """
     parser.allow_abbrev = False
     parser.description = (
@@ -47,7 +50,7 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--study", type=_study, metavar="ID|null", help="every run of a study")
     what.add_argument("--id", dest="job_id", type=_guid, metavar="JOB", help="one report job")
-    parser.add_argument("--mode", type=_mode, choices=MODES, help="only runs of this mode")
+    parser.add_argument("--mode", type=_mode, help="only runs of this mode: " + ", ".join(MODES))
     parser.add_argument("--report-id", type=_guid, metavar="G", help="only runs of this report")
     parser.add_argument("--report-name", metavar="N", help="only runs of this report name")
     parser.add_argument("--dest", required=True, type=Path, metavar="DIR")
@@ -55,7 +58,7 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
     parser.add_argument("--dry-run", action="store_true", help="list what would be fetched")
     parser.add_argument("--retries", type=_positive, default=6, metavar="N")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")
     parser.add_argument("--token-file", type=Path, metavar="F", help="re-read before each request")
 
 
@@ -87,7 +90,7 @@ def listing_study(options: FetchOptions) -> str:
 def _base_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL")
+        raise argparse.ArgumentTypeError("not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError("the URL takes no credentials, query or fragment")
     return value.rstrip("/")
@@ -97,7 +100,7 @@ def _guid(value: str) -> str:
     try:
         return normalise_guid(value)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{value!r}: {error}") from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _study(value: str) -> str:
@@ -105,11 +108,22 @@ def _study(value: str) -> str:
 
 
 def _mode(value: str) -> str:
+    if value.lower() not in MODES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(MODES)}")
     return value.lower()
 
 
 def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
-    return number
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError("must be a number of seconds above 0")
+    return seconds

@@ -62,15 +62,11 @@ class Store(ABC):
 
     @abstractmethod
     def put(self, record: JobRecord, source: BinaryIO) -> None:
-        """Write the file, its index entry and, last, its record; raise JobExists if taken."""
+        """Write the file and, last, its record; raise JobExists if the id is taken."""
 
     @abstractmethod
     def check(self) -> str | None:
         """Why the store cannot serve now (for readiness), or None when it can; cheap."""
-
-    @abstractmethod
-    def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
-        """Return the ids of one study's (None: the tenant's) jobs in one mode."""
 
     @abstractmethod
     def size_of(self, record: JobRecord) -> int | None:

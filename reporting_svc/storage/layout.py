@@ -1,15 +1,15 @@
-"""Where a job's record, file and index entry live: the same keys on disk and in S3.
+"""Where a job's record and file live: the same keys on disk and in S3.
 
 ``jobs/<ID>/claim``, ``jobs/<ID>/content`` and ``jobs/<ID>/record.json`` are derived
 from the validated job id alone, so a store copied between disk and a bucket serves
 unchanged. Later changes of state are entries beside the record, ``jobs/<ID>/<name>``
-(``withdrawn.json``, ``purged.json``: see entries). The empty marker
-``index/<scope>/<mode>/<ID>`` (scope: the study id or ``tenant``) lets one study's jobs
-in one mode be listed by prefix without reading every record.
+(``withdrawn.json``, ``purged.json``: see entries). Everything a job is lives under its
+own ``jobs/<ID>/``, so listing ``jobs/`` finds every job (the catalog's rebuild does);
+anything else in a store, such as the ``index/`` markers older versions wrote, is never
+read.
 """
 
 from ..ids import normalise_guid
-from .record import MODES, TENANT_SCOPE
 
 JOBS = "jobs/"
 RECORD_NAME = "record.json"
@@ -30,17 +30,6 @@ def content_key(job_id: str) -> str:
 
 def entry_key(job_id: str, name: str) -> str:
     return f"{JOBS}{normalise_guid(job_id)}/{name}"
-
-
-def index_prefix(study_id: str | None, mode: str) -> str:
-    scope = normalise_guid(study_id) if study_id else TENANT_SCOPE
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}")
-    return f"index/{scope}/{mode}/"
-
-
-def index_key(study_id: str | None, mode: str, job_id: str) -> str:
-    return index_prefix(study_id, mode) + normalise_guid(job_id)
 
 
 def job_id_of_record_key(relative: str, name: str = RECORD_NAME) -> str | None:

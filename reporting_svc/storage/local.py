@@ -79,22 +79,12 @@ class LocalStore(Store):
         except FileExistsError:
             raise JobExists(record.id) from None
         _write_atomically(self.root / layout.content_key(record.id), source)
-        marker = self.root / layout.index_key(record.studyId, record.mode, record.id)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
         _write_atomically(self.root / layout.record_key(record.id), io.BytesIO(record.to_json()))
 
     def check(self) -> str | None:
         if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
             return "the local store's root directory cannot be read"
         return None
-
-    def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
-        directory = self.root / layout.index_prefix(study_id, mode)
-        try:
-            return sorted(entry.name for entry in directory.iterdir())
-        except FileNotFoundError:
-            return []
 
     def job_ids(self) -> Iterator[str]:
         return self.entry_ids(layout.RECORD_NAME)

@@ -153,7 +153,7 @@ class S3Store(Store):
             raise _failure(error) from error
 
     def _write(self, record: JobRecord, source: BinaryIO) -> None:
-        """Claim the id, then content, index marker and, last, the record.
+        """Claim the id, then write the content and, last, the record.
 
         The claim is a conditional create, so a racing publish of the same id fails
         before it can overwrite the winner's file.
@@ -170,8 +170,6 @@ class S3Store(Store):
             self.key(layout.content_key(record.id)),
             ExtraArgs={"ContentType": record.contentType, "Tagging": CONTENT_TAG},
         )
-        marker = layout.index_key(record.studyId, record.mode, record.id)
-        self.client.put_object(Bucket=self.bucket, Key=self.key(marker), Body=b"")
         self.client.put_object(
             Bucket=self.bucket,
             Key=self.key(layout.record_key(record.id)),
@@ -227,19 +225,6 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as error:
             return f"the S3 bucket cannot be reached ({_failure(error)})"
         return None
-
-    def list_job_ids(self, study_id: str | None, mode: str) -> list[str]:
-        prefix = self.key(layout.index_prefix(study_id, mode))
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            keys = [
-                item["Key"]
-                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-                for item in page.get("Contents", [])
-            ]
-        except (ClientError, BotoCoreError) as error:
-            raise _failure(error) from error
-        return sorted(key[len(prefix) :] for key in keys)
 
     def job_ids(self) -> Iterator[str]:
         return self.entry_ids(layout.RECORD_NAME)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reporting_svc import cli
 from reporting_svc.fetch.options import FetchOptions, listing_study, options_from
 
 JOB = "6a7c29dd-0112-41df-be1b-64399283c860"
+SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+VALID = ["--url", "http://h", "--id", JOB, "--dest", "d"]
 
 
 def parse(*args: str) -> FetchOptions:
@@ -62,3 +66,44 @@ def test_fetch_needs_no_service_settings(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     assert status == 2
     assert "set REPORTING_SVC_TOKEN or pass --token-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("mistake", "named"),
+    [
+        (["--token", SECRET], "unrecognized arguments: --token, 1 value (not shown)"),
+        ([f"--token={SECRET}"], "unrecognized arguments: --token"),
+        ([SECRET], "unrecognized arguments: 1 value (not shown)"),
+        ([f"-t{SECRET}"], "unrecognized arguments: 1 value (not shown)"),
+        (["--url", SECRET], "argument --url: not an http(s) URL"),
+        (["--id", SECRET], "argument --id: must be a GUID"),
+        (["--report-id", SECRET], "argument --report-id: must be a GUID"),
+        (["--mode", SECRET], "argument --mode: must be one of test, active, training"),
+        (["--parallel", SECRET], "argument --parallel: must be a whole number"),
+        (["--retries", SECRET], "argument --retries: must be a whole number"),
+        (["--timeout", SECRET], "argument --timeout: must be a number of seconds"),
+    ],
+)
+def test_a_usage_error_names_the_mistake_never_the_value(
+    mistake: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["fetch", *VALID, *mistake])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert named in err
+    assert SECRET not in err
+
+
+def test_a_token_given_as_the_token_file_is_not_printed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    status = cli.main(["fetch", *VALID, "--token-file", SECRET])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "cannot read the --token-file: No such file or directory" in err
+    assert SECRET not in err

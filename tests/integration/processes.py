@@ -38,14 +38,7 @@ def s3_env(base: dict[str, str], endpoint: str, *, ca_bundle: Path | None = None
     ``ca_bundle`` is the CA file that signed an https server's certificate."""
     bucket = f"reports-{uuid.uuid4().hex[:12]}"
     credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        verify=str(ca_bundle) if ca_bundle else None,
-    ).create_bucket(Bucket=bucket)
+    s3_client(endpoint, ca_bundle).create_bucket(Bucket=bucket)
     return {
         **base,
         **credentials,
@@ -56,6 +49,19 @@ def s3_env(base: dict[str, str], endpoint: str, *, ca_bundle: Path | None = None
         "REPORTING_SVC_S3_ENDPOINT_URL": endpoint,
         "REPORTING_SVC_S3_CA_BUNDLE": str(ca_bundle or ""),
     }
+
+
+def s3_client(endpoint: str, ca_bundle: Path | None = None) -> Any:
+    """A boto3 client of the S3 server at ``endpoint``, with its test credentials: for a
+    test's own edits behind the service's back; ``ca_bundle`` for an https server."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        verify=str(ca_bundle) if ca_bundle else None,
+    )
 
 
 def run_cli(

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from reporting_svc.storage.layout import content_key
 from tests.conftest import STUDY
 from tests.integration.fetching import Service, deploy, fetch, fetch_measured, sha256sum_check
-from tests.integration.processes import Processes, s3_env, service_env
+from tests.integration.processes import Processes, s3_client, s3_env, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +90,17 @@ def test_a_study_is_pulled_whole_then_nothing_then_only_its_new_run(
     }
 
 
-def test_presigned_s3_redirects_are_followed_without_the_token(
-    processes: Processes, moto_server: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def redirecting(processes: Processes, moto_server: str, tmp_path: Path) -> Service:
+    """The service on moto's S3 server in ``redirect`` mode: S3 sends the bytes."""
     env = {**s3_env(service_env(tmp_path), moto_server), "REPORTING_SVC_S3_DELIVERY": "redirect"}
-    service = Service(processes.serve(env), env, tmp_path)
+    return Service(processes.serve(env), env, tmp_path)
+
+
+def test_presigned_s3_redirects_are_followed_without_the_token(
+    redirecting: Service, tmp_path: Path
+) -> None:
+    service = redirecting
     records = [service.publish(os.urandom(100_000 + n), f"r{n}.bin") for n in range(3)]
 
     fetched = fetch(service.url, tmp_path / "pulled", "--study", STUDY, token=service.token())
@@ -102,3 +109,42 @@ def test_presigned_s3_redirects_are_followed_without_the_token(
     assert events_of("verified", fetched.events) == sorted(r["id"] for r in records)
     redirects = [r["jobId"] for r in service.audit_records() if r["event"] == "redirect"]
     assert sorted(redirects) == sorted(r["id"] for r in records)
+
+
+def test_one_job_through_an_s3_redirect_is_verified_by_the_services_etag_then_skipped(
+    redirecting: Service, tmp_path: Path
+) -> None:
+    record = redirecting.publish(os.urandom(300_000), "r.bin")
+    token = redirecting.token()
+
+    first = fetch(redirecting.url, tmp_path / "one", "--id", record["id"], token=token)
+    second = fetch(redirecting.url, tmp_path / "one", "--id", record["id"], token=token)
+
+    assert first.returncode == 0, first.stderr
+    assert [e["event"] for e in first.events] == ["started", "verified"]
+    assert first.of("verified")[0]["sha256"] == record["sha256"]
+    assert [e["event"] for e in second.events] == ["skipped"]
+    assert [r["event"] for r in redirecting.audit_records() if r["jobId"] == record["id"]] == [
+        "redirect",
+        "not-modified",
+        "not-modified",
+    ]
+
+
+def test_one_job_whose_s3_object_was_swapped_fails_and_is_not_saved(
+    redirecting: Service, tmp_path: Path
+) -> None:
+    record = redirecting.publish(os.urandom(300_000), "r.bin")
+    s3_client(redirecting.env["REPORTING_SVC_S3_ENDPOINT_URL"]).put_object(
+        Bucket=redirecting.env["REPORTING_SVC_S3_BUCKET"],
+        Key=redirecting.env["REPORTING_SVC_S3_PREFIX"] + content_key(record["id"]),
+        Body=os.urandom(300_000),
+    )
+
+    fetched = fetch(
+        redirecting.url, tmp_path / "one", "--id", record["id"], token=redirecting.token()
+    )
+
+    assert fetched.returncode == 1
+    assert f"does not match the service's ETag {record['sha256']}, twice" in fetched.stderr
+    assert not (tmp_path / "one" / "r.bin").exists()

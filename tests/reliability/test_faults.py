@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from harness.processes import children, stop
 from reporting_svc.storage.layout import content_key
-from tests.integration.processes import Processes
+from tests.integration.processes import Processes, s3_client
 from tests.reliability.clients import error_data, read_head, read_to_end, send_download
 from tests.reliability.deployments import (
     Deployment,
@@ -172,13 +171,7 @@ def delete_file(deployment: Deployment, job_id: str) -> None:
     if deployment.mode == "stream":
         (Path(deployment.env["REPORTING_SVC_LOCAL_ROOT"]) / content_key(job_id)).unlink()
         return
-    boto3.client(
-        "s3",
-        endpoint_url=deployment.env["REPORTING_SVC_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).delete_object(
+    s3_client(deployment.env["REPORTING_SVC_S3_ENDPOINT_URL"]).delete_object(
         Bucket=deployment.env["REPORTING_SVC_S3_BUCKET"],
         Key=deployment.env["REPORTING_SVC_S3_PREFIX"] + content_key(job_id),
     )
