@@ -3,7 +3,7 @@
 ``jobs/<ID>/claim``, ``jobs/<ID>/content`` and ``jobs/<ID>/record.json`` are derived
 from the validated job id alone, so a store copied between disk and a bucket serves
 unchanged. Later changes of state are entries beside the record, ``jobs/<ID>/<name>``
-(``withdrawn.json``, ``purged.json``: see entries). The empty marker
+(``withdrawn.json``, ``purged.json``, ``purge-recorded.json``: see entries). The empty marker
 ``index/<scope>/<mode>/<ID>`` (scope: the study id or ``tenant``) lets one study's jobs
 in one mode be listed by prefix without reading every record.
 """
