@@ -114,11 +114,12 @@ class DatabaseSink:
                 )
                 or 0
             )
-            lines = connection.execution_options(yield_per=ROWS).scalars(
+            lines = connection.scalars(
                 sa.select(records.c.line)
                 .where(records.c.chain == LIVE)
                 .where(records.c.seq > recorded.position, records.c.seq <= last)
                 .where(records.c.line.contains(recorded.marker, autoescape=True))
+                .execution_options(yield_per=ROWS)
             )
             recorded.read(lines)
             recorded.position = last
