@@ -141,7 +141,7 @@ class Purger:
             if self.store.read_entry(record.id, PurgeRecorded) is None:
                 if claim.claimed is not None and self.clock() - claim.claimed < self.lease:
                     return Outcome.HELD
-                self._record_unclaimed(record, claim)
+                self._record_for_the_dead(record, claim)
             outcome = Outcome.FINISHED
         self.store.delete_content(record)
         self.catalog.mark_purged(record.id, claim.at)
@@ -165,7 +165,7 @@ class Purger:
                 record.id,
             )
 
-    def _record_unclaimed(self, record: JobRecord, claim: Purge) -> None:
+    def _record_for_the_dead(self, record: JobRecord, claim: Purge) -> None:
         """The record of a claimant presumed dead, unless it got it out before it died."""
         agent = (
             f"{self.operator.agent}; on record for the claim of {claim.by} on {claim.host}"
