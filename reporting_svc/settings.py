@@ -29,6 +29,14 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # from a store may be remembered that long.
 MAX_CACHE_SECONDS = 9
 MAX_RETENTION_DAYS = 100 * 366
+# A purge's claim on a job with no record yet is its claimant's for this long, then the
+# claimant is presumed dead and another run records and finishes the job. A claimant
+# spends between its claim and its record one audit write: a wait for the file's lock
+# (held by each writer for one batch's write) and an fsync, or in PostgreSQL at most
+# the chain's lock_timeout (10 s) plus a connection and a commit; minutes at worst, on a
+# sick disk or network. Nothing bounds a claimant paused longer (a frozen VM, SIGSTOP).
+DEFAULT_PURGE_LEASE_SECONDS = 15 * 60
+MAX_PURGE_LEASE_SECONDS = 7 * 24 * 3600
 # Threads of a gunicorn worker that never send a download: however many are in flight,
 # these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
 RESERVED_THREADS = 2
@@ -76,6 +84,7 @@ class Settings:
     audit_url: str = field(default="", repr=False)
     catalog_url: str = field(default="", repr=False)
     retention_days: int = 0
+    purge_lease_seconds: int = DEFAULT_PURGE_LEASE_SECONDS
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     metrics_token: str = field(default="", repr=False)
@@ -351,6 +360,8 @@ def _check_catalog(settings: Settings) -> None:
             f"{PREFIX}RETENTION_DAYS must be from 1 to {MAX_RETENTION_DAYS} days, "
             "or 0 (or unset): reports never expire"
         )
+    if not 0 <= settings.purge_lease_seconds <= MAX_PURGE_LEASE_SECONDS:
+        _fail(f"{PREFIX}PURGE_LEASE_SECONDS must be from 0 to {MAX_PURGE_LEASE_SECONDS}")
     scheme = settings.catalog_url.partition("://")[0]
     if settings.catalog_url and scheme not in CATALOG_SCHEMES:
         _fail(

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from reporting_svc.lifecycle import Operator, Purger
 from reporting_svc.storage import layout
+from reporting_svc.storage.entries import Purge
 from reporting_svc.storage.record import format_instant, parse_instant
 from tests.conftest import BUCKET, STUDY, error_of
 
 REASON = "wrong cut-off date"
 PAST = "2020-01-01T00:00:00.000Z"
+LEASE = timedelta(minutes=15)
 
 
 @pytest.fixture
@@ -36,6 +39,14 @@ def trail(audit_records: Any) -> Any:
         return [record for record in audit_records() if record["event"] == event]
 
     return records
+
+
+def summary(*, purged: int = 0, finished: int = 0, held: int = 0, left: int = 0) -> str:
+    """The last line of a purge that changed something."""
+    return (
+        f"OK: {purged} job(s) purged, {finished} finished after another purge,"
+        f" {held} held by another purge's fresh claim, {left} left"
+    )
 
 
 def state(folder: Path) -> tuple[dict[str, bytes], bytes, list[Any]]:
@@ -215,12 +226,8 @@ def test_purge_deletes_expired_files_once_keeps_records_and_leaves_withdrawn_unl
     again = command("purge", "--by", "cron")
     with_withdrawn = command("purge", "--withdrawn", "--by", "cron")
 
-    assert (
-        first[1].splitlines()[-1] == "OK: 1 job(s) purged, 0 finished after another purge, 1 left"
-    )
-    assert (
-        again[1].splitlines()[-1] == "OK: 0 job(s) purged, 0 finished after another purge, 1 left"
-    )
+    assert first[1].splitlines()[-1] == summary(purged=1, left=1)
+    assert again[1].splitlines()[-1] == summary(left=1)
     assert with_withdrawn[1].splitlines()[-1].startswith("OK: 1 job(s) purged")
     assert [(r["jobId"], r["subject"]) for r in trail("purged")] == [
         (expired, "cron"),
@@ -244,7 +251,7 @@ def test_older_than_keeps_files_that_expired_more_recently(
 
     assert (code, out.splitlines()[-1]) == (
         0,
-        "OK: 1 job(s) purged, 0 finished after another purge, 0 left",
+        summary(purged=1),
     )
     assert not stored(old.id, "content").exists()
     assert stored(recent.id, "content").exists()
@@ -262,6 +269,70 @@ def test_a_purge_whose_record_cannot_be_written_takes_its_claim_back_and_fails(
     assert not stored(job.id, "purged.json").exists()
     restored = command("purge", AUDIT_FILE=str(tmp_path / "var" / "audit.jsonl"))
     assert restored[1].splitlines()[-1].startswith("OK: 1 job(s) purged")
+
+
+@pytest.fixture
+def purge_at(app: Any) -> Any:
+    """``purge_at(instant)``: run a purge in process as if started at ``instant``."""
+    services = app.extensions["reporting_svc"]
+
+    def run(now: datetime) -> Any:
+        operator = Operator("cron-b", "reporting-svc purge")
+        purger = Purger(services.store, services.catalog, services.audit, operator, now, LEASE)
+        return purger.run()
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("claimed", "on_record", "recovered"),
+    [
+        (True, False, "new"),
+        (True, True, "claimant's"),
+        (False, False, "new"),
+    ],
+    ids=["killed-before-its-record", "killed-after-its-record", "claim-without-instant"],
+)
+def test_a_claim_not_on_record_is_left_for_the_lease_then_recorded_once(
+    app: Any,
+    publish: Any,
+    purge_at: Any,
+    trail: Any,
+    stored: Any,
+    audit_command: Any,
+    claimed: bool,
+    on_record: bool,
+    recovered: str,
+) -> None:
+    services = app.extensions["reporting_svc"]
+    job, claimed_at = publish(expires_at=PAST), datetime.now(UTC)
+    instant = format_instant(claimed_at)
+    # What a claimant killed after its claim leaves: the claim, and perhaps its record.
+    dead = Purge(
+        purgedAt=instant, by="cron-a", host="host-a", claimedAt=instant if claimed else None
+    )
+    services.store.create_entry(job.id, dead)
+    if on_record:
+        Operator("cron-a", "reporting-svc purge").record(services.audit, "purged", job)
+
+    early = purge_at(claimed_at + LEASE - timedelta(seconds=1))
+    kept = stored(job.id, "content").exists()
+    late = purge_at(claimed_at + LEASE)
+    again = purge_at(claimed_at + LEASE)
+
+    assert (early.held, early.finished) == (([job.id], []) if claimed else ([], [job.id]))
+    assert kept is claimed
+    assert [late.finished, again.finished] == ([[job.id], []] if claimed else [[], []])
+    (record,) = trail("purged")
+    assert (record["jobId"], record["subject"]) == (
+        job.id, "cron-a" if recovered == "claimant's" else "cron-b"
+    )  # fmt: skip
+    if recovered == "new":
+        assert f"for the claim of cron-a on host-a at {instant}" in record["userAgent"]
+    entry = json.loads(stored(job.id, "purge-recorded.json").read_bytes())
+    assert entry["requestId"] == record["requestId"]
+    assert not stored(job.id, "content").exists()
+    assert audit_command("verify")[0] == 0
 
 
 def test_rebuild_restores_withdrawals_and_purges_from_the_store(
@@ -303,11 +374,7 @@ def test_on_s3_a_withdrawn_file_goes_only_once_every_process_has_forgotten_it(
         "withdraw", job_id, "--reason", REASON, "--by", "ops-anna", "--delete-content"
     )
 
-    assert (
-        early[1]
-        .splitlines()[-1]
-        .endswith("0 job(s) purged, 0 finished after another purge, 1 left")
-    )
+    assert early[1].splitlines()[-1].endswith(summary(left=1).removeprefix("OK: "))
     assert "waiting 2 s for every host to refuse the job" in deleted[1]
     assert "its file is purged" in deleted[1]
     with pytest.raises(s3_bucket.exceptions.NoSuchKey):

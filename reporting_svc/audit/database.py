@@ -27,6 +27,7 @@ from ..catalog.engine import ProcessEngine, failure_of
 from ..catalog.schema import SchemaError
 from .batches import GroupCommit
 from .chain import GENESIS, Verdict, line_of, seal, verify_from
+from .recorded import Recorded
 from .tables import AUDIT, LIVE, heads, records
 
 #: pg_advisory_xact_lock's key of the live chain's appenders.
@@ -97,16 +98,57 @@ class DatabaseSink:
         with self.writing() as connection:
             return append_live(connection, batch, durable=durable)
 
+    def append_once(self, fields: dict[str, Any], recorded: Recorded) -> dict[str, Any] | None:
+        """Seal and write one record unless the live chain holds one of its event about its
+        job already: None then. The check and the insert are one transaction under the
+        chain's lock, so writers on every host sharing the database agree.
 
-def append_live(
-    connection: sa.Connection, batch: list[dict[str, Any]], *, durable: bool = True
-) -> list[dict[str, Any]]:
-    """Seal the batch onto the live chain's end, under its lock, with a head naming it."""
+        Only the live chain's rows past ``recorded.position`` that can hold such a record
+        are read (the rest were read before, by this run).
+        """
+        with self.writing() as connection:
+            lock_live(connection)
+            last: int = (
+                connection.scalar(
+                    sa.select(sa.func.max(records.c.seq)).where(records.c.chain == LIVE)
+                )
+                or 0
+            )
+            lines = connection.scalars(
+                sa.select(records.c.line)
+                .where(records.c.chain == LIVE)
+                .where(records.c.seq > recorded.position, records.c.seq <= last)
+                .where(records.c.line.contains(recorded.marker, autoescape=True))
+                .execution_options(yield_per=ROWS)
+            )
+            recorded.read(lines)
+            recorded.position = last
+            if recorded.holds(fields):
+                return None
+            (record,) = seal_onto_live(connection, [fields])
+        recorded.note(record)
+        return record
+
+
+def lock_live(connection: sa.Connection, *, durable: bool = True) -> None:
+    """Take the live chain's lock for the transaction (``durable`` off: commit lazily)."""
     relaxed = "" if durable else "SET LOCAL synchronous_commit = off; "
     connection.exec_driver_sql(
         f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {relaxed}"
         f"SELECT pg_advisory_xact_lock({APPEND_LOCK})"
     )
+
+
+def append_live(
+    connection: sa.Connection, batch: list[dict[str, Any]], *, durable: bool = True
+) -> list[dict[str, Any]]:
+    """Seal the batch onto the live chain's end, under its lock, with a head naming it."""
+    lock_live(connection, durable=durable)
+    return seal_onto_live(connection, batch)
+
+
+def seal_onto_live(connection: sa.Connection, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seal the batch onto the live chain's end and insert it; the caller holds the lock."""
     last = connection.execute(
         sa.select(records.c.seq, records.c.hash)
         .where(records.c.chain == LIVE)

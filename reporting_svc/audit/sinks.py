@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TextIO
 from .batches import GroupCommit
 from .batches import RecordNotWrittenError as RecordNotWrittenError
 from .chain import GENESIS, line_of, seal
+from .recorded import Recorded
 
 MIN_FREE_BYTES = 1024 * 1024
 # The head's JSON is padded with spaces to this width, so each rewrite covers the last.
@@ -64,6 +65,34 @@ class Snapshot(NamedTuple):
         return None
 
 
+class Appending(NamedTuple):
+    """The trail and its head opened and locked by one writer, as the head states it."""
+
+    fd: int
+    head_fd: int
+    head: Head
+    length: int
+    stored: int
+
+    def write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Seal the batch onto the trail's end and rewrite the head to name it."""
+        records, prev = [], self.head.last_hash
+        for fields in batch:
+            records.append(seal(fields, prev))
+            prev = records[-1]["hash"]
+        data = b"".join(line_of(record) for record in records)
+        if os.write(self.fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write to the audit file")
+        # O_APPEND under the lock: the file now ends here, no fstat needed.
+        new = Head(self.head.records + len(records), prev, self.length + len(data))
+        write_head(self.head_fd, new, replaces=self.stored)
+        return records
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+        os.fdatasync(self.head_fd)
+
+
 class FileSink:
     """Appends sealed records to one file; any number of processes and threads may share it.
 
@@ -108,6 +137,40 @@ class FileSink:
     def _append_all(
         self, batch: list[dict[str, Any]], durable: bool, written: Callable[[], None]
     ) -> list[dict[str, Any]]:
+        with self._appending() as trail:
+            records = trail.write(batch)
+            fcntl.flock(trail.fd, fcntl.LOCK_UN)
+            written()
+            if self.fsync and durable:
+                trail.sync()
+        return records
+
+    def append_once(self, fields: dict[str, Any], recorded: Recorded) -> dict[str, Any] | None:
+        """Seal and write one (durable) record unless the trail holds one of its event about
+        its job already: None then. The check and the write happen under the lock every
+        writer of this file takes, so two processes on this host never both write it.
+
+        The trail is read from where ``recorded`` stopped to its end; a trail on another
+        host is not seen at all (README: Retention and withdrawal).
+        """
+        with self._appending() as trail:
+            with self.path.open("rb") as handle:
+                handle.seek(recorded.position)
+                marker = recorded.marker.encode()
+                recorded.read(line for line in handle if marker in line)
+            recorded.position = trail.length
+            if recorded.holds(fields):
+                return None
+            (record,) = trail.write([fields])
+            recorded.note(record)
+            fcntl.flock(trail.fd, fcntl.LOCK_UN)
+            if self.fsync:
+                trail.sync()
+        return record
+
+    @contextmanager
+    def _appending(self) -> Iterator[Appending]:
+        """The trail under the exclusive lock, its head read and checked against it."""
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
             length = os.fstat(fd).st_size
@@ -117,22 +180,7 @@ class FileSink:
                 mismatch = Snapshot(head, length).mismatch
                 if mismatch:
                     raise TrailMismatchError(self.refusal(mismatch))
-                records, prev = [], head.last_hash
-                for fields in batch:
-                    records.append(seal(fields, prev))
-                    prev = records[-1]["hash"]
-                data = b"".join(line_of(record) for record in records)
-                if os.write(fd, data) != len(data):
-                    raise OSError(errno.ENOSPC, "short write to the audit file")
-                # O_APPEND under the lock: the file now ends here, no fstat needed.
-                new = Head(head.records + len(records), prev, length + len(data))
-                write_head(head_fd, new, replaces=len(stored))
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                written()
-                if self.fsync and durable:
-                    os.fsync(fd)
-                    os.fdatasync(head_fd)
-        return records
+                yield Appending(fd, head_fd, head, length, len(stored))
 
     def refusal(self, mismatch: str) -> str:
         """The message of a trail that takes no records until an operator repairs it."""

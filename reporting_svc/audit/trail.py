@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ..settings import Settings
@@ -10,6 +12,7 @@ from ..storage.record import now_instant
 from ..text import visible_fields
 from .chain import FIELDS
 from .database import DatabaseSink
+from .recorded import Recorded
 from .sinks import FileSink, StdoutSink
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class ChainedSink(Protocol):
 
     def check(self) -> str | None: ...
 
+    def append_once(self, fields: dict[str, Any], recorded: Recorded) -> dict[str, Any] | None: ...
+
 
 class AuditTrail:
     """The chained sink (file or database, when configured) seals the chain; the stdout
@@ -78,6 +83,29 @@ class AuditTrail:
 
         Whatever goes wrong in any sink, the record is not written: AuditUnavailableError.
         """
+        ordered = self._ordered(fields)
+        with _failing(ordered):
+            return self._append(ordered, durable=awaited(ordered))
+
+    def write_once(self, recorded: Recorded, **fields: Any) -> dict[str, Any] | None:
+        """Write the (durable) record unless the trail holds one of its event about its
+        job already: None then. The chained sink checks and writes under its writer lock.
+
+        For a purge finishing a claimant presumed dead, so reading the trail is fine:
+        ``recorded`` keeps what was read, and the next call reads only what came after.
+        Standard output alone cannot be read back: the record is written, as by ``write``.
+        """
+        ordered = self._ordered(fields)
+        with _failing(ordered):
+            if self.chained is None:
+                return self._stdout().append(ordered)
+            record = self.chained.append_once(ordered, recorded)
+            if record is not None and self.stdout is not None:
+                self.stdout.emit(record)
+            return record
+
+    @staticmethod
+    def _ordered(fields: dict[str, Any]) -> dict[str, Any]:
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
@@ -89,16 +117,7 @@ class AuditTrail:
         # Caller-supplied text is stored as data: a control character is written escaped.
         ordered = visible_fields(raw)
         ordered["time"] = ordered["time"] or now_instant()
-        try:
-            return self._append(ordered, durable=awaited(ordered))
-        except Exception as error:  # any failure of any sink fails the record
-            log.error(
-                "audit record %s for request %s not written: %s",
-                ordered["event"],
-                ordered["requestId"],
-                error,
-            )
-            raise AuditUnavailableError(str(error)) from error
+        return ordered
 
     def _append(self, ordered: dict[str, Any], *, durable: bool) -> dict[str, Any]:
         if self.chained is None:
@@ -112,6 +131,21 @@ class AuditTrail:
         if self.stdout is None:
             raise AuditUnavailableError("the audit trail has no sink")
         return self.stdout
+
+
+@contextmanager
+def _failing(ordered: dict[str, Any]) -> Iterator[None]:
+    """Any failure of any sink fails the record: AuditUnavailableError."""
+    try:
+        yield
+    except Exception as error:
+        log.error(
+            "audit record %s for request %s not written: %s",
+            ordered["event"],
+            ordered["requestId"],
+            error,
+        )
+        raise AuditUnavailableError(str(error)) from error
 
 
 def make_audit_trail(settings: Settings) -> AuditTrail:

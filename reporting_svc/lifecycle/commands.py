@@ -7,17 +7,23 @@ import getpass
 import time
 from datetime import UTC, datetime, timedelta
 
-from ..audit import make_audit_trail
-from ..catalog import make_catalog
+from ..audit import AuditTrail, make_audit_trail
+from ..catalog import Catalog, make_catalog
 from ..settings import MAX_RETENTION_DAYS, Settings
-from ..storage import make_store
-from .purge import Purger
+from ..storage import Store, make_store
+from .purge import Outcome, Purger
 from .records import Operator
 from .withdraw import withdraw_job
 
 # A moment more than a store remembers, so a download that read "not withdrawn" just
 # before has opened its file before the file goes.
 SETTLE_MARGIN_SECONDS = 1.0
+PURGED_FILE = {
+    Outcome.PURGED: "OK: its file is purged",
+    Outcome.FINISHED: "OK: its file is purged (by an earlier purge)",
+    Outcome.HELD: "its file is being purged by another purge, which claimed it moments ago;"
+    " if it stays, the next 'reporting-svc purge --withdrawn' finishes it",
+}
 
 
 def add_lifecycle_commands(
@@ -73,14 +79,14 @@ def withdraw_command(settings: Settings, args: argparse.Namespace) -> int:
         if settle:
             print(f"waiting {settle:g} s for every host to refuse the job before its file goes")
             time.sleep(settle)
-        purged = Purger(store, catalog, audit, operator, _now()).job(outcome.record)
-        print(f"OK: its file is purged{'' if purged else ' (by an earlier purge)'}")
+        purged = _purger(settings, store, catalog, audit, operator).job(outcome.record)
+        print(PURGED_FILE[purged])
     return 0 if outcome.new else 1
 
 
 def purge_command(settings: Settings, args: argparse.Namespace) -> int:
     store, catalog, audit = make_store(settings), make_catalog(settings), make_audit_trail(settings)
-    purger = Purger(store, catalog, audit, Operator(args.by, "reporting-svc purge"), _now())
+    purger = _purger(settings, store, catalog, audit, Operator(args.by, "reporting-svc purge"))
     summary = purger.run(older_than=args.older_than, withdrawn=args.withdrawn, dry_run=args.dry_run)
     if args.dry_run:
         for job_id in sorted(summary.purged):
@@ -91,6 +97,13 @@ def purge_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _purger(
+    settings: Settings, store: Store, catalog: Catalog, audit: AuditTrail, operator: Operator
+) -> Purger:
+    lease = timedelta(seconds=settings.purge_lease_seconds)
+    return Purger(store, catalog, audit, operator, _now(), lease)
 
 
 def _days(text: str) -> timedelta:

@@ -26,9 +26,9 @@ class Operator:
     def __post_init__(self) -> None:
         check_operator(self.name)
 
-    def record(self, audit: AuditTrail, event: str, job: JobRecord) -> None:
+    def record(self, audit: AuditTrail, event: str, job: JobRecord) -> dict[str, Any]:
         """Write the event about ``job``; AuditUnavailableError when it cannot be."""
-        audit.write(**self.fields(event, job))
+        return audit.write(**self.fields(event, job))
 
     def fields(self, event: str, job: JobRecord) -> dict[str, Any]:
         return {

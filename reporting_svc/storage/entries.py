@@ -60,16 +60,37 @@ class Withdrawal(Entry):
 
 @dataclass(frozen=True)
 class Purge(Entry):
-    """The claim of the purge that deletes a job's file: whoever creates it records it."""
+    """The claim of the purge that deletes a job's file: whoever creates it records it.
+
+    ``purgedAt`` is the run's instant (the catalog's mark), ``claimedAt`` the moment of
+    the claim itself, from which another run tells a claimant at work from a dead one; a
+    claim written before it existed has none and counts as old.
+    """
 
     name: ClassVar[str] = "purged.json"
     purgedAt: str  # noqa: N815
     by: str
     host: str
+    claimedAt: str | None = None  # noqa: N815
 
     @property
     def at(self) -> datetime:
         return parse_instant(self.purgedAt)
+
+    @property
+    def claimed(self) -> datetime | None:
+        return None if self.claimedAt is None else parse_instant(self.claimedAt)
+
+
+@dataclass(frozen=True)
+class PurgeRecorded(Entry):
+    """Created once the job's ``purged`` record is on the trail: the claim is answered
+    for. ``requestId`` names that record (the run that wrote it), ``host`` who found it
+    on the trail."""
+
+    name: ClassVar[str] = "purge-recorded.json"
+    requestId: str  # noqa: N815
+    host: str
 
 
 def check_reason(reason: str) -> str:

@@ -3,10 +3,10 @@
 ``jobs/<ID>/claim``, ``jobs/<ID>/content`` and ``jobs/<ID>/record.json`` are derived
 from the validated job id alone, so a store copied between disk and a bucket serves
 unchanged. Later changes of state are entries beside the record, ``jobs/<ID>/<name>``
-(``withdrawn.json``, ``purged.json``: see entries). Everything a job is lives under its
-own ``jobs/<ID>/``, so listing ``jobs/`` finds every job (the catalog's rebuild does);
-anything else in a store, such as the ``index/`` markers older versions wrote, is never
-read.
+(``withdrawn.json``, ``purged.json``, ``purge-recorded.json``: see entries). Everything a
+job is lives under its own ``jobs/<ID>/``, so listing ``jobs/`` finds every job (the
+catalog's rebuild does); anything else in a store, such as the ``index/`` markers older
+versions wrote, is never read.
 """
 
 from ..ids import normalise_guid

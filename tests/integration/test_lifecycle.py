@@ -7,25 +7,33 @@ killed half-way, leave each job purged once and on record once.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from reporting_svc.audit import make_audit_trail
+from reporting_svc.audit.database import APPEND_LOCK, DatabaseSink, rows_of
+from reporting_svc.audit.tables import LIVE
 from reporting_svc.catalog import make_catalog
+from reporting_svc.lifecycle import Operator
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord, make_store
+from reporting_svc.storage.entries import PurgeRecorded
 from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 from tests.integration import processes as p
 
@@ -187,46 +195,124 @@ def test_purges_racing_on_one_store_purge_and_record_each_job_once(
     assert_purged_once(hosts, jobs)
 
 
-def test_a_purge_killed_half_way_finishes_when_run_again(tmp_path: Path) -> None:
-    env = p.service_env(tmp_path / "host")
-    jobs = publish_expired(env, tmp_path / "upstream", 400)
+@pytest.mark.parametrize(
+    ("sink", "killed"),
+    [
+        ("file", "before-its-record"),
+        ("file", "after-its-record"),
+        ("postgres", "before-its-record"),
+    ],
+)
+def test_a_purge_killed_half_way_finishes_when_run_again(
+    request: pytest.FixtureRequest, tmp_path: Path, sink: str, killed: str
+) -> None:
+    env = trail_env(request, tmp_path / "host", sink)
+    jobs = publish_expired(env, tmp_path / "upstream", 200)
     claims = Path(env["REPORTING_SVC_LOCAL_ROOT"]) / "jobs"
     process = subprocess.Popen(
-        [str(p.BIN / "reporting-svc"), "purge"],
+        [str(p.BIN / "reporting-svc"), "purge", "--by", "cron-a"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while len(list(claims.glob("*/purged.json"))) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    left = [job.id for job in jobs if (claims / job.id / "content").exists()]
-    claimed = [job_id for job_id in left if (claims / job_id / "purged.json").exists()]
-    assert 0 < len(left) < len(jobs), "the purge was not killed half-way"
+    wait_for(lambda: len(list(claims.glob("*/purged.json"))) >= 40)
+    with hold_audit_lock(env):
+        # The run's next record waits for the lock: kill it once it has claimed that job.
+        wait_for(lambda: len(list(claims.glob("*/purged.json"))) == len(purged_records(env)) + 1)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    left = [job for job in jobs if (claims / job.id / "content").exists()]
+    (claimed,) = [job for job in left if (claims / job.id / "purged.json").exists()]
+    if killed == "after-its-record":
+        trail = make_audit_trail(load_settings(env))
+        Operator("cron-a", "reporting-svc purge").record(trail, "purged", claimed)
 
-    again = p.run_cli("purge", env=env)
+    early = p.run_cli("purge", env=env)
+    late = p.run_cli("purge", env={**env, "REPORTING_SVC_PURGE_LEASE_SECONDS": "0"})
 
-    summary = re.fullmatch(
-        r"OK: (\d+) job\(s\) purged, (\d+) finished after another purge, 0 left",
-        again.stdout.splitlines()[-1],
+    # Within the lease the claim is left to its claimant; after it, finished and on record.
+    assert early.stdout.splitlines()[-1] == summary(purged=len(left) - 1, held=1)
+    assert late.stdout.splitlines()[-1] == summary(finished=1)
+    assert_purged_once([env], jobs)
+
+
+def test_a_purge_leaves_a_fresh_claim_to_its_running_claimant(tmp_path: Path) -> None:
+    env = p.service_env(tmp_path / "host")
+    (job,) = publish_expired(env, tmp_path / "upstream", 1)
+    claim = Path(env["REPORTING_SVC_LOCAL_ROOT"]) / "jobs" / job.id / "purged.json"
+    with hold_audit_lock(env):
+        claimant = subprocess.Popen(
+            [str(p.BIN / "reporting-svc"), "purge", "--by", "cron-a"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(claim.exists)
+        other = p.run_cli("purge", "--by", "cron-b", env=env)
+        untouched = (claim.parent / "content").exists()
+    out, err = claimant.communicate(timeout=60)
+
+    assert other.stdout.splitlines()[-1] == summary(held=1)
+    assert untouched
+    assert (claimant.returncode, out.splitlines()[-1]) == (0, summary(purged=1)), err
+    assert_purged_once([env], [job])
+
+
+def summary(*, purged: int = 0, finished: int = 0, held: int = 0) -> str:
+    """The last line of a purge that left no job out."""
+    return (
+        f"OK: {purged} job(s) purged, {finished} finished after another purge,"
+        f" {held} held by another purge's fresh claim, 0 left"
     )
-    assert summary is not None, again.stdout
-    purged, finished = map(int, summary.groups())
-    assert purged == len(left) - len(claimed)
-    # The kill may also fall between a job's file deletion and its catalog mark: that job
-    # has no file left to see here, and the second run finishes it too.
-    assert len(claimed) <= finished <= len(claimed) + 1
-    # Known gap (issue 15 stays open for it): a kill between a job's claim and its
-    # ``purged`` record leaves that one job purged without a record; never a second one.
-    assert_purged_once([env], jobs, unrecorded_at_most=1)
 
 
-def assert_purged_once(
-    hosts: list[dict[str, str]], jobs: list[JobRecord], *, unrecorded_at_most: int = 0
-) -> None:
-    """Every job's file gone and its record kept, one ``purged`` record per job across
-    the hosts' trails (never two; ``unrecorded_at_most`` jobs may have none), every trail
-    verified, and the catalog agreeing with the store."""
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.005)
+
+
+def trail_env(request: pytest.FixtureRequest, folder: Path, sink: str) -> dict[str, str]:
+    """A host on local disk whose audit trail is its own file, or a PostgreSQL database."""
+    env = p.service_env(folder)
+    if sink == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        env.update(REPORTING_SVC_AUDIT_SINK="postgres", REPORTING_SVC_AUDIT_URL=url)
+    return env
+
+
+@contextmanager
+def hold_audit_lock(env: dict[str, str]) -> Iterator[None]:
+    """Hold the lock every writer of the host's trail takes: its file's, or the database's."""
+    settings = load_settings(env)
+    if "postgres" in settings.audit_sink:
+        # Without a pool the connection closes on leaving, and its session's lock goes too.
+        engine = sa.create_engine(settings.audit_database_url, poolclass=sa.pool.NullPool)
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({APPEND_LOCK})")
+            yield
+        return
+    settings.audit_path.parent.mkdir(parents=True, exist_ok=True)
+    with settings.audit_path.open("ab") as trail:
+        fcntl.flock(trail, fcntl.LOCK_EX)
+        yield
+
+
+def purged_records(env: dict[str, str]) -> list[dict[str, Any]]:
+    """The ``purged`` records of the host's trail, in its order."""
+    settings = load_settings(env)
+    if "postgres" in settings.audit_sink:
+        sink = DatabaseSink(settings.audit_database_url)
+        with sink.snapshot() as connection:
+            lines = [row.line for row in rows_of(connection, LIVE)]
+    elif settings.audit_path.exists():
+        lines = settings.audit_path.read_text().splitlines()
+    else:
+        lines = []
+    return [record for record in map(json.loads, lines) if record["event"] == "purged"]
+
+
+def assert_purged_once(hosts: list[dict[str, str]], jobs: list[JobRecord]) -> None:
+    """Every job's file gone and its record kept, exactly one ``purged`` record per job
+    across the hosts' trails and its entry saying so, every trail verified, and the
+    catalog agreeing with the store."""
     settings = load_settings(hosts[0])
     store = make_store(settings)
     assert all(store.size_of(job) is None for job in jobs)
@@ -234,10 +320,8 @@ def assert_purged_once(
     recorded = []
     for env in hosts:
         assert p.run_cli("audit", "verify", env=env).returncode == 0
-        lines = (Path(env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl").read_text().splitlines()
-        recorded += [r["jobId"] for r in map(json.loads, lines) if r["event"] == "purged"]
-    assert len(recorded) == len(set(recorded))
-    assert set(recorded) <= {job.id for job in jobs}
-    assert len(jobs) - len(recorded) <= unrecorded_at_most
+        recorded += [record["jobId"] for record in purged_records(env)]
+    assert sorted(recorded) == sorted(job.id for job in jobs)
+    assert all(store.read_entry(job.id, PurgeRecorded) is not None for job in jobs)
     assert p.run_cli("catalog", "check", env=hosts[0]).returncode == 0
     assert p.run_cli("purge", "--dry-run", env=hosts[0]).stdout.startswith("DRY RUN: 0 job(s)")
