@@ -202,6 +202,25 @@ def three_jobs(publish: Any, command: Any) -> dict[str, Any]:
     return jobs
 
 
+def test_rebuild_leaves_a_claim_not_on_record_for_the_next_purge_to_record_once(
+    command: Any, three_jobs: dict[str, Any], tmp_path: Path, stored: Any, trail: Any
+) -> None:
+    expired = three_jobs["expired"].id
+    command("purge")
+    stored(expired, "purge-recorded.json").unlink()
+    with sqlite3.connect(tmp_path / "var" / "catalog.sqlite3") as connection:
+        connection.execute("UPDATE jobs SET purged_us = NULL")
+
+    rebuilt = command("catalog", "rebuild")
+    finished = command("purge", PURGE_LEASE_SECONDS="0")
+
+    assert "0 purge(s) restored" in rebuilt[1]
+    assert finished[1].splitlines()[-1].startswith("OK: 0 job(s) purged, 1 finished")
+    assert stored(expired, "purge-recorded.json").exists()
+    assert [record["jobId"] for record in trail("purged")] == [expired]
+    assert command("catalog", "check")[0] == 0
+
+
 def test_a_dry_run_lists_what_would_go_and_changes_nothing(
     command: Any, three_jobs: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from typing import Never
 from tqdm import tqdm
 
 from ..storage import JobRecord, Store
-from ..storage.entries import Purge, Withdrawal
+from ..storage.entries import Purge, PurgeRecorded, Withdrawal
 from .catalog import Catalog
 from .counts import Group
 
@@ -53,10 +53,13 @@ class Difference:
 
 
 def compare(store: Store, catalog: Catalog) -> Difference:
+    """A job counts as purged once its purge is on record (``purge-recorded.json``): a
+    bare claim may be a dead claimant's, whose job the next purge must still find
+    unmarked, record and mark."""
     indexed, marks = catalog.job_ids(), catalog.marks()
     stored = set(store.job_ids())
     withdrawn = set(store.entry_ids(Withdrawal.name)) & stored
-    purged = set(store.entry_ids(Purge.name)) & stored
+    purged = set(store.entry_ids(PurgeRecorded.name)) & stored
     return Difference(
         sorted(stored - indexed),
         sorted(indexed - stored),
