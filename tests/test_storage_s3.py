@@ -14,7 +14,7 @@ from botocore.config import Config
 from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
-from reporting_svc.storage import JobExists, StoreError, layout
+from reporting_svc.storage import JobExists, StoreError, layout, s3
 from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.recent import Recent
@@ -254,6 +254,52 @@ def test_a_repeat_lookup_within_the_cache_seconds_asks_s3_for_nothing(tmp_path, 
         assert store.size_of(record) == record.size
 
     assert calls == {"GetObject": 1, "HeadObject": 1}
+
+
+@pytest.mark.parametrize(("expires", "signed"), [(5, 1), (60, 1), (4, 3), (1, 3)])
+def test_a_presigned_url_is_reused_for_a_second_only_when_it_keeps_most_of_its_life(
+    tmp_path, s3_bucket, monkeypatch, expires, signed
+):
+    store = S3Store(s3_bucket, BUCKET, PREFIX)
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = []
+    sign = s3_bucket.generate_presigned_url
+    monkeypatch.setattr(
+        s3_bucket, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
+    )
+
+    urls = {store.presigned_url(record, expires, "attachment") for _ in range(3)}
+
+    assert len(calls) == signed
+    assert all(call["ExpiresIn"] == expires for call in calls)
+    assert len(urls) <= signed
+
+
+def test_a_reused_url_is_signed_again_after_a_second(tmp_path, s3_bucket, monkeypatch):
+    now = [1000.0]
+    store = S3Store(s3_bucket, BUCKET, PREFIX)
+    store.urls = Recent(s3.URL_REUSE_SECONDS, timer=lambda: now[0])
+    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
+    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    calls = []
+    sign = s3_bucket.generate_presigned_url
+    monkeypatch.setattr(
+        s3_bucket, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
+    )
+
+    store.presigned_url(record, 60, "attachment")
+    now[0] += 0.9
+    store.presigned_url(record, 60, "attachment")
+    store.presigned_url(record, 60, "inline")
+    now[0] += 0.2
+    store.presigned_url(record, 60, "attachment")
+
+    assert [call["Params"]["ResponseContentDisposition"] for call in calls] == [
+        "attachment",
+        "inline",
+        "attachment",
+    ]
 
 
 def test_without_cache_seconds_every_lookup_asks_s3(tmp_path, s3_bucket):
