@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from reporting_svc.audit.tables import AUDIT
 from reporting_svc.catalog import Catalog, CatalogError, Selection, make_catalog, queries, schema
 from reporting_svc.catalog.tables import jobs as jobs_table
 from reporting_svc.catalog.tables import metadata
@@ -76,6 +79,29 @@ def test_the_revisions_build_the_schema_the_tables_module_describes(tmp_path):
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
 
     assert differences == []
+
+
+@pytest.mark.parametrize("chain", [schema.CATALOG, AUDIT], ids=["catalog", "audit"])
+def test_each_chain_names_the_newest_revision_it_ships(chain):
+    assert chain.head() == chain.shipped_head()
+
+
+def test_a_process_whose_catalog_is_current_lists_without_importing_alembic(tmp_path):
+    url = sqlite_url(tmp_path / "c.sqlite3")
+    Catalog(url).upgrade()
+    program = (
+        "import sys; from datetime import datetime, UTC;"
+        "from reporting_svc.catalog import Catalog, Selection;"
+        f"page = Catalog({url!r}).page(Selection('tenant', {{'test': None}}), 10, 0,"
+        " datetime.now(UTC));"
+        "print(page.total, any(name.startswith('alembic') for name in sys.modules))"
+    )
+
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+
+    assert ran.stdout == "0 False\n"
 
 
 def test_a_new_database_is_stamped_with_the_newest_revision(tmp_path):

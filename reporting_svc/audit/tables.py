@@ -50,4 +50,5 @@ AUDIT = Migrations(
     versions="reporting_svc.catalog:migrations/audit_versions",
     version_table="audit_alembic_version",
     lock=0x52505441,  # "RPTA"
+    newest="a0001",
 )
