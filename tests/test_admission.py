@@ -227,6 +227,26 @@ def test_a_download_takes_a_slot_that_comes_free_while_it_waits(
     timer.join()
 
 
+def test_while_one_download_waits_for_a_slot_the_next_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
+    admission = Admission(1)
+    release = admission.admit()
+    waiter = threading.Thread(target=admission.admit)
+    waiter.start()
+    while not admission._waiting.locked():
+        threading.Event().wait(0.001)
+
+    with pytest.raises(TooManyDownloads):
+        admission.admit()
+    refused_while_the_other_waits = waiter.is_alive()
+    release()
+    waiter.join()
+
+    assert refused_while_the_other_waits
+
+
 def test_a_slot_given_back_twice_counts_once() -> None:
     admission = Admission(1)
     release = admission.admit()

@@ -8,8 +8,10 @@ and given back exactly once, when the body closes or when the answer fails befor
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
-download waits up to SLOT_WAIT for one before it is refused. A slow client holds its slot
-far longer than that, so past capacity the answer is still a 503 within SLOT_WAIT.
+download waits up to SLOT_WAIT for one before it is refused. Only one request per
+process waits so at a time; any other finding no slot is refused at once. Otherwise a
+burst past capacity (every slot held by a slow client) queues its refusals SLOT_WAIT
+each behind the few threads kept free, and the last 503 comes half a second late.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ class Admission:
             raise ValueError("a process must admit at least one download")
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
+        self._waiting = threading.Lock()
 
     def admit(self) -> Release:
         """Take a slot, or raise TooManyDownloads; call the result to give it back."""
-        if not self._slots.acquire(timeout=SLOT_WAIT):
+        if not (self._slots.acquire(blocking=False) or self._wait_for_a_slot()):
             DOWNLOADS_REFUSED_BUSY.inc()
             raise TooManyDownloads()
         held = True
@@ -49,3 +52,12 @@ class Admission:
                 self._slots.release()
 
         return release
+
+    def _wait_for_a_slot(self) -> bool:
+        """Wait up to SLOT_WAIT for a slot, unless another request already waits."""
+        if not self._waiting.acquire(blocking=False):
+            return False
+        try:
+            return self._slots.acquire(timeout=SLOT_WAIT)
+        finally:
+            self._waiting.release()
