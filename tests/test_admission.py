@@ -214,11 +214,12 @@ def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails() -> Non
     admission.admit()()
 
 
-def test_a_download_takes_a_slot_that_comes_free_while_it_waits(
+def test_while_slots_are_coming_free_a_download_waits_for_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
     admission = Admission(1)
+    admission.admit()()  # a short download came and went: slots are turning over
     release = admission.admit()
     timer = threading.Timer(0.05, release)
     timer.start()
@@ -227,24 +228,19 @@ def test_a_download_takes_a_slot_that_comes_free_while_it_waits(
     timer.join()
 
 
-def test_while_one_download_waits_for_a_slot_the_next_is_refused_at_once(
+def test_when_no_slot_came_free_lately_a_download_is_refused_without_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
+    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)
     admission = Admission(1)
-    release = admission.admit()
-    waiter = threading.Thread(target=admission.admit)
-    waiter.start()
-    while not admission._waiting.locked():
-        threading.Event().wait(0.001)
+    release = admission.admit()  # held by a slow client since before the window
+    monkeypatch.setattr(admission, "_freed_at", -admission_module.CHURN_WINDOW - 1.0)
+    timer = threading.Timer(0.2, release)
+    timer.start()
 
     with pytest.raises(TooManyDownloads):
         admission.admit()
-    refused_while_the_other_waits = waiter.is_alive()
-    release()
-    waiter.join()
-
-    assert refused_while_the_other_waits
+    timer.join()
 
 
 def test_a_slot_given_back_twice_counts_once() -> None:

@@ -8,15 +8,18 @@ and given back exactly once, when the body closes or when the answer fails befor
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
-download waits up to SLOT_WAIT for one before it is refused. Only one request per
-process waits so at a time; any other finding no slot is refused at once. Otherwise a
-burst past capacity (every slot held by a slow client) queues its refusals SLOT_WAIT
-each behind the few threads kept free, and the last 503 comes half a second late.
+download waits up to SLOT_WAIT for one before it is refused, but only while slots are
+coming free (one did within CHURN_WINDOW). When every slot is held by a slow client,
+none has for a while: the download is refused at once. Waiting then would only queue
+the refusals of a burst, SLOT_WAIT each, behind the few threads kept free, and the last
+503 would come half a second late.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 
 from ..errors import TooManyDownloads
@@ -26,6 +29,8 @@ Release = Callable[[], None]
 # Long enough for a slot held by a small download (an fsync or two) to come free; short
 # enough that a refusal is still "at once" and the threads kept free stay free.
 SLOT_WAIT = 0.025
+# Slots turn over within this when downloads are short; slow clients hold theirs longer.
+CHURN_WINDOW = 1.0
 
 
 class Admission:
@@ -36,7 +41,7 @@ class Admission:
             raise ValueError("a process must admit at least one download")
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
-        self._waiting = threading.Lock()
+        self._freed_at = -math.inf
 
     def admit(self) -> Release:
         """Take a slot, or raise TooManyDownloads; call the result to give it back."""
@@ -49,15 +54,13 @@ class Admission:
             nonlocal held
             if held:
                 held = False
+                self._freed_at = time.monotonic()
                 self._slots.release()
 
         return release
 
     def _wait_for_a_slot(self) -> bool:
-        """Wait up to SLOT_WAIT for a slot, unless another request already waits."""
-        if not self._waiting.acquire(blocking=False):
+        """Wait up to SLOT_WAIT for a slot, if one came free within CHURN_WINDOW."""
+        if time.monotonic() - self._freed_at > CHURN_WINDOW:
             return False
-        try:
-            return self._slots.acquire(timeout=SLOT_WAIT)
-        finally:
-            self._waiting.release()
+        return self._slots.acquire(timeout=SLOT_WAIT)
