@@ -29,8 +29,9 @@ Release = Callable[[], None]
 # Long enough for a slot held by a small download (an fsync or two) to come free; short
 # enough that a refusal is still "at once" and the threads kept free stay free.
 SLOT_WAIT = 0.025
-# Slots turn over within this when downloads are short; slow clients hold theirs longer.
-CHURN_WINDOW = 1.0
+# Under a burst of short downloads a slot comes free every few milliseconds; slow clients
+# hold theirs for minutes, and one download that ended a while ago says nothing of now.
+CHURN_WINDOW = 2 * SLOT_WAIT
 
 
 class Admission:
