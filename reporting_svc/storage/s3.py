@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import boto3
 from botocore.config import Config
@@ -130,7 +130,7 @@ class S3Store(Store):
 
         if expires < URL_REUSE_FACTOR * URL_REUSE_SECONDS:
             return sign()
-        return self.urls.get((record.id, expires, disposition), sign) or sign()
+        return cast(str, self.urls.get((record.id, expires, disposition), sign))
 
     def _sign(self, record: JobRecord, expires: int, disposition: str) -> str:
         return str(
