@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from reporting_svc.storage import StoreError
 from reporting_svc.storage.recent import Recent
 
 
@@ -81,3 +87,72 @@ def test_at_most_size_values_are_held() -> None:
 
     assert recent.cache is not None and len(recent.cache) == 2
     assert sum(load.calls for load in loads.values()) > 3
+
+
+class GatedLoader(Loader):
+    """A load that holds every caller until the test opens the gate; the first may fail."""
+
+    def __init__(self, value: str | None, *, first_fails: bool = False):
+        super().__init__(value)
+        self.gate = threading.Event()
+        self.first_fails = first_fails
+
+    def __call__(self) -> str | None:
+        self.gate.wait(timeout=10)
+        value = super().__call__()
+        if self.first_fails and self.calls == 1:
+            raise StoreError("S3 timed out")
+        return value
+
+
+def missing_at_once(recent: Recent[str], load: Loader, threads: int = 8) -> list[Any]:
+    """``threads`` callers miss the key together while the first load is held; what each got."""
+    start = threading.Barrier(threads + 1)
+
+    def call() -> Any:
+        start.wait()
+        try:
+            return recent.get("job", load)
+        except StoreError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(call) for _ in range(threads)]
+        start.wait()
+        time.sleep(0.2)  # every caller is in ``get`` by now, waiting on the held load
+        load.gate.set()  # type: ignore[attr-defined]
+        return [future.result() for future in futures]
+
+
+def test_callers_missing_the_same_key_at_once_share_one_load() -> None:
+    load = GatedLoader("record")
+    recent: Recent[str] = Recent(3, timer=Clock())
+
+    got = missing_at_once(recent, load)
+
+    assert got == ["record"] * 8
+    assert load.calls == 1
+
+
+def test_callers_sharing_a_load_that_found_nothing_get_nothing_and_nothing_is_remembered() -> None:
+    load = GatedLoader(None)
+    recent: Recent[str] = Recent(3, timer=Clock())
+
+    got = missing_at_once(recent, load)
+    load.value = "published since"
+
+    assert got == [None] * 8
+    assert load.calls == 1
+    assert recent.get("job", load) == "published since"
+
+
+def test_when_a_shared_load_fails_its_caller_sees_the_error_and_the_others_load_again() -> None:
+    load = GatedLoader("record", first_fails=True)
+    recent: Recent[str] = Recent(3, timer=Clock())
+
+    got = missing_at_once(recent, load)
+
+    errors = [each for each in got if isinstance(each, StoreError)]
+    assert len(errors) == 1
+    assert got.count("record") == 7
+    assert not recent.loading

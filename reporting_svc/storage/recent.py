@@ -34,19 +34,38 @@ class Recent(Generic[V]):
             TTLCache(maxsize=size, ttl=seconds, timer=timer) if seconds > 0 else None
         )
         self.lock = threading.Lock()
+        self.loading: dict[Hashable, _Load[V]] = {}
 
     def get(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
-        """The value remembered under ``key``, else what ``load`` finds (remembered if any)."""
+        """The value remembered under ``key``, else what ``load`` finds (remembered if any).
+
+        While another thread loads the same key, wait for its answer; if its load failed,
+        load again, so each caller sees its own error.
+        """
         if self.cache is None:
             return load()
         with self.lock:
             value = self.cache.get(key)
-        if value is not None:
-            return value
-        value = load()
-        if value is not None:
+            if value is not None:
+                return value
+            shared = self.loading.get(key)
+            if shared is None:
+                shared = self.loading[key] = _Load()
+                leads = True
+            else:
+                leads = False
+        if not leads:
+            shared.done.wait()
+            return shared.value if shared.answered else load()
+        try:
+            shared.value = value = load()
+            shared.answered = True
+        finally:
             with self.lock:
-                self.cache[key] = value
+                if shared.answered and value is not None:
+                    self.cache[key] = value
+                del self.loading[key]
+            shared.done.set()
         return value
 
     def forget(self, key: Hashable) -> None:
@@ -54,3 +73,12 @@ class Recent(Generic[V]):
         if self.cache is not None:
             with self.lock:
                 self.cache.pop(key, None)
+
+
+class _Load(Generic[V]):
+    """One load in progress: its waiters, and once it answered, what it found (None: nothing)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answered = False
+        self.value: V | None = None
