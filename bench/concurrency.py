@@ -2,11 +2,13 @@
 
 Each run names a mode and its client counts (``stream:100 x-accel:100,1000``); the
 default is the issue's list. ``stream`` and ``x-accel`` serve the local store, ``proxy``
-and ``s3-x-accel`` moto's S3 server (whose threaded server, not the service, bounds the
-S3 relay). One service per mode runs with config/gunicorn.conf.py as deployed (the
-``x-accel`` modes behind config/nginx.conf);
-every process is stopped at the end, on error and on Ctrl-C too. The table goes to
-standard output and to bench/results/concurrency.md, the raw figures beside it.
+and ``s3-x-accel`` an S3 server: rclone's by default, which streams objects from disk,
+or moto's (``--s3-server moto``), whose threaded server reads each 1 GiB object into
+memory under a lock per object and so, not the service, bounds the S3 relay. One service
+per mode runs with config/gunicorn.conf.py as deployed (the ``x-accel`` modes behind
+config/nginx.conf); every process is stopped at the end, on error and on Ctrl-C too. The
+table goes to standard output and to bench/results/concurrency.md, the raw figures
+beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from harness.processes import free_port
 from .reports import (
     GIB,
     KIB,
+    S3_CREDENTIALS,
     Report,
     bench_token,
     local_env,
@@ -42,6 +45,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_RUNS = ("stream:100", "proxy:100", "x-accel:100,1000,10000", "s3-x-accel:100,1000")
 MODES = ("stream", "proxy", "x-accel", "s3-x-accel")
 S3_MODES = ("proxy", "s3-x-accel")
+S3_SERVER_NAMES = {
+    "rclone": "rclone's S3 server (`rclone serve s3`, streaming from disk)",
+    "moto": "moto's S3 server",
+}
+S3_SERVERS = tuple(S3_SERVER_NAMES)
 # nginx's connections per worker for the largest run: one per client, plus upstreams.
 NGINX_CONNECTIONS = 16384
 
@@ -79,7 +87,7 @@ def _start(servers: Servers, folder: Path, mode: str, env: dict[str, str]) -> Fr
 
 
 def measure(
-    runs: list[tuple[str, list[int]]], size: int, seconds: float, rate: int
+    runs: list[tuple[str, list[int]]], size: int, seconds: float, rate: int, s3_server: str
 ) -> list[Outcome]:
     """Start each mode's servers in turn and run its client counts against them."""
     outcomes = []
@@ -90,7 +98,10 @@ def measure(
             local = local_env(dict(os.environ), folder)
             envs = {"local": local}
             if any(mode in S3_MODES for mode, _ in runs):
-                envs["s3"] = s3_env(local, servers.moto())
+                endpoint = (
+                    servers.moto() if s3_server == "moto" else servers.rclone_s3(S3_CREDENTIALS)
+                )
+                envs["s3"] = s3_env(local, endpoint)
             small, large = publish_all(
                 [KIB, size], folder / "files", list(envs.values()), write=write_sparse
             )
@@ -135,11 +146,13 @@ def _cell(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def markdown(outcomes: list[Outcome], size: int, seconds: float, rate: int) -> str:
+def markdown(outcomes: list[Outcome], size: int, seconds: float, rate: int, s3_server: str) -> str:
     """One row per mode and client count."""
     lines = [
         f"# Concurrency: slow clients reading a {size_label(size)} report at "
         f"{rate // KIB} KiB/s for {seconds:g} s",
+        "",
+        f"S3 modes read from {S3_SERVER_NAMES[s3_server]} on 127.0.0.1.",
         "",
         "| mode | clients | admitted | progressed | refused (503) | 503 max ms | other "
         "| /healthz p99 idle ms | /healthz p99 busy ms | steady | health failures "
@@ -168,13 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="per run (default 20)")
     parser.add_argument("--rate", type=int, default=16 * KIB, help="bytes/s per client")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--s3-server", choices=S3_SERVERS, default="rclone", help="for proxy and s3-x-accel"
+    )
     args = parser.parse_args(argv)
     try:
-        outcomes = measure(_runs(args.runs), args.size, args.seconds, args.rate)
+        outcomes = measure(_runs(args.runs), args.size, args.seconds, args.rate, args.s3_server)
     except KeyboardInterrupt:
         print("interrupted; every server was stopped", file=sys.stderr)
         return 130
-    text = markdown(outcomes, args.size, args.seconds, args.rate)
+    text = markdown(outcomes, args.size, args.seconds, args.rate, args.s3_server)
     print(text)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "concurrency.md").write_text(text)

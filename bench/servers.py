@@ -98,6 +98,46 @@ class Servers:
         wait_for_port(port, process)
         return f"http://127.0.0.1:{port}"
 
+    def rclone_s3(self, credentials: dict[str, str]) -> str:
+        """rclone's S3 server over a folder of its own; returns its endpoint URL.
+
+        It streams each object from disk (``--vfs-cache-mode off``), where moto reads the
+        whole object into memory under a lock per object: the concurrency scenario needs
+        it to measure the S3 relay rather than the S3 server.
+        """
+        port = free_port()
+        data = self.folder / "rclone-s3"
+        data.mkdir()
+        key = f"{credentials['AWS_ACCESS_KEY_ID']},{credentials['AWS_SECRET_ACCESS_KEY']}"
+        process = self._start(
+            [
+                str(BIN / "rclone"),
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--auth-key",
+                key,
+                "--vfs-cache-mode",
+                "off",
+                # No MD5 ETag: computed on each first GET, it stalls a burst of GETs of a
+                # 1 GiB object for seconds (the service sends its own ETag anyway).
+                "--etag-hash",
+                "",
+                # No read-ahead per open object (16 MiB by default): at 1,000 slow readers
+                # it held 10 GiB and the machine's CPU, paging it in.
+                "--buffer-size",
+                "0",
+                "--config",
+                os.devnull,
+                str(data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "rclone.stderr").open("w"),
+        )
+        wait_for_port(port, process)
+        return f"http://127.0.0.1:{port}"
+
     def stop_all(self) -> None:
         """SIGTERM each process group, then SIGKILL what is left after 15 s."""
         for process in reversed(self.started):
