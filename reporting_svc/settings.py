@@ -64,7 +64,9 @@ class Settings:
     s3_delivery: str = "proxy"
     s3_chunk_size: int = 1024 * 1024
     presign_expires: int = 60
-    x_accel_presign_expires: int = 5
+    # Long enough to outlive a burst's queue between signing and S3 reading the request
+    # (README: x-accel on S3); only nginx ever holds the URL.
+    x_accel_presign_expires: int = 15
     s3_cache_seconds: int = 3
     max_downloads_per_worker: int = 0
     jwt_secret: str = field(default="", repr=False)

@@ -204,7 +204,7 @@ def test_s3_x_accel_defaults_to_urls_of_seconds_and_a_cache_shorter_than_withdra
     )
 
     assert settings.s3_delivery == "x-accel"
-    assert settings.x_accel_presign_expires <= 10
+    assert 10 <= settings.x_accel_presign_expires <= 30  # a burst's queue, still seconds
     assert 0 < settings.s3_cache_seconds < 10  # SPEC §6: a withdrawal holds within 10 s
 
 
