@@ -105,7 +105,7 @@ class GatedLoader(Loader):
         return value
 
 
-def missing_at_once(recent: Recent[str], load: Loader, threads: int = 8) -> list[Any]:
+def missing_at_once(recent: Recent[str], load: GatedLoader, threads: int = 8) -> list[Any]:
     """``threads`` callers miss the key together while the first load is held; what each got."""
     start = threading.Barrier(threads + 1)
 
@@ -120,7 +120,7 @@ def missing_at_once(recent: Recent[str], load: Loader, threads: int = 8) -> list
         futures = [pool.submit(call) for _ in range(threads)]
         start.wait()
         time.sleep(0.2)  # every caller is in ``get`` by now, waiting on the held load
-        load.gate.set()  # type: ignore[attr-defined]
+        load.gate.set()
         return [future.result() for future in futures]
 
 

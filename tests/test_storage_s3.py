@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -14,7 +15,7 @@ from botocore.config import Config
 from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.publish import publish_report
-from reporting_svc.storage import JobExists, StoreError, layout, s3
+from reporting_svc.storage import JobExists, JobRecord, StoreError, layout, s3
 from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.recent import Recent
@@ -243,10 +244,25 @@ def _count_calls(client) -> dict[str, int]:
     return counts
 
 
+def _publish_small(store: S3Store, folder: Path) -> JobRecord:
+    """Publish a two-line report into ``store`` from a file written under ``folder``."""
+    (folder / "r.csv").write_bytes(b"a,b\n1,2\n")
+    return publish_report(store, folder / "r.csv", report_name="R", mode="test", study_id=STUDY)
+
+
+def _signing_calls(client, monkeypatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every presigned URL ``client`` signs from now on."""
+    calls: list[dict[str, Any]] = []
+    sign = client.generate_presigned_url
+    monkeypatch.setattr(
+        client, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
+    )
+    return calls
+
+
 def test_a_repeat_lookup_within_the_cache_seconds_asks_s3_for_nothing(tmp_path, s3_bucket):
     store = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
-    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    record = _publish_small(store, tmp_path)
     calls = _count_calls(s3_bucket)
 
     for _ in range(3):
@@ -261,13 +277,8 @@ def test_a_presigned_url_is_reused_for_a_second_only_when_it_keeps_most_of_its_l
     tmp_path, s3_bucket, monkeypatch, expires, signed
 ):
     store = S3Store(s3_bucket, BUCKET, PREFIX)
-    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
-    calls = []
-    sign = s3_bucket.generate_presigned_url
-    monkeypatch.setattr(
-        s3_bucket, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
-    )
+    record = _publish_small(store, tmp_path)
+    calls = _signing_calls(s3_bucket, monkeypatch)
 
     urls = {store.presigned_url(record, expires, "attachment") for _ in range(3)}
 
@@ -280,13 +291,8 @@ def test_a_reused_url_is_signed_again_after_a_second(tmp_path, s3_bucket, monkey
     now = [1000.0]
     store = S3Store(s3_bucket, BUCKET, PREFIX)
     store.urls = Recent(s3.URL_REUSE_SECONDS, timer=lambda: now[0])
-    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
-    calls = []
-    sign = s3_bucket.generate_presigned_url
-    monkeypatch.setattr(
-        s3_bucket, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
-    )
+    record = _publish_small(store, tmp_path)
+    calls = _signing_calls(s3_bucket, monkeypatch)
 
     store.presigned_url(record, 60, "attachment")
     now[0] += 0.9
@@ -304,8 +310,7 @@ def test_a_reused_url_is_signed_again_after_a_second(tmp_path, s3_bucket, monkey
 
 def test_without_cache_seconds_every_lookup_asks_s3(tmp_path, s3_bucket):
     store = S3Store(s3_bucket, BUCKET, PREFIX)
-    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    record = _publish_small(store, tmp_path)
     calls = _count_calls(s3_bucket)
 
     for _ in range(3):
@@ -348,8 +353,7 @@ def test_a_withdrawal_reaches_a_process_that_remembered_none_within_its_cache_se
 
 def test_the_process_that_withdraws_sees_its_withdrawal_at_once(tmp_path, s3_bucket):
     store = S3Store(s3_bucket, BUCKET, PREFIX, cache_seconds=5)
-    (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-    record = publish_report(store, tmp_path / "r.csv", report_name="R", mode="test", study_id=STUDY)
+    record = _publish_small(store, tmp_path)
     assert store.withdrawal(record.id) is None
 
     store.create_entry(record.id, WITHDRAWAL)

@@ -49,11 +49,9 @@ class Recent(Generic[V]):
             if value is not None:
                 return value
             shared = self.loading.get(key)
+            leads = shared is None
             if shared is None:
                 shared = self.loading[key] = _Load()
-                leads = True
-            else:
-                leads = False
         if not leads:
             shared.done.wait()
             return shared.value if shared.answered else load()
