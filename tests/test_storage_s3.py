@@ -251,12 +251,17 @@ def _publish_small(store: S3Store, folder: Path) -> JobRecord:
 
 
 def _signing_calls(client, monkeypatch) -> list[dict[str, Any]]:
-    """The keyword arguments of every presigned URL ``client`` signs from now on."""
+    """The keyword arguments of every presigned URL ``client`` signs from now on, and the
+    URL it signed under ``"url"``."""
     calls: list[dict[str, Any]] = []
     sign = client.generate_presigned_url
-    monkeypatch.setattr(
-        client, "generate_presigned_url", lambda *a, **k: calls.append(k) or sign(*a, **k)
-    )
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        url = sign(*args, **kwargs)
+        calls.append({**kwargs, "url": url})
+        return url
+
+    monkeypatch.setattr(client, "generate_presigned_url", spy)
     return calls
 
 
@@ -284,7 +289,7 @@ def test_a_presigned_url_is_reused_for_a_second_only_when_it_keeps_most_of_its_l
 
     assert len(calls) == signed
     assert all(call["ExpiresIn"] == expires for call in calls)
-    assert len(urls) <= signed
+    assert urls == {call["url"] for call in calls}
 
 
 def test_a_reused_url_is_signed_again_after_a_second(tmp_path, s3_bucket, monkeypatch):
