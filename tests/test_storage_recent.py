@@ -7,7 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from reporting_svc.storage import StoreError
+from reporting_svc.storage import recent as recent_module
 from reporting_svc.storage.recent import Recent
 
 
@@ -105,12 +108,36 @@ class GatedLoader(Loader):
         return value
 
 
-def missing_at_once(recent: Recent[str], load: GatedLoader, threads: int = 8) -> list[Any]:
-    """``threads`` callers miss the key together while the first load is held; what each got."""
-    start = threading.Barrier(threads + 1)
+class CountedWaits(threading.Event):
+    """An event that counts the threads that began to wait on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+        self.lock = threading.Lock()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self.lock:
+            self.waiting += 1
+        return super().wait(timeout)
+
+
+class WatchedLoad(recent_module._Load[Any]):
+    """A shared load whose waiters the test can count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = CountedWaits()
+
+
+def missing_at_once(
+    recent: Recent[str], load: GatedLoader, monkeypatch: pytest.MonkeyPatch, threads: int = 8
+) -> list[Any]:
+    """``threads`` callers miss the key together; the first load is held until every other
+    caller waits on it. What each got."""
+    monkeypatch.setattr(recent_module, "_Load", WatchedLoad)
 
     def call() -> Any:
-        start.wait()
         try:
             return recent.get("job", load)
         except StoreError as error:
@@ -118,27 +145,39 @@ def missing_at_once(recent: Recent[str], load: GatedLoader, threads: int = 8) ->
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [pool.submit(call) for _ in range(threads)]
-        start.wait()
-        time.sleep(0.2)  # every caller is in ``get`` by now, waiting on the held load
+        deadline = time.monotonic() + 10
+        while waiters(recent) < threads - 1:
+            assert time.monotonic() < deadline, "the callers never all met at one load"
+            time.sleep(0.01)
         load.gate.set()
         return [future.result() for future in futures]
 
 
-def test_callers_missing_the_same_key_at_once_share_one_load() -> None:
+def waiters(recent: Recent[str]) -> int:
+    """How many callers wait on the load of ``"job"`` in progress."""
+    shared = recent.loading.get("job")
+    return shared.done.waiting if isinstance(shared, WatchedLoad) else 0
+
+
+def test_callers_missing_the_same_key_at_once_share_one_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     load = GatedLoader("record")
     recent: Recent[str] = Recent(3, timer=Clock())
 
-    got = missing_at_once(recent, load)
+    got = missing_at_once(recent, load, monkeypatch)
 
     assert got == ["record"] * 8
     assert load.calls == 1
 
 
-def test_callers_sharing_a_load_that_found_nothing_get_nothing_and_nothing_is_remembered() -> None:
+def test_callers_sharing_a_load_that_found_nothing_get_nothing_and_nothing_is_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     load = GatedLoader(None)
     recent: Recent[str] = Recent(3, timer=Clock())
 
-    got = missing_at_once(recent, load)
+    got = missing_at_once(recent, load, monkeypatch)
     load.value = "published since"
 
     assert got == [None] * 8
@@ -146,11 +185,13 @@ def test_callers_sharing_a_load_that_found_nothing_get_nothing_and_nothing_is_re
     assert recent.get("job", load) == "published since"
 
 
-def test_when_a_shared_load_fails_its_caller_sees_the_error_and_the_others_load_again() -> None:
+def test_when_a_shared_load_fails_its_caller_sees_the_error_and_the_others_load_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     load = GatedLoader("record", first_fails=True)
     recent: Recent[str] = Recent(3, timer=Clock())
 
-    got = missing_at_once(recent, load)
+    got = missing_at_once(recent, load, monkeypatch)
 
     errors = [each for each in got if isinstance(each, StoreError)]
     assert len(errors) == 1
