@@ -7,7 +7,7 @@ moment between a batch's bytes and its head (the worker is frozen there, then ki
 Prints how many kills landed in that window, how many downloads were served, cut (the
 victims' own connections) and refused (what a person would have had to fix), whether
 each kill was followed by a served download, and what ``audit verify`` says at the end.
-The reliability suite makes the same run with 20 kills.
+The reliability suite makes the same run with 16 kills.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from tests.reliability.deployments import Deployment
 
 #: Of the kills, every this many aims at the window between a batch's bytes and its head.
 AIMED_EVERY = 4
-#: How long an aimed kill tries to catch a worker in that window before it kills anyway.
+#: How long an aimed kill tries to catch a worker in that window before it kills anyway;
+#: until one kill has landed there, each aimed kill tries for longer.
 AIM_SECONDS = 2.0
+FIRST_AIM_SECONDS = 20.0
 
 
 def freeze(pid: int) -> None:
@@ -161,7 +163,8 @@ def kill_at_random(
 ) -> ChaosRun:
     """Under ``clients``-way downloads, SIGKILL a random worker every ``interval`` seconds
     on average, ``kills`` times; every ``AIMED_EVERY``-th kill is aimed at the moment
-    between a batch's bytes and its head (a real kill, of a worker frozen there)."""
+    between a batch's bytes and its head (a real kill, of a worker frozen there), so at
+    least one lands there unless no worker is caught there in ``FIRST_AIM_SECONDS``."""
     chance = random.Random(seed)
     run = ChaosRun()
     with downloading(deployment, clients) as attempts:
@@ -172,7 +175,7 @@ def kill_at_random(
                 continue
             victim = chance.choice(workers)
             aimed = number % AIMED_EVERY == AIMED_EVERY - 1
-            timeout = AIM_SECONDS if aimed else 0.0
+            timeout = (AIM_SECONDS if run.mid_append else FIRST_AIM_SECONDS) if aimed else 0.0
             run.mid_append += caught_mid_append(victim, deployment.audit_file, timeout)
             os.kill(victim, signal.SIGKILL)
             run.kills.append(time.monotonic())

@@ -38,7 +38,7 @@ CLIENTS = 24
 REPORTS = {"small.bin": os.urandom(1024), "medium.bin": os.urandom(1024 * 1024)}
 DIGESTS = {name: hashlib.sha256(content).hexdigest() for name, content in REPORTS.items()}
 TCP_LISTEN = "0A"
-CHAOS_KILLS = 20
+CHAOS_KILLS = 16
 
 
 @dataclass(frozen=True)
