@@ -27,7 +27,7 @@ from ..audit import AuditUnavailableError
 from ..audit.trail import SERVICE_REFUSALS
 from ..auth import Principal
 from ..errors import AuditUnavailable, error_response
-from ..http.delivery import AccelResponse, FileResponse
+from ..http.delivery import FileResponse, status_sent
 from ..http.response_headers import request_id
 from ..metrics import track_download
 from ..services import Services
@@ -148,9 +148,7 @@ def _fields(
         "studyId": job.studyId if job else attempt.study_id,
         "mode": job.mode if job else attempt.mode,
         "reportName": job.reportName if job else None,
-        "status": response.status_sent
-        if isinstance(response, AccelResponse)
-        else response.status_code,
+        "status": status_sent(response),
         "delivery": services.delivery.name if names_delivery else None,
         "sha256": job.sha256 if job else None,
     }
