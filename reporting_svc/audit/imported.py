@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -25,10 +25,10 @@ from .tables import LIVE, records
 
 EVENT = "import"
 USER_AGENT = "reporting-svc audit import"
-UNVOUCHED = " without its head"
+WITHOUT_HEAD = " without its head"
 # The file's name may hold anything; the chain, count and hash are read from the end.
 _STATEMENT = re.compile(
-    rf"audit import(?:{UNVOUCHED})?: (?P<records>[0-9]+) record\(s\) of .*"
+    rf"audit import(?:{WITHOUT_HEAD})?: (?P<records>[0-9]+) record\(s\) of .*"
     r" as chain (?P<chain>[A-Za-z0-9._:-]{1,64}), last hash (?P<hash>[0-9a-f]{64})",
     re.DOTALL,
 )
@@ -46,7 +46,7 @@ class Announcement(NamedTuple):
 def statement(file_name: str, chain: str, verdict: Verdict, *, vouched: bool) -> str:
     """The import record's ``reportName``: what was loaded, as ``verify`` reads it back."""
     return (
-        f"audit import{'' if vouched else UNVOUCHED}: {verdict.records} record(s) of "
+        f"audit import{'' if vouched else WITHOUT_HEAD}: {verdict.records} record(s) of "
         f"{file_name} as chain {chain}, last hash {verdict.last_hash}"
     )
 
@@ -78,7 +78,7 @@ def import_records(connection: sa.Connection) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def unaccounted(announced: Iterator[dict[str, Any]], imported: Mapping[str, Verdict]) -> str | None:
+def unaccounted(announced: Iterable[dict[str, Any]], imported: Mapping[str, Verdict]) -> str | None:
     """Why the import records and the chains but the live one disagree, or None: each
     chain named by exactly one record, with its count and last hash, and each record
     naming a chain the database holds."""
