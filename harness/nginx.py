@@ -78,9 +78,9 @@ def main_config(
 
     Workers run as the current user (``user`` is ignored when that is not root), so they
     can read a store under a private temporary directory; as root, ``user`` ("nobody
-    nogroup") runs them as another account, as a deployment's www-data. Each worker may open two files
-    per connection (the client's socket and the report it sends), up to the hard limit
-    an unprivileged nginx may raise itself to.
+    nogroup") runs them as another account, as a deployment's www-data. Each worker may
+    open two files per connection (the client's socket and the report it sends), up to
+    the hard limit an unprivileged nginx may raise itself to.
     """
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     files = 2 * connections if hard == resource.RLIM_INFINITY else min(2 * connections, hard)
