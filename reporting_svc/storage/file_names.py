@@ -18,7 +18,7 @@ from pathvalidate import ValidationError, sanitize_filename, validate_filename
 FALLBACK_NAME = "report"
 MAX_FILE_NAME_BYTES = 255
 _PLATFORM = "universal"
-_SEPARATORS = frozenset('/\\:*?"<>|')
+_FORBIDDEN = frozenset('/\\:*?"<>|')
 FILE_NAME_RULE = (
     f"must be 1 to {MAX_FILE_NAME_BYTES} bytes of printable characters without"
     ' / \\ : * ? " < > |, start with no dot or space, end with no dot or space,'
@@ -71,8 +71,8 @@ def _plain(form: str) -> bool:
 
 
 def _plain_character(char: str) -> bool:
-    """A visible character that is no separator, nor becomes one under NFKC."""
-    return all(part.isprintable() and part not in _SEPARATORS for part in char + _nfkc(char))
+    """A visible character no OS refuses in a name, nor one that becomes such under NFKC."""
+    return all(part.isprintable() and part not in _FORBIDDEN for part in char + _nfkc(char))
 
 
 def _nfkc(text: str) -> str:
