@@ -18,6 +18,7 @@ from flask import has_request_context
 from gunicorn import glogging
 
 from .http.response_headers import request_id
+from .refused import withheld
 from .text import redact_tokens
 
 FIELDS = (
@@ -86,11 +87,24 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
+class WithheldRequestText(logging.Filter):
+    """gunicorn's parse errors given to a log line (``"Ignored premature client
+    disconnection. %s"``) show their kind, not the header line they quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                withheld(arg) if isinstance(arg, BaseException) else arg for arg in record.args
+            )
+        return True
+
+
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]
     """gunicorn's error and access logs in the same JSON lines as the app's.
 
-    The formatter redacts tokens: gunicorn's warning about a request it refused quotes
-    the offending line, which may be a header carrying one (``Authorization Bearer …``).
+    A refused request's text never reaches them (reporting_svc.refused: the worker
+    withholds it from its warning, the filter from any other line); the formatter still
+    redacts tokens in whatever else is logged.
     """
 
     def setup(self, cfg: Any) -> None:
@@ -100,6 +114,7 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(JsonFormatter())
+                handler.addFilter(WithheldRequestText())
                 if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                     handler.setStream(sys.stderr)
 

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gunicorn.config import Config
+from gunicorn.http.errors import InvalidHeader, NoMoreData
 from werkzeug.test import EnvironBuilder
 
 from reporting_svc import create_app
@@ -457,3 +458,26 @@ def test_gunicorn_warning_about_a_refused_header_line_carries_no_token(
     err = capsys.readouterr().err
     assert bearer not in err
     assert json.loads(err)["message"].endswith("'Authorization Bearer [redacted]'")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NoMoreData(b"X-Api-Key: s3cr3t-partial-line"),
+        InvalidHeader("Authorization Basic YWxpY2U6czNjcjN0"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_gunicorn_line_given_a_refused_request_shows_its_kind_not_its_text(
+    gunicorn_logger: Callable[..., GunicornLogger],
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+) -> None:
+    logger = gunicorn_logger(errorlog="-", loglevel="debug")
+
+    logger.debug("Ignored premature client disconnection. %s", error)
+
+    message = json.loads(capsys.readouterr().err)["message"]
+    assert message.startswith("Ignored premature client disconnection. ")
+    assert message.endswith("'[withheld]'")
+    assert "s3cr3t" not in message and "YWxp" not in message
