@@ -48,6 +48,8 @@ def check_file(path: Path, *, accept_unvouched: bool = False) -> Outcome:
         snapshot = sink.snapshot()
     except DamagedHeadError as error:
         return Outcome(LIVE, Verdict(0, ""), f"BROKEN: {error}")
+    if snapshot.crashed is not None:
+        print(f"NOTE: the next append settles {snapshot.crashed.describe()}", file=sys.stderr)
     limit = snapshot.length if snapshot.mismatch is None else None
     verdict = verify(file_lines(path, limit))
     if not verdict.ok:

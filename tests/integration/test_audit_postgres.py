@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import subprocess
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +26,7 @@ from reporting_svc.audit.chain import GENESIS, Verdict, line_of, seal
 from reporting_svc.audit.database import (
     AuditDatabaseError,
     DatabaseSink,
+    append_live,
     insert_chain,
     row_of,
     rows_of,
@@ -53,6 +57,14 @@ def append_records(url: str, process: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def append_and_wait_to_be_killed(url: str, inserted: Event) -> None:
+    """A writer that inserts a batch under the chain's lock and is killed before it commits."""
+    with DatabaseSink(url).writing() as connection:
+        append_live(connection, [{"event": "start", "requestId": f"killed-{n}"} for n in range(3)])
+        inserted.set()
+        threading.Event().wait()
 
 
 def database_of(url: str) -> str:
@@ -119,6 +131,33 @@ def test_processes_and_threads_appending_at_once_leave_one_chain_in_the_database
         postgres_server.psql("SELECT count(*) FROM audit_heads", database_of(postgres_url))
     )
     assert batches < APPENDS  # group commit: some transactions carried several records
+
+
+def test_a_writer_killed_mid_batch_leaves_the_chain_whole_and_the_lock_free(
+    filled: DatabaseSink, postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: Any
+) -> None:
+    """Records and their head are one transaction: a SIGKILL before its commit rolls the
+    batch back, PostgreSQL frees the lock when the connection drops, and the next writer
+    goes on with no repair (the file sink needs its intent for this; the database not)."""
+    context = multiprocessing.get_context("spawn")
+    inserted = context.Event()
+    writer = context.Process(target=append_and_wait_to_be_killed, args=(postgres_url, inserted))
+    writer.start()
+    assert inserted.wait(timeout=60)
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    assert postgres_server.psql(locks, database_of(postgres_url)).strip() == "1"  # mid-batch
+
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join(timeout=30)
+    filled.append({"event": "head", "requestId": "after the kill"})
+
+    assert writer.exitcode == -signal.SIGKILL
+    result = cli("audit", "verify", env=audit_env)
+    assert result.stdout.startswith("OK: 11 records, last hash ")
+    with filled.snapshot() as connection:
+        ids = [json.loads(row.line)["requestId"] for row in rows_of(connection, LIVE)]
+    assert ids == [f"r{number}" for number in range(10)] + ["after the kill"]
 
 
 TAMPERING = {
