@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from ..ids import normalise_guid
 from .credentials import TOKEN_VARIABLE
+from .failures import JobFailed
+from .transport import UNSAFE_IN_URL, connection_origin
 
 TENANT = "null"
 MODES = ("test", "active", "training")
@@ -93,6 +95,12 @@ def _base_url(value: str) -> str:
         raise argparse.ArgumentTypeError("not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError("the URL takes no credentials, query or fragment")
+    try:
+        if UNSAFE_IN_URL.search(value):
+            raise JobFailed("a backslash, whitespace, a control or a non-ASCII character")
+        connection_origin(value)
+    except JobFailed:
+        raise argparse.ArgumentTypeError("not a URL every parser reads as one host") from None
     return value.rstrip("/")
 
 

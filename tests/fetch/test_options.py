@@ -44,6 +44,8 @@ def test_a_study_or_the_tenant_is_what_the_listing_is_asked_for(study: str, expe
         ["--url", "http://h", "--id", JOB, "--study", "null", "--dest", "d"],
         ["--url", "ftp://h", "--id", JOB, "--dest", "d"],
         ["--url", "http://user:pw@h", "--id", JOB, "--dest", "d"],
+        ["--url", "http://h\\x", "--id", JOB, "--dest", "d"],
+        ["--url", "http://h:1%40a", "--id", JOB, "--dest", "d"],
         ["--url", "http://h", "--id", "../../x", "--dest", "d"],
         ["--url", "http://h", "--id", JOB, "--dest", "d", "--parallel", "0"],
         ["--url", "http://h", "--study", "null", "--mode", "prod", "--dest", "d"],
