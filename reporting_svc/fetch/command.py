@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TextIO, TypeVar
 
+from ..text import visible
 from .credentials import TokenMissing, TokenSource
 from .destination import Destination
 from .download import Downloader, Job
@@ -70,7 +71,7 @@ def _fetch_all(options: FetchOptions, downloader: Downloader, events: Events) ->
     failures = _download(wanted, downloader, options.parallel)
     for job, reason in failures.items():
         events.emit("failed", downloadId=job.downloadId, reason=reason)
-        print(f"reporting-svc: failed: {job.downloadId}: {reason}", file=sys.stderr)
+        print(f"reporting-svc: failed: {job.downloadId}: {visible(reason)}", file=sys.stderr)
     return FAILED if failures else OK
 
 
@@ -136,5 +137,6 @@ def _listed_fields(run: dict[str, Any], job: Job) -> dict[str, Any]:
 
 
 def _error(message: str, status: int) -> int:
-    print(f"reporting-svc: error: {message}", file=sys.stderr)
+    """Say what went wrong on standard error; the server's words in it made visible."""
+    print(f"reporting-svc: error: {visible(message)}", file=sys.stderr)
     return status

@@ -56,6 +56,7 @@ class Spec:
 
     reports: list[Report] = field(default_factory=list)
     list_status: int = 200
+    refusal: str | None = None
 
     def publish(self, number: int, name: str = "extract.csv", **options: Any) -> Report:
         report = Report(f"{number:032X}", name, f"run {number}\n".encode() * 1000, **options)
@@ -91,6 +92,10 @@ class Spec:
 
     def download(self, request: Request) -> Response:
         assert request.path == DOWNLOAD
+        if self.refusal is not None:
+            error = {"errorCode": "403", "errorMessage": self.refusal, "details": self.refusal}
+            body = {"status": "error", "errorData": error}
+            return Response(json.dumps(body), 403, content_type="application/json")
         [report] = [r for r in self.reports if r.downloadId == request.args["id"]]
         digest = hashlib.sha256(report.content).digest()
         response = Response(
@@ -114,6 +119,12 @@ def spec(server: Server) -> tuple[Spec, Recorder]:
 
 
 def fetch(url: str, dest: Path, **options: Any) -> tuple[int, list[dict[str, Any]]]:
+    status, out = fetch_output(url, dest, **options)
+    return status, [json.loads(line) for line in out.splitlines()]
+
+
+def fetch_output(url: str, dest: Path, **options: Any) -> tuple[int, str]:
+    """The exit status and standard output (JSON lines) of a fetch of the study."""
     out = io.StringIO()
     monkey_env = {"REPORTING_SVC_TOKEN": TOKEN}
     with pytest.MonkeyPatch.context() as patch:
@@ -122,7 +133,7 @@ def fetch(url: str, dest: Path, **options: Any) -> tuple[int, list[dict[str, Any
         status = run(
             FetchOptions(url=url, dest=dest, study=STUDY, json=True, **options), stdout=out
         )
-    return status, [json.loads(line) for line in out.getvalue().splitlines()]
+    return status, out.getvalue()
 
 
 def kinds(events: list[dict[str, Any]], kind: str) -> list[str]:
@@ -209,3 +220,26 @@ def test_a_refused_listing_exits_2(
 
     assert status == 2
     assert events == []
+
+
+HOSTILE_TEXT = "\x1b[2J\x1b]0;owned\x07 \u202ereversed\u2028next line\x9b"
+RAW_CONTROLS = ("\x1b", "\x07", "\u202e", "\u2028", "\x9b")
+
+
+def test_server_text_reaches_stderr_and_json_events_visible_and_ascii(
+    spec: tuple[Spec, Recorder], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served, server = spec
+    served.publish(1, name=f"x{HOSTILE_TEXT}.csv")
+    served.refusal = HOSTILE_TEXT
+
+    status, out = fetch_output(server.url, tmp_path)
+    err = capsys.readouterr().err
+
+    assert status == 1
+    assert out.isascii()
+    listed, failed = (json.loads(line) for line in out.split("\n") if line)
+    assert (listed["event"], failed["event"]) == ("listed", "failed")
+    for shown in (err, listed["fileName"], failed["reason"]):
+        assert "\\x1b[2J" in shown and "\\x1b]0;owned\\x07" in shown and "\\u202e" in shown
+        assert not any(char in shown for char in RAW_CONTROLS)
