@@ -1,9 +1,10 @@
 """The destination folder: which name each job gets, its ``.part`` and its state, completion.
 
-A download in progress is ``NAME.part`` plus ``.reporting-svc/partial/<id>.json`` (its
-name, the server's ETag for ``If-Range``, size and digest), so a later run resumes it.
-Names are claimed under a lock, so parallel downloads never share a file; every path is
-checked to be directly inside the folder.
+A download in progress is ``.reporting-svc/partial/<id>.part`` plus ``<id>.json`` beside
+it (its name, the server's ETag for ``If-Range``, size and digest), so a later run
+resumes it. A ``.part`` is named by the job's id, never by a report's name, so no report
+name can reach one. Names are claimed under a lock, so parallel downloads never share a
+file; every path is checked to be directly inside the folder.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Destination:
         partial = _read_state(self._state_path(download_id))
         if partial is None:
             return None
-        if not self.part_path(partial).is_file():
+        if partial.downloadId != download_id or not self.part_path(partial).is_file():
             self.discard(partial)
             return None
         return partial
@@ -107,7 +108,8 @@ class Destination:
         return path
 
     def part_path(self, partial: Partial) -> Path:
-        return self.path(partial.file + PART_SUFFIX)
+        """Where the job's bytes go until they are verified: by its id, in the state folder."""
+        return self.partials / f"{partial.downloadId}{PART_SUFFIX}"
 
     def _name_for(self, download_id: str, name: str) -> str:
         """The job's own earlier name, else ``name``, else ``name`` with the id appended."""
@@ -128,7 +130,7 @@ class Destination:
         if owner is not None:
             return owner != download_id
         existing = {child.name.casefold() for child in self.root.iterdir()}
-        return key in RESERVED or key in existing or key + PART_SUFFIX in existing
+        return key in RESERVED or key in existing
 
     def _saved(self) -> list[Partial]:
         states = (_read_state(path) for path in self.partials.glob("*.json"))

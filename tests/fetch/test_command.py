@@ -11,7 +11,9 @@ import hashlib
 import io
 import json
 import subprocess
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ class Report:
     content: bytes
     mode: str = "test"
     listed_sha256: str | None = None
+    pause: float = 0.0
+    delay: float = 0.0
 
     def listing(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class Spec:
     reports: list[Report] = field(default_factory=list)
     list_status: int = 200
     refusal: str | None = None
+    together: threading.Barrier | None = None
 
     def publish(self, number: int, name: str = "extract.csv", **options: Any) -> Report:
         report = Report(f"{number:032X}", name, f"run {number}\n".encode() * 1000, **options)
@@ -92,14 +97,19 @@ class Spec:
 
     def download(self, request: Request) -> Response:
         assert request.path == DOWNLOAD
+        [report] = [r for r in self.reports if r.downloadId == request.args["id"]]
         if self.refusal is not None:
             error = {"errorCode": "403", "errorMessage": self.refusal, "details": self.refusal}
             body = {"status": "error", "errorData": error}
             return Response(json.dumps(body), 403, content_type="application/json")
-        [report] = [r for r in self.reports if r.downloadId == request.args["id"]]
+        together = self.together
+        if together is not None:  # the first downloads wait for each other, once
+            together.wait(timeout=10)
+            self.together = None
+        time.sleep(report.delay)
         digest = hashlib.sha256(report.content).digest()
         response = Response(
-            io.BytesIO(report.content),
+            pausing(report.content, report.pause) if report.pause else io.BytesIO(report.content),
             headers={
                 "Content-Disposition": content_disposition(report.fileName),
                 "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:",
@@ -107,9 +117,20 @@ class Spec:
             direct_passthrough=True,
         )
         response.set_etag(digest.hex())
+        if report.pause:
+            response.content_length = len(report.content)
+            return response
         return response.make_conditional(
             request, accept_ranges=True, complete_length=len(report.content)
         )
+
+
+def pausing(content: bytes, pause: float) -> Iterator[bytes]:
+    """The body in two halves, ``pause`` seconds apart: a download still under way."""
+    half = len(content) // 2
+    yield content[:half]
+    time.sleep(pause)
+    yield content[half:]
 
 
 @pytest.fixture
@@ -206,7 +227,7 @@ def test_a_run_whose_bytes_never_match_its_listing_fails_alone_with_exit_1(
     assert status == 1
     assert kinds(events, "verified") == [good.downloadId]
     assert kinds(events, "failed") == [bad.downloadId]
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.rglob("*.part"))
 
 
 @pytest.mark.parametrize("list_status", [401, 403])
@@ -243,3 +264,27 @@ def test_server_text_reaches_stderr_and_json_events_visible_and_ascii(
     for shown in (err, listed["fileName"], failed["reason"]):
         assert "\\x1b[2J" in shown and "\\x1b]0;owned\\x07" in shown and "\\u202e" in shown
         assert not any(char in shown for char in RAW_CONTROLS)
+
+
+def test_a_run_named_like_another_runs_part_file_does_not_clobber_it(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    # Both downloads under way at once, extract.csv.part first; it ends while extract.csv
+    # is still going.
+    runs = [
+        served.publish(1, "extract.csv", delay=0.1, pause=0.5),
+        served.publish(2, "extract.csv.part", pause=0.2),
+    ]
+    served.together = threading.Barrier(2)
+
+    status, events = fetch(server.url, tmp_path, parallel=2)
+
+    assert status == 0, events
+    files = {e["downloadId"]: e["file"] for e in events if e["event"] == "verified"}
+    assert {(tmp_path / files[r.downloadId]).read_bytes() for r in runs} == {
+        r.content for r in runs
+    }
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path).returncode == 0
+    )
