@@ -18,7 +18,7 @@ from .credentials import TokenMissing, TokenSource
 from .destination import Destination
 from .download import Downloader, Job
 from .events import Events, events_for
-from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed
+from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed, UnsafeFolder
 from .listing import ListingError, list_runs
 from .manifest import ManifestUnreadable
 from .options import FetchOptions, listing_study, options_from
@@ -44,7 +44,7 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         policy = RetryPolicy(attempts=options.retries)
         downloader = Downloader(client, Destination(options.dest), events, policy)
         return _fetch_all(options, downloader, events)
-    except (TokenMissing, AuthenticationFailed, ManifestUnreadable) as error:
+    except (TokenMissing, AuthenticationFailed, ManifestUnreadable, UnsafeFolder) as error:
         return _error(str(error), USAGE)
     except KeyboardInterrupt:
         return _error("interrupted; the .part files are kept for the next run", INTERRUPTED)

@@ -14,9 +14,21 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .failures import JobFailed
-from .manifest import STATE_DIR, SUMS_NAME, Entry, Manifest, now, sync_directory, write_atomically
+from .manifest import (
+    STATE_DIR,
+    SUMS_NAME,
+    Entry,
+    Manifest,
+    checked_folder,
+    create_new,
+    is_regular_file,
+    now,
+    sync_directory,
+    write_atomically,
+)
 from .naming import safe_file_name, with_download_id
 
 PART_SUFFIX = ".part"
@@ -40,8 +52,7 @@ class Destination:
     def __init__(self, root: Path):
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
-        self.partials = self.root / STATE_DIR / "partial"
-        self.partials.mkdir(parents=True, exist_ok=True)
+        self.partials = checked_folder(checked_folder(self.root / STATE_DIR) / "partial")
         self.manifest = Manifest(self.root)
         self._lock = threading.Lock()
         self._claims = {partial.file.casefold(): partial.downloadId for partial in self._saved()}
@@ -53,14 +64,14 @@ class Destination:
         if entry is None or (sha256 is not None and entry.sha256 != sha256):
             return None
         path = self.path(entry.file)
-        return entry if path.is_file() and path.stat().st_size == entry.size else None
+        return entry if is_regular_file(path) and path.stat().st_size == entry.size else None
 
     def partial(self, download_id: str) -> Partial | None:
         """The download of this job left by an earlier run, if its ``.part`` is still there."""
         partial = _read_state(self._state_path(download_id))
         if partial is None:
             return None
-        if partial.downloadId != download_id or not self.part_path(partial).is_file():
+        if partial.downloadId != download_id or not is_regular_file(self.part_path(partial)):
             self.discard(partial)
             return None
         return partial
@@ -80,8 +91,15 @@ class Destination:
             self._claims[name.casefold()] = download_id
         partial = Partial(download_id, name, etag, size, sha256)
         write_atomically(self._state_path(download_id), json.dumps(asdict(partial)).encode())
-        self.part_path(partial).open("wb").close()
+        part = self.part_path(partial)
+        part.unlink(missing_ok=True)  # an orphan of an unreadable state, or anything planted
+        os.close(create_new(part))
         return partial
+
+    def append(self, partial: Partial) -> BinaryIO:
+        """The job's ``.part`` opened to add bytes at its end; never through a symlink."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.fdopen(os.open(self.part_path(partial), flags), "ab")
 
     def discard(self, partial: Partial) -> None:
         """Forget a download: its ``.part``, its state and its claim on the name."""

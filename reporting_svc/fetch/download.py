@@ -140,7 +140,7 @@ class Downloader:
     def _receive(self, partial: Partial, response: requests.Response) -> None:
         """Append the body to the ``.part`` in chunks; a cut body is transient, with progress."""
         saved = 0
-        with self.destination.part_path(partial).open("ab") as out:
+        with self.destination.append(partial) as out:
             try:
                 for chunk in response.iter_content(CHUNK):
                     if self.cancelled.is_set():
@@ -196,7 +196,7 @@ class Downloader:
     def _saved(self, partial: Partial | None) -> int:
         if partial is None:
             return 0
-        return self.destination.part_path(partial).stat().st_size
+        return self.destination.part_path(partial).lstat().st_size
 
     def retrying(self, download_id: str) -> Callable[[Transient, float], None]:
         """What the retry policy calls before it pauses: a ``retrying`` event."""

@@ -288,3 +288,58 @@ def test_a_run_named_like_another_runs_part_file_does_not_clobber_it(
     assert (
         subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path).returncode == 0
     )
+
+
+RUN_ID = f"{1:032X}"
+PLANTED = [
+    ".SHA256SUMS.tmp",
+    ".reporting-svc/.manifest.json.tmp",
+    f".reporting-svc/partial/.{RUN_ID}.json.tmp",
+    f".reporting-svc/partial/{RUN_ID}.part",
+    f".reporting-svc/partial/{RUN_ID}.json",
+    "extract.csv.part",
+]
+
+
+@pytest.mark.parametrize("planted", PLANTED)
+def test_a_symlink_planted_where_the_client_writes_never_takes_a_write_outside(
+    spec: tuple[Spec, Recorder], tmp_path: Path, planted: str
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("untouched")
+    dest = tmp_path / "dest"
+    (dest / planted).parent.mkdir(parents=True)
+    (dest / planted).symlink_to(outside / "victim")
+
+    status, events = fetch(server.url, dest)
+
+    assert status == 0, events
+    assert [p.name for p in outside.iterdir()] == ["victim"]
+    assert (outside / "victim").read_text() == "untouched"
+    assert (dest / "extract.csv").read_bytes() == report.content
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=dest).returncode == 0
+
+
+@pytest.mark.parametrize("linked", [".reporting-svc", ".reporting-svc/partial"])
+def test_a_symlinked_state_folder_is_refused_with_exit_2(
+    spec: tuple[Spec, Recorder],
+    tmp_path: Path,
+    linked: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    served, server = spec
+    served.publish(1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    (dest / linked).parent.mkdir(parents=True, exist_ok=True)
+    (dest / linked).symlink_to(outside, target_is_directory=True)
+
+    status, events = fetch(server.url, dest)
+
+    assert status == 2 and events == []
+    assert "is a symlink or not a folder" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
