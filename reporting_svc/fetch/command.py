@@ -42,7 +42,9 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         token.read()
         client = Client(options.url, token, timeout=options.timeout)
         policy = RetryPolicy(attempts=options.retries)
-        downloader = Downloader(client, Destination(options.dest), events, policy)
+        downloader = Downloader(
+            client, Destination(options.dest, rehash=options.rehash), events, policy
+        )
         return _fetch_all(options, downloader, events)
     except (TokenMissing, AuthenticationFailed, ManifestUnreadable, UnsafeFolder) as error:
         return _error(str(error), USAGE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +30,7 @@ from .manifest import (
     write_atomically,
 )
 from .naming import safe_file_name, with_download_id
+from .verify import hash_of
 
 PART_SUFFIX = ".part"
 RESERVED = frozenset({STATE_DIR.casefold(), SUMS_NAME.casefold()})
@@ -49,8 +50,9 @@ class Partial:
 class Destination:
     """One folder of downloads, shared by the fetch's threads."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, rehash: bool = False):
         root.mkdir(parents=True, exist_ok=True)
+        self.rehash = rehash
         self.root = root.resolve()
         self.partials = checked_folder(checked_folder(self.root / STATE_DIR) / "partial")
         self.manifest = Manifest(self.root)
@@ -58,13 +60,28 @@ class Destination:
         self._claims = {partial.file.casefold(): partial.downloadId for partial in self._saved()}
 
     def present(self, download_id: str, sha256: str | None = None) -> Entry | None:
-        """The manifest's entry when its file is still there at its size (and, when the
-        listing gives one, the same SHA-256); None means fetch it."""
+        """The manifest's entry when its file is still there and still its bytes (and,
+        when the listing gives one, the same SHA-256); None means fetch it.
+
+        A plain file at its size whose modification and change times are those recorded
+        counts as unchanged; any other (or every file, with ``rehash``) is hashed again.
+        """
         entry = self.manifest.entries.get(download_id)
         if entry is None or (sha256 is not None and entry.sha256 != sha256):
             return None
         path = self.path(entry.file)
-        return entry if is_regular_file(path) and path.stat().st_size == entry.size else None
+        if not is_regular_file(path) or path.stat().st_size != entry.size:
+            return None
+        stamps = _stamps(path)
+        if not self.rehash and stamps == (entry.mtimeNs, entry.ctimeNs):
+            return entry
+        if hash_of(path).hexdigest() != entry.sha256:
+            return None
+        if stamps != (entry.mtimeNs, entry.ctimeNs):
+            entry = replace(entry, mtimeNs=stamps[0], ctimeNs=stamps[1])
+            with self._lock:
+                self.manifest.record(entry)
+        return entry
 
     def partial(self, download_id: str) -> Partial | None:
         """The download of this job left by an earlier run, if its ``.part`` is still there."""
@@ -110,9 +127,13 @@ class Destination:
 
     def complete(self, partial: Partial, size: int, sha256: str) -> Entry:
         """Rename the verified (and already fsynced) ``.part`` into place and record it."""
-        os.replace(self.part_path(partial), self.path(partial.file))
+        path = self.path(partial.file)
+        os.replace(self.part_path(partial), path)
         sync_directory(self.root)
-        entry = Entry(partial.downloadId, partial.file, size, sha256, partial.etag, now())
+        mtime, ctime = _stamps(path)
+        entry = Entry(
+            partial.downloadId, partial.file, size, sha256, partial.etag, now(), mtime, ctime
+        )
         with self._lock:
             self.manifest.record(entry)
         self._state_path(partial.downloadId).unlink(missing_ok=True)
@@ -156,6 +177,13 @@ class Destination:
 
     def _state_path(self, download_id: str) -> Path:
         return self.partials / f"{download_id}.json"
+
+
+def _stamps(path: Path) -> tuple[int, int]:
+    """The file's modification and change times in ns: any write, ``touch`` or rename of
+    it changes the second, which no one can set back."""
+    status = path.stat()
+    return status.st_mtime_ns, status.st_ctime_ns
 
 
 def _read_state(path: Path) -> Partial | None:

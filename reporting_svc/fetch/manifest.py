@@ -28,7 +28,9 @@ NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 @dataclass(frozen=True)
 class Entry:
-    """One verified download: the job's id, its file in the folder, size, SHA-256, when."""
+    """One verified download: the job's id, its file in the folder, size, SHA-256, when;
+    and the file's modification and change times (ns) when it was verified, so a file
+    touched since is hashed again before it counts (None: hash it)."""
 
     downloadId: str  # noqa: N815 - the API's name for it
     file: str
@@ -36,6 +38,8 @@ class Entry:
     sha256: str
     etag: str | None
     fetchedAt: str  # noqa: N815
+    mtimeNs: int | None = None  # noqa: N815
+    ctimeNs: int | None = None  # noqa: N815
 
 
 class ManifestUnreadable(FetchError):

@@ -34,6 +34,7 @@ class FetchOptions:
     retries: int = 6
     timeout: float = 60.0
     token_file: Path | None = None
+    rehash: bool = False
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,9 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=_positive, default=6, metavar="N")
     parser.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")
     parser.add_argument("--token-file", type=Path, metavar="F", help="re-read before each request")
+    parser.add_argument(
+        "--rehash", action="store_true", help="hash every file already in DIR before skipping it"
+    )
 
 
 def options_from(args: argparse.Namespace) -> FetchOptions:
@@ -81,6 +85,7 @@ def options_from(args: argparse.Namespace) -> FetchOptions:
         retries=args.retries,
         timeout=args.timeout,
         token_file=args.token_file,
+        rehash=args.rehash,
     )
 
 

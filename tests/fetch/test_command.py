@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import subprocess
 import threading
 import time
@@ -343,3 +344,48 @@ def test_a_symlinked_state_folder_is_refused_with_exit_2(
     assert status == 2 and events == []
     assert "is a symlink or not a folder" in capsys.readouterr().err
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("restore_mtime", "rehash"),
+    [(False, False), (True, False), (True, True)],
+    ids=["mtime-changed", "mtime-restored", "mtime-restored-rehash"],
+)
+def test_a_file_changed_in_place_is_fetched_again_not_skipped_as_verified(
+    spec: tuple[Spec, Recorder], tmp_path: Path, restore_mtime: bool, rehash: bool
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    assert fetch(server.url, tmp_path)[0] == 0
+    saved = tmp_path / "extract.csv"
+    before = saved.stat()
+    with saved.open("r+b") as handle:  # one byte, same size
+        handle.seek(100)
+        handle.write(b"X")
+    if restore_mtime:
+        os.utime(saved, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    status, events = fetch(server.url, tmp_path, rehash=rehash)
+
+    assert status == 0
+    assert kinds(events, "verified") == [report.downloadId] and kinds(events, "skipped") == []
+    assert saved.read_bytes() == report.content
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path).returncode == 0
+    )
+
+
+def test_a_file_only_touched_is_hashed_again_and_skipped(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    fetch(server.url, tmp_path)
+    os.utime(tmp_path / "extract.csv", ns=(0, 0))
+
+    status, events = fetch(server.url, tmp_path)
+    again = fetch(server.url, tmp_path, rehash=True)
+
+    assert status == 0 and kinds(events, "skipped") == [report.downloadId]
+    assert again[0] == 0 and kinds(again[1], "skipped") == [report.downloadId]
+    assert not [r for r in server.requests if r.path == DOWNLOAD][1:]
