@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TextIO, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TextIO, TypeVar
 from ..text import visible
 from .credentials import TokenMissing, TokenSource
 from .destination import Destination
-from .download import Downloader, Job
+from .download import Downloader, FileBounds, Job
 from .events import Events, events_for
 from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed, UnsafeFolder
 from .listing import ListingError, list_runs
@@ -42,9 +43,9 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         token.read()
         client = Client(options.url, token, timeout=options.timeout)
         policy = RetryPolicy(attempts=options.retries)
-        downloader = Downloader(
-            client, Destination(options.dest, rehash=options.rehash), events, policy
-        )
+        destination = Destination(options.dest, rehash=options.rehash)
+        bounds = FileBounds(options.max_file_bytes, options.file_deadline)
+        downloader = Downloader(client, destination, events, policy, bounds)
         return _fetch_all(options, downloader, events)
     except (TokenMissing, AuthenticationFailed, ManifestUnreadable, UnsafeFolder) as error:
         return _error(str(error), USAGE)
@@ -90,8 +91,16 @@ def _jobs(options: FetchOptions, downloader: Downloader, events: Events) -> list
         if value is not None:
             query[name] = value
     jobs = []
+    deadline = time.monotonic() + options.listing_deadline
+    listed = list_runs(
+        downloader.client,
+        query,
+        _retried(downloader, deadline),
+        max_runs=options.max_runs,
+        deadline=deadline,
+    )
     try:
-        for job, run in list_runs(downloader.client, query, _retried(downloader)):
+        for job, run in listed:
             events.emit("listed", **_listed_fields(run, job))
             jobs.append(job)
     except JobFailed as error:
@@ -122,11 +131,11 @@ def _download(jobs: list[Job], downloader: Downloader, parallel: int) -> dict[Jo
     return failures
 
 
-def _retried(downloader: Downloader) -> Callable[[Callable[[], T]], T]:
+def _retried(downloader: Downloader, deadline: float) -> Callable[[Callable[[], T]], T]:
     """Run one listing request under the same retry policy as the downloads."""
 
     def retried(page: Callable[[], T]) -> T:
-        return downloader.policy.run(page, downloader.retrying("listing"))
+        return downloader.policy.run(page, downloader.retrying("listing"), deadline)
 
     return retried
 

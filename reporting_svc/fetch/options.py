@@ -35,6 +35,10 @@ class FetchOptions:
     timeout: float = 60.0
     token_file: Path | None = None
     rehash: bool = False
+    max_file_bytes: int = 64 * 1024**3
+    file_deadline: float = 6 * 3600.0
+    max_runs: int = 100_000
+    listing_deadline: float = 600.0
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +70,11 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rehash", action="store_true", help="hash every file already in DIR before skipping it"
     )
+    bounds = parser.add_argument_group("bounds (a server that never stops fails the fetch)")
+    bounds.add_argument("--max-file-bytes", type=_positive, default=64 * 1024**3, metavar="N")
+    bounds.add_argument("--file-deadline", type=_seconds, default=6 * 3600.0, metavar="SECONDS")
+    bounds.add_argument("--max-runs", type=_positive, default=100_000, metavar="N")
+    bounds.add_argument("--listing-deadline", type=_seconds, default=600.0, metavar="SECONDS")
 
 
 def options_from(args: argparse.Namespace) -> FetchOptions:
@@ -86,6 +95,10 @@ def options_from(args: argparse.Namespace) -> FetchOptions:
         timeout=args.timeout,
         token_file=args.token_file,
         rehash=args.rehash,
+        max_file_bytes=args.max_file_bytes,
+        file_deadline=args.file_deadline,
+        max_runs=args.max_runs,
+        listing_deadline=args.listing_deadline,
     )
 
 

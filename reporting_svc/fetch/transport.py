@@ -11,19 +11,21 @@ backslash, whitespace, a control or a non-ASCII character is refused before eith
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.auth import AuthBase
-from urllib3.exceptions import LocationParseError
+from urllib3.exceptions import HTTPError, LocationParseError
 from urllib3.util import parse_url
 from werkzeug.datastructures import WWWAuthenticate
 
 from .credentials import TokenMissing, TokenSource
 from .failures import AuthenticationFailed, JobFailed, Transient
 from .retry import retry_after_seconds
+from .verify import CHUNK
 
 MAX_REDIRECTS = 5
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
@@ -33,6 +35,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 URIs are printable ASCII without spaces; a backslash is where parsers part ways.
 UNSAFE_IN_URL = re.compile(r"[^\x21-\x7e]|\\")
 Origin = tuple[str, str, int | None]
+# What reading a streamed body raises when the connection fails (urllib3's own, unwrapped).
+STREAM_ERRORS = (requests.RequestException, HTTPError)
 
 
 class NoAuth(AuthBase):
@@ -97,6 +101,18 @@ class Client:
             raise AuthenticationFailed(str(error)) from None
         except requests.RequestException as error:
             raise Transient(f"connection failed: {type(error).__name__}") from None
+
+
+def chunks(response: requests.Response, deadline: float, late: str) -> Iterator[bytes]:
+    """The body as it arrives, at most a chunk at a time; JobFailed saying ``late`` once
+    ``deadline`` (a ``time.monotonic()``) has passed, however slowly the bytes trickle in."""
+    while True:
+        if time.monotonic() > deadline:
+            raise JobFailed(late)
+        chunk = response.raw.read1(CHUNK, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
 
 
 def refusal(response: requests.Response) -> Exception:
