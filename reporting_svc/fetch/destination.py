@@ -181,7 +181,7 @@ class Destination:
 
 def _stamps(path: Path) -> tuple[int, int]:
     """The file's modification and change times in ns: any write, ``touch`` or rename of
-    it changes the second, which no one can set back."""
+    it changes its change time, which no one can set back."""
     status = path.stat()
     return status.st_mtime_ns, status.st_ctime_ns
 

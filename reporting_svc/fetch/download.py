@@ -1,6 +1,6 @@
 """One job, downloaded completely and provably: resume, verify, fsync, rename into place.
 
-The bytes go to ``NAME.part`` in chunks as they arrive, hashed on the way, so memory
+The bytes go to the job's ``.part`` in chunks as they arrive, hashed on the way, so memory
 stays flat whatever the size. An existing ``.part`` is resumed with ``Range`` and
 ``If-Range`` (its saved ETag); a 200 to that means the file changed and starts over. A
 file whose digest does not match is discarded and fetched once more from zero.
@@ -30,13 +30,17 @@ from .retry import RetryPolicy
 from .transport import STREAM_ERRORS, Client, chunks
 from .verify import check, hash_of, repr_digest_sha256
 
+MAX_FILE_BYTES = 64 * 1024**3
+FILE_DEADLINE = 6 * 3600.0
+
 
 @dataclass(frozen=True)
 class FileBounds:
-    """How much one file may take: bytes when nothing says its size, and seconds in all."""
+    """How much one file may take: bytes (all it may have when nothing says its size),
+    and seconds in all."""
 
-    max_bytes: int = 64 * 1024**3
-    deadline: float = 6 * 3600.0
+    max_bytes: int = MAX_FILE_BYTES
+    deadline: float = FILE_DEADLINE
 
 
 @dataclass(frozen=True)

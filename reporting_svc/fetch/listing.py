@@ -25,6 +25,8 @@ from .transport import STREAM_ERRORS, Client, chunks
 
 PAGE_SIZE = 200
 MAX_PAGE_BYTES = 16 * 1024 * 1024
+MAX_RUNS = 100_000
+LISTING_DEADLINE = 600.0
 LATE = "the listing was not done in time (--listing-deadline)"
 HAS_MORE = {"true": True, "false": False}
 
@@ -42,7 +44,7 @@ def list_runs(
     retried: Page,
     *,
     page_size: int = PAGE_SIZE,
-    max_runs: int = 100_000,
+    max_runs: int = MAX_RUNS,
     deadline: float = math.inf,
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Each listed run once, as a job and the listing's own fields; ``retried(fetch_page)``

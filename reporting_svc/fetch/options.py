@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from ..ids import normalise_guid
 from .credentials import TOKEN_VARIABLE
+from .download import FILE_DEADLINE, MAX_FILE_BYTES
 from .failures import JobFailed
+from .listing import LISTING_DEADLINE, MAX_RUNS
 from .transport import UNSAFE_IN_URL, connection_origin
 
 TENANT = "null"
@@ -35,10 +37,10 @@ class FetchOptions:
     timeout: float = 60.0
     token_file: Path | None = None
     rehash: bool = False
-    max_file_bytes: int = 64 * 1024**3
-    file_deadline: float = 6 * 3600.0
-    max_runs: int = 100_000
-    listing_deadline: float = 600.0
+    max_file_bytes: int = MAX_FILE_BYTES
+    file_deadline: float = FILE_DEADLINE
+    max_runs: int = MAX_RUNS
+    listing_deadline: float = LISTING_DEADLINE
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,10 +73,10 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--rehash", action="store_true", help="hash every file already in DIR before skipping it"
     )
     bounds = parser.add_argument_group("bounds (a server that never stops fails the fetch)")
-    bounds.add_argument("--max-file-bytes", type=_positive, default=64 * 1024**3, metavar="N")
-    bounds.add_argument("--file-deadline", type=_seconds, default=6 * 3600.0, metavar="SECONDS")
-    bounds.add_argument("--max-runs", type=_positive, default=100_000, metavar="N")
-    bounds.add_argument("--listing-deadline", type=_seconds, default=600.0, metavar="SECONDS")
+    bounds.add_argument("--max-file-bytes", type=_positive, default=MAX_FILE_BYTES, metavar="N")
+    bounds.add_argument("--file-deadline", type=_seconds, default=FILE_DEADLINE, metavar="S")
+    bounds.add_argument("--max-runs", type=_positive, default=MAX_RUNS, metavar="N")
+    bounds.add_argument("--listing-deadline", type=_seconds, default=LISTING_DEADLINE, metavar="S")
 
 
 def options_from(args: argparse.Namespace) -> FetchOptions:
