@@ -48,6 +48,10 @@ def test_a_study_or_the_tenant_is_what_the_listing_is_asked_for(study: str, expe
         ["--url", "http://h:1%40a", "--id", JOB, "--dest", "d"],
         ["--url", "http://h", "--id", "../../x", "--dest", "d"],
         ["--url", "http://h", "--id", JOB, "--dest", "d", "--parallel", "0"],
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--max-runs", "0"],
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--max-file-bytes", "-1"],
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--file-deadline", "inf"],
+        ["--url", "http://h", "--id", JOB, "--dest", "d", "--listing-deadline", "0"],
         ["--url", "http://h", "--study", "null", "--mode", "prod", "--dest", "d"],
     ],
 )
