@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TextIO, TypeVar
 
+from ..text import visible
 from .credentials import TokenMissing, TokenSource
 from .destination import Destination
-from .download import Downloader, Job
+from .download import Downloader, FileBounds, Job
 from .events import Events, events_for
-from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed
+from .failures import AuthenticationFailed, Cancelled, FetchError, JobFailed, UnsafeFolder
 from .listing import ListingError, list_runs
 from .manifest import ManifestUnreadable
 from .options import FetchOptions, listing_study, options_from
@@ -41,9 +43,11 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         token.read()
         client = Client(options.url, token, timeout=options.timeout)
         policy = RetryPolicy(attempts=options.retries)
-        downloader = Downloader(client, Destination(options.dest), events, policy)
+        destination = Destination(options.dest, rehash=options.rehash)
+        bounds = FileBounds(options.max_file_bytes, options.file_deadline)
+        downloader = Downloader(client, destination, events, policy, bounds)
         return _fetch_all(options, downloader, events)
-    except (TokenMissing, AuthenticationFailed, ManifestUnreadable) as error:
+    except (TokenMissing, AuthenticationFailed, ManifestUnreadable, UnsafeFolder) as error:
         return _error(str(error), USAGE)
     except KeyboardInterrupt:
         return _error("interrupted; the .part files are kept for the next run", INTERRUPTED)
@@ -70,7 +74,7 @@ def _fetch_all(options: FetchOptions, downloader: Downloader, events: Events) ->
     failures = _download(wanted, downloader, options.parallel)
     for job, reason in failures.items():
         events.emit("failed", downloadId=job.downloadId, reason=reason)
-        print(f"reporting-svc: failed: {job.downloadId}: {reason}", file=sys.stderr)
+        print(f"reporting-svc: failed: {job.downloadId}: {visible(reason)}", file=sys.stderr)
     return FAILED if failures else OK
 
 
@@ -87,8 +91,16 @@ def _jobs(options: FetchOptions, downloader: Downloader, events: Events) -> list
         if value is not None:
             query[name] = value
     jobs = []
+    deadline = time.monotonic() + options.listing_deadline
+    listed = list_runs(
+        downloader.client,
+        query,
+        _retried(downloader, deadline),
+        max_runs=options.max_runs,
+        deadline=deadline,
+    )
     try:
-        for job, run in list_runs(downloader.client, query, _retried(downloader)):
+        for job, run in listed:
             events.emit("listed", **_listed_fields(run, job))
             jobs.append(job)
     except JobFailed as error:
@@ -119,11 +131,11 @@ def _download(jobs: list[Job], downloader: Downloader, parallel: int) -> dict[Jo
     return failures
 
 
-def _retried(downloader: Downloader) -> Callable[[Callable[[], T]], T]:
+def _retried(downloader: Downloader, deadline: float) -> Callable[[Callable[[], T]], T]:
     """Run one listing request under the same retry policy as the downloads."""
 
     def retried(page: Callable[[], T]) -> T:
-        return downloader.policy.run(page, downloader.retrying("listing"))
+        return downloader.policy.run(page, downloader.retrying("listing"), deadline)
 
     return retried
 
@@ -136,5 +148,6 @@ def _listed_fields(run: dict[str, Any], job: Job) -> dict[str, Any]:
 
 
 def _error(message: str, status: int) -> int:
-    print(f"reporting-svc: error: {message}", file=sys.stderr)
+    """Say what went wrong on standard error; the server's words in it made visible."""
+    print(f"reporting-svc: error: {visible(message)}", file=sys.stderr)
     return status

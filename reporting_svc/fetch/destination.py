@@ -1,9 +1,10 @@
 """The destination folder: which name each job gets, its ``.part`` and its state, completion.
 
-A download in progress is ``NAME.part`` plus ``.reporting-svc/partial/<id>.json`` (its
-name, the server's ETag for ``If-Range``, size and digest), so a later run resumes it.
-Names are claimed under a lock, so parallel downloads never share a file; every path is
-checked to be directly inside the folder.
+A download in progress is ``.reporting-svc/partial/<id>.part`` plus ``<id>.json`` beside
+it (its name, the server's ETag for ``If-Range``, size and digest), so a later run
+resumes it. A ``.part`` is named by the job's id, never by a report's name, so no report
+name can reach one. Names are claimed under a lock, so parallel downloads never share a
+file; every path is checked to be directly inside the folder.
 """
 
 from __future__ import annotations
@@ -11,12 +12,25 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from .failures import JobFailed
-from .manifest import STATE_DIR, SUMS_NAME, Entry, Manifest, now, sync_directory, write_atomically
+from .manifest import (
+    STATE_DIR,
+    SUMS_NAME,
+    Entry,
+    Manifest,
+    checked_folder,
+    create_new,
+    is_regular_file,
+    now,
+    sync_directory,
+    write_atomically,
+)
 from .naming import safe_file_name, with_download_id
+from .verify import hash_of
 
 PART_SUFFIX = ".part"
 RESERVED = frozenset({STATE_DIR.casefold(), SUMS_NAME.casefold()})
@@ -36,30 +50,45 @@ class Partial:
 class Destination:
     """One folder of downloads, shared by the fetch's threads."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, rehash: bool = False):
         root.mkdir(parents=True, exist_ok=True)
+        self.rehash = rehash
         self.root = root.resolve()
-        self.partials = self.root / STATE_DIR / "partial"
-        self.partials.mkdir(parents=True, exist_ok=True)
+        self.partials = checked_folder(checked_folder(self.root / STATE_DIR) / "partial")
         self.manifest = Manifest(self.root)
         self._lock = threading.Lock()
         self._claims = {partial.file.casefold(): partial.downloadId for partial in self._saved()}
 
     def present(self, download_id: str, sha256: str | None = None) -> Entry | None:
-        """The manifest's entry when its file is still there at its size (and, when the
-        listing gives one, the same SHA-256); None means fetch it."""
+        """The manifest's entry when its file is still there and still its bytes (and,
+        when the listing gives one, the same SHA-256); None means fetch it.
+
+        A plain file at its size whose modification and change times are those recorded
+        counts as unchanged; any other (or every file, with ``rehash``) is hashed again.
+        """
         entry = self.manifest.entries.get(download_id)
         if entry is None or (sha256 is not None and entry.sha256 != sha256):
             return None
         path = self.path(entry.file)
-        return entry if path.is_file() and path.stat().st_size == entry.size else None
+        if not is_regular_file(path) or path.stat().st_size != entry.size:
+            return None
+        stamps = _stamps(path)
+        if not self.rehash and stamps == (entry.mtimeNs, entry.ctimeNs):
+            return entry
+        if hash_of(path).hexdigest() != entry.sha256:
+            return None
+        if stamps != (entry.mtimeNs, entry.ctimeNs):
+            entry = replace(entry, mtimeNs=stamps[0], ctimeNs=stamps[1])
+            with self._lock:
+                self.manifest.record(entry)
+        return entry
 
     def partial(self, download_id: str) -> Partial | None:
         """The download of this job left by an earlier run, if its ``.part`` is still there."""
         partial = _read_state(self._state_path(download_id))
         if partial is None:
             return None
-        if not self.part_path(partial).is_file():
+        if partial.downloadId != download_id or not is_regular_file(self.part_path(partial)):
             self.discard(partial)
             return None
         return partial
@@ -79,8 +108,15 @@ class Destination:
             self._claims[name.casefold()] = download_id
         partial = Partial(download_id, name, etag, size, sha256)
         write_atomically(self._state_path(download_id), json.dumps(asdict(partial)).encode())
-        self.part_path(partial).open("wb").close()
+        part = self.part_path(partial)
+        part.unlink(missing_ok=True)  # an orphan of an unreadable state, or anything planted
+        os.close(create_new(part))
         return partial
+
+    def append(self, partial: Partial) -> BinaryIO:
+        """The job's ``.part`` opened to add bytes at its end; never through a symlink."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.fdopen(os.open(self.part_path(partial), flags), "ab")
 
     def discard(self, partial: Partial) -> None:
         """Forget a download: its ``.part``, its state and its claim on the name."""
@@ -91,9 +127,13 @@ class Destination:
 
     def complete(self, partial: Partial, size: int, sha256: str) -> Entry:
         """Rename the verified (and already fsynced) ``.part`` into place and record it."""
-        os.replace(self.part_path(partial), self.path(partial.file))
+        path = self.path(partial.file)
+        os.replace(self.part_path(partial), path)
         sync_directory(self.root)
-        entry = Entry(partial.downloadId, partial.file, size, sha256, partial.etag, now())
+        mtime, ctime = _stamps(path)
+        entry = Entry(
+            partial.downloadId, partial.file, size, sha256, partial.etag, now(), mtime, ctime
+        )
         with self._lock:
             self.manifest.record(entry)
         self._state_path(partial.downloadId).unlink(missing_ok=True)
@@ -107,7 +147,8 @@ class Destination:
         return path
 
     def part_path(self, partial: Partial) -> Path:
-        return self.path(partial.file + PART_SUFFIX)
+        """Where the job's bytes go until they are verified: by its id, in the state folder."""
+        return self.partials / f"{partial.downloadId}{PART_SUFFIX}"
 
     def _name_for(self, download_id: str, name: str) -> str:
         """The job's own earlier name, else ``name``, else ``name`` with the id appended."""
@@ -128,7 +169,7 @@ class Destination:
         if owner is not None:
             return owner != download_id
         existing = {child.name.casefold() for child in self.root.iterdir()}
-        return key in RESERVED or key in existing or key + PART_SUFFIX in existing
+        return key in RESERVED or key in existing
 
     def _saved(self) -> list[Partial]:
         states = (_read_state(path) for path in self.partials.glob("*.json"))
@@ -136,6 +177,13 @@ class Destination:
 
     def _state_path(self, download_id: str) -> Path:
         return self.partials / f"{download_id}.json"
+
+
+def _stamps(path: Path) -> tuple[int, int]:
+    """The file's modification and change times in ns: any write, ``touch`` or rename of
+    it changes its change time, which no one can set back."""
+    status = path.stat()
+    return status.st_mtime_ns, status.st_ctime_ns
 
 
 def _read_state(path: Path) -> Partial | None:

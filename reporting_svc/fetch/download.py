@@ -1,15 +1,20 @@
 """One job, downloaded completely and provably: resume, verify, fsync, rename into place.
 
-The bytes go to ``NAME.part`` in chunks as they arrive, hashed on the way, so memory
+The bytes go to the job's ``.part`` in chunks as they arrive, hashed on the way, so memory
 stays flat whatever the size. An existing ``.part`` is resumed with ``Range`` and
 ``If-Range`` (its saved ETag); a 200 to that means the file changed and starts over. A
 file whose digest does not match is discarded and fetched once more from zero.
+
+Each file is bounded: no byte past its listed (or announced) size is written, one with
+no size stops at ``max_bytes``, and the whole file, retries included, has ``deadline``
+seconds; a server that keeps sending fails the job instead of filling the disk.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -22,8 +27,20 @@ from .events import Events
 from .failures import AuthenticationFailed, Cancelled, DigestMismatch, JobFailed, Transient
 from .manifest import Entry
 from .retry import RetryPolicy
-from .transport import Client
-from .verify import CHUNK, check, hash_of, repr_digest_sha256
+from .transport import STREAM_ERRORS, Client, chunks
+from .verify import check, hash_of, repr_digest_sha256
+
+MAX_FILE_BYTES = 64 * 1024**3
+FILE_DEADLINE = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class FileBounds:
+    """How much one file may take: bytes (all it may have when nothing says its size),
+    and seconds in all."""
+
+    max_bytes: int = MAX_FILE_BYTES
+    deadline: float = FILE_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -39,8 +56,14 @@ class Downloader:
     """Fetches jobs into one destination; safe to use from several threads at once."""
 
     def __init__(
-        self, client: Client, destination: Destination, events: Events, policy: RetryPolicy
+        self,
+        client: Client,
+        destination: Destination,
+        events: Events,
+        policy: RetryPolicy,
+        bounds: FileBounds | None = None,
     ):
+        self.bounds = bounds or FileBounds()
         self.client = client
         self.destination = destination
         self.events = events
@@ -70,10 +93,14 @@ class Downloader:
             raise JobFailed(f"cannot write the file: {error.strerror or error}") from None
 
     def _verified(self, job: Job) -> Entry:
-        """Transient failures retried by the policy; a digest mismatch once more from zero."""
+        """Transient failures retried by the policy; a digest mismatch once more from zero;
+        all within the file's deadline."""
+        deadline = time.monotonic() + self.bounds.deadline
 
         def attempt() -> Entry:
-            return self.policy.run(lambda: self._attempt(job), self.retrying(job.downloadId))
+            return self.policy.run(
+                lambda: self._attempt(job, deadline), self.retrying(job.downloadId), deadline
+            )
 
         try:
             return attempt()
@@ -94,7 +121,7 @@ class Downloader:
         ) as response:
             return entry if response.status_code == 304 else None
 
-    def _attempt(self, job: Job) -> Entry:
+    def _attempt(self, job: Job, deadline: float) -> Entry:
         partial = self.destination.partial(job.downloadId)
         if partial is not None and partial.size == self._saved(partial):
             return self._finish(job, partial)
@@ -105,7 +132,7 @@ class Downloader:
             accept=frozenset({200, 206, 416}),
         ) as response:
             partial = self._prepare(job, partial, response)
-            self._receive(partial, response)
+            self._receive(partial, response, self._limit(job, partial), deadline)
         return self._finish(job, partial)
 
     def _prepare(self, job: Job, partial: Partial | None, response: requests.Response) -> Partial:
@@ -137,18 +164,37 @@ class Downloader:
         self.events.emit("started", downloadId=job.downloadId, file=partial.file, size=partial.size)
         return partial
 
-    def _receive(self, partial: Partial, response: requests.Response) -> None:
-        """Append the body to the ``.part`` in chunks; a cut body is transient, with progress."""
-        saved = 0
-        with self.destination.part_path(partial).open("ab") as out:
+    def _limit(self, job: Job, partial: Partial) -> int:
+        """The most bytes the file may have: its listed or announced size, else the cap."""
+        sizes = {size for size in (job.size, partial.size) if size is not None}
+        if len(sizes) > 1:
+            self.destination.discard(partial)
+            raise DigestMismatch(f"the listing says {job.size} bytes, the answer {partial.size}")
+        limit = sizes.pop() if sizes else self.bounds.max_bytes
+        if limit > self.bounds.max_bytes:
+            self.destination.discard(partial)
+            raise JobFailed(f"{limit} bytes is more than --max-file-bytes {self.bounds.max_bytes}")
+        return limit
+
+    def _receive(
+        self, partial: Partial, response: requests.Response, limit: int, deadline: float
+    ) -> None:
+        """Append the body to the ``.part`` in chunks; a cut body is transient, with progress.
+        A body that would take the file past ``limit`` bytes is discarded unwritten."""
+        saved, room = 0, limit - self._saved(partial)
+        late = f"the file was not done in time (--file-deadline {self.bounds.deadline:g} s)"
+        with self.destination.append(partial) as out:
             try:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in chunks(response, deadline, late):
                     if self.cancelled.is_set():
                         raise Cancelled(partial.downloadId)
+                    if len(chunk) > room - saved:
+                        self.destination.discard(partial)
+                        raise DigestMismatch(f"the server sent more than the {limit} bytes")
                     out.write(chunk)
                     saved += len(chunk)
                     self.events.advance(partial.downloadId, len(chunk))
-            except requests.RequestException as error:
+            except STREAM_ERRORS as error:
                 raise Transient(
                     f"connection lost after {saved} bytes: {type(error).__name__}",
                     progressed=saved > 0,
@@ -196,7 +242,7 @@ class Downloader:
     def _saved(self, partial: Partial | None) -> int:
         if partial is None:
             return 0
-        return self.destination.part_path(partial).stat().st_size
+        return self.destination.part_path(partial).lstat().st_size
 
     def retrying(self, download_id: str) -> Callable[[Transient, float], None]:
         """What the retry policy calls before it pauses: a ``retrying`` event."""

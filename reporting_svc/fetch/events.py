@@ -2,7 +2,10 @@
 
 Without a terminal on standard output, or with ``--json``, every event is one JSON
 object on one line of standard output and nothing else goes there; on a terminal, tqdm
-draws a bar per file and one for the whole fetch on standard error.
+draws a bar per file and one for the whole fetch on standard error. Every text field
+(much of it the server's: names, reasons, error messages) is shown with ``visible``, so
+no escape sequence or bidi override reaches a terminal, and a JSON line is ASCII, so no
+U+2028 splits it for a reader that splits on Unicode line breaks.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
+from ..text import visible, visible_fields
 from .manifest import now
 
 
@@ -41,7 +45,7 @@ class JsonLines:
         self._lock = threading.Lock()
 
     def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, "time": now(), **fields}, ensure_ascii=False)
+        line = json.dumps({"event": event, "time": now(), **visible_fields(fields)})
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -66,6 +70,7 @@ class ProgressBars:
         self._bars: dict[str, tqdm[Any]] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
+        fields = visible_fields(fields)
         download_id = str(fields.get("downloadId", ""))
         with self._lock:
             if event in ("started", "resumed"):
@@ -96,7 +101,7 @@ class ProgressBars:
         if old is not None:
             old.close()
         self._bars[download_id] = tqdm(
-            desc=str(fields.get("file", download_id))[:40],
+            desc=visible(str(fields.get("file", download_id)))[:40],
             total=fields.get("size"),
             initial=int(fields.get("offset", 0)),
             unit="B",

@@ -39,3 +39,8 @@ class DigestMismatch(FetchError):
 
 class Cancelled(FetchError):
     """Ctrl-C: stop now and keep the ``.part`` for the next run to resume."""
+
+
+class UnsafeFolder(FetchError):
+    """A folder the client writes in is a symlink (or not a folder): writing through it
+    could land anywhere, so nothing is written (exit 2)."""

@@ -1,22 +1,33 @@
 """Paging through downloadList (SPEC §5) until ``hasMore`` is ``"false"``.
 
 Runs are newest first, so a run published while we page pushes older ones to later
-offsets: a run may then come twice (it is yielded once), never not at all.
+offsets: a run may then come twice (it is yielded once), never not at all. A listing is
+bounded: at most ``max_runs`` runs received, ``MAX_PAGE_BYTES`` a page, and a deadline
+for the whole, so a server that says ``hasMore`` forever fails it rather than run on.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import requests
 
 from ..api.paths import DOWNLOAD_LIST
 from ..ids import normalise_guid
 from .download import Job
-from .failures import AuthenticationFailed, FetchError, JobFailed
-from .transport import Client
+from .failures import AuthenticationFailed, FetchError, JobFailed, Transient
+from .transport import STREAM_ERRORS, Client, chunks
 
 PAGE_SIZE = 200
+MAX_PAGE_BYTES = 16 * 1024 * 1024
+MAX_RUNS = 100_000
+LISTING_DEADLINE = 600.0
+LATE = "the listing was not done in time (--listing-deadline)"
 HAS_MORE = {"true": True, "false": False}
 
 
@@ -28,18 +39,30 @@ Page = Callable[[Callable[[], dict[str, Any]]], dict[str, Any]]
 
 
 def list_runs(
-    client: Client, query: dict[str, str], retried: Page, *, page_size: int = PAGE_SIZE
+    client: Client,
+    query: dict[str, str],
+    retried: Page,
+    *,
+    page_size: int = PAGE_SIZE,
+    max_runs: int = MAX_RUNS,
+    deadline: float = math.inf,
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Each listed run once, as a job and the listing's own fields; ``retried(fetch_page)``
-    runs one page request under the retry policy."""
-    offset, seen = 0, set()
+    runs one page request under the retry policy. ListingError past ``max_runs`` runs
+    received or ``deadline`` (a ``time.monotonic()``)."""
+    offset, seen, received = 0, set(), 0
     while True:
+        if time.monotonic() > deadline:
+            raise ListingError(LATE)
         params = {**query, "limit": str(page_size), "offset": str(offset)}
-        result = retried(functools.partial(_page, client, params))
+        result = retried(functools.partial(_page, client, params, deadline))
         runs = result.get("reportRunStatus")
         more = HAS_MORE.get(str(result.get("hasMore")))
         if not isinstance(runs, list) or more is None:
             raise ListingError("the listing has no reportRunStatus list or no hasMore")
+        received += len(runs)
+        if received > max_runs:
+            raise ListingError(f"the listing goes past {max_runs} runs (--max-runs)")
         for run in runs:
             job = _job(run)
             if job.downloadId not in seen:
@@ -52,11 +75,13 @@ def list_runs(
         offset += len(runs)
 
 
-def _page(client: Client, params: dict[str, str]) -> dict[str, Any]:
+def _page(client: Client, params: dict[str, str], deadline: float) -> dict[str, Any]:
     """One page's ``result``; a 403 (no grant for the study) is the caller's, like a 401."""
     try:
         with client.get(DOWNLOAD_LIST, params=params) as response:
-            body = response.json()
+            body = json.loads(_capped(response, deadline))
+    except STREAM_ERRORS as error:
+        raise Transient(f"the listing was cut: {type(error).__name__}") from None
     except JobFailed as error:
         if error.status == 403:
             raise AuthenticationFailed(f"the server refused the listing: {error}") from None
@@ -67,6 +92,16 @@ def _page(client: Client, params: dict[str, str]) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise ListingError("the listing has no result")
     return result
+
+
+def _capped(response: requests.Response, deadline: float) -> bytes:
+    """A page's body, read to its end unless it passes MAX_PAGE_BYTES or the deadline."""
+    body = bytearray()
+    for chunk in chunks(response, deadline, LATE):
+        body += chunk
+        if len(body) > MAX_PAGE_BYTES:
+            raise ListingError(f"a listing page is over {MAX_PAGE_BYTES} bytes")
+    return bytes(body)
 
 
 def _job(run: Any) -> Job:

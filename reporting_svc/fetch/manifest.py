@@ -2,27 +2,35 @@
 
 The manifest is what a rerun trusts to skip a file; ``SHA256SUMS`` (``sha256sum -c``
 format) lets anyone check the folder with standard tools. Both are replaced atomically.
+Every file the client writes is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``) under a name
+of its own, in a folder checked not to be a symlink, so a symlink planted in the folder
+never redirects a write outside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import stat
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .failures import FetchError
+from .failures import FetchError, UnsafeFolder
 
 STATE_DIR = ".reporting-svc"
 MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
 VERSION = 1
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One verified download: the job's id, its file in the folder, size, SHA-256, when."""
+    """One verified download: the job's id, its file in the folder, size, SHA-256, when;
+    and the file's modification and change times (ns) when it was verified, so a file
+    touched since is hashed again before it counts (None: hash it)."""
 
     downloadId: str  # noqa: N815 - the API's name for it
     file: str
@@ -30,6 +38,8 @@ class Entry:
     sha256: str
     etag: str | None
     fetchedAt: str  # noqa: N815
+    mtimeNs: int | None = None  # noqa: N815
+    ctimeNs: int | None = None  # noqa: N815
 
 
 class ManifestUnreadable(FetchError):
@@ -68,14 +78,41 @@ def now() -> str:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside ``path``, flush to disk, rename over it, and make the rename durable."""
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    """Write a new file beside ``path``, flush it to disk, rename it over ``path`` (a
+    symlink there is replaced, not followed), and make the rename durable."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        with os.fdopen(create_new(temp), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     sync_directory(path.parent)
+
+
+def create_new(path: Path) -> int:
+    """A file descriptor for writing a file that did not exist; never through a symlink."""
+    return os.open(path, NEW_FILE, 0o666)
+
+
+def checked_folder(path: Path) -> Path:
+    """``path`` as a real folder, created if missing; a symlink (even to a folder) or
+    anything else there raises UnsafeFolder."""
+    path.mkdir(exist_ok=True)
+    if not stat.S_ISDIR(path.lstat().st_mode):
+        raise UnsafeFolder(f"{path} is a symlink or not a folder; refusing to write through it")
+    return path
+
+
+def is_regular_file(path: Path) -> bool:
+    """A plain file at ``path`` itself, not a symlink to one."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def sync_directory(folder: Path) -> None:

@@ -7,6 +7,8 @@ from pathlib import PurePosixPath
 
 from pathvalidate import sanitize_filename
 
+from ..text import UNSAFE_CATEGORIES
+
 FALLBACK_NAME = "report"
 # Bytes, not characters: leaves room for "-<32 hex digits>" and ".part" within the 255
 # bytes that ext4, APFS and NTFS allow in one name.
@@ -22,7 +24,7 @@ def safe_file_name(raw: str | None) -> str:
     dot is dropped (no hidden files); a long name is cut but keeps its extension.
     """
     base = PurePosixPath((raw or "").replace("\\", "/")).name
-    base = "".join(char for char in base if not unicodedata.category(char).startswith("C"))
+    base = "".join(char for char in base if not _unsafe(unicodedata.category(char)))
     suffix = PurePosixPath(base).suffix
     if len(suffix) > MAX_SUFFIX_CHARS:
         suffix = ""
@@ -42,3 +44,8 @@ def with_download_id(name: str, download_id: str) -> str:
 def _cut(text: str, limit: int) -> str:
     """At most ``limit`` bytes of UTF-8, never half a character."""
     return text.encode()[: max(limit, 0)].decode(errors="ignore")
+
+
+def _unsafe(category: str) -> bool:
+    """Controls, formats, unassigned and private (``C*``), and line or paragraph breaks."""
+    return category.startswith("C") or category in UNSAFE_CATEGORIES

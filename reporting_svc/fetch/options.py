@@ -10,6 +10,10 @@ from urllib.parse import urlsplit
 
 from ..ids import normalise_guid
 from .credentials import TOKEN_VARIABLE
+from .download import FILE_DEADLINE, MAX_FILE_BYTES
+from .failures import JobFailed
+from .listing import LISTING_DEADLINE, MAX_RUNS
+from .transport import UNSAFE_IN_URL, connection_origin
 
 TENANT = "null"
 MODES = ("test", "active", "training")
@@ -32,6 +36,11 @@ class FetchOptions:
     retries: int = 6
     timeout: float = 60.0
     token_file: Path | None = None
+    rehash: bool = False
+    max_file_bytes: int = MAX_FILE_BYTES
+    file_deadline: float = FILE_DEADLINE
+    max_runs: int = MAX_RUNS
+    listing_deadline: float = LISTING_DEADLINE
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +69,14 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=_positive, default=6, metavar="N")
     parser.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")
     parser.add_argument("--token-file", type=Path, metavar="F", help="re-read before each request")
+    parser.add_argument(
+        "--rehash", action="store_true", help="hash every file already in DIR before skipping it"
+    )
+    bounds = parser.add_argument_group("bounds (a server that never stops fails the fetch)")
+    bounds.add_argument("--max-file-bytes", type=_positive, default=MAX_FILE_BYTES, metavar="N")
+    bounds.add_argument("--file-deadline", type=_seconds, default=FILE_DEADLINE, metavar="S")
+    bounds.add_argument("--max-runs", type=_positive, default=MAX_RUNS, metavar="N")
+    bounds.add_argument("--listing-deadline", type=_seconds, default=LISTING_DEADLINE, metavar="S")
 
 
 def options_from(args: argparse.Namespace) -> FetchOptions:
@@ -79,6 +96,11 @@ def options_from(args: argparse.Namespace) -> FetchOptions:
         retries=args.retries,
         timeout=args.timeout,
         token_file=args.token_file,
+        rehash=args.rehash,
+        max_file_bytes=args.max_file_bytes,
+        file_deadline=args.file_deadline,
+        max_runs=args.max_runs,
+        listing_deadline=args.listing_deadline,
     )
 
 
@@ -93,6 +115,12 @@ def _base_url(value: str) -> str:
         raise argparse.ArgumentTypeError("not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError("the URL takes no credentials, query or fragment")
+    try:
+        if UNSAFE_IN_URL.search(value):
+            raise JobFailed("a backslash, whitespace, a control or a non-ASCII character")
+        connection_origin(value)
+    except JobFailed:
+        raise argparse.ArgumentTypeError("not a URL every parser reads as one host") from None
     return value.rstrip("/")
 
 

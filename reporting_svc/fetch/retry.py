@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -34,8 +35,14 @@ class RetryPolicy:
         ceiling = min(self.cap, self.base * 2 ** (failures - 1))
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter, not secrets
 
-    def run(self, operation: Callable[[], T], on_retry: Callable[[Transient, float], None]) -> T:
-        """``operation()`` until it returns, retrying on Transient; JobFailed when used up.
+    def run(
+        self,
+        operation: Callable[[], T],
+        on_retry: Callable[[Transient, float], None],
+        deadline: float = math.inf,
+    ) -> T:
+        """``operation()`` until it returns, retrying on Transient; JobFailed when used up,
+        or when the pause would end after ``deadline`` (a ``time.monotonic()``).
 
         A failure after some bytes were saved starts the count again: a long download
         over a link that drops now and then keeps going as long as it moves.
@@ -49,6 +56,8 @@ class RetryPolicy:
                 if failures >= self.attempts:
                     raise JobFailed(f"gave up after {failures} tries: {error}") from None
                 pause = self.delay(failures, error.retry_after)
+                if time.monotonic() + pause > deadline:
+                    raise JobFailed(f"out of time before the next try: {error}") from None
                 on_retry(error, pause)
                 time.sleep(pause)
 

@@ -1,5 +1,5 @@
 """Fixtures for the fetch client's unit tests: tiny WSGI servers on 127.0.0.1 that record
-what they were sent."""
+what they were sent, and hostile raw-HTTP servers anywhere in 127.0.0.0/8."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fetch.hostile_server import Hostile, Script
 
 WsgiApp = Callable[[Request], Response]
 
@@ -47,3 +49,17 @@ def server() -> Iterator[Callable[[WsgiApp], Recorder]]:
     yield start
     for recorder in started:
         recorder.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[..., Hostile]]:
+    """``hostile(script, host="127.0.0.1")``: start a hostile server; all stopped after."""
+    started: list[Hostile] = []
+
+    def start(script: Script, host: str = "127.0.0.1") -> Hostile:
+        started.append(Hostile(host, script))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

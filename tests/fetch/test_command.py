@@ -10,8 +10,11 @@ import base64
 import hashlib
 import io
 import json
+import os
 import subprocess
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,8 @@ class Report:
     content: bytes
     mode: str = "test"
     listed_sha256: str | None = None
+    pause: float = 0.0
+    delay: float = 0.0
 
     def listing(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,8 @@ class Spec:
 
     reports: list[Report] = field(default_factory=list)
     list_status: int = 200
+    refusal: str | None = None
+    together: threading.Barrier | None = None
 
     def publish(self, number: int, name: str = "extract.csv", **options: Any) -> Report:
         report = Report(f"{number:032X}", name, f"run {number}\n".encode() * 1000, **options)
@@ -92,9 +99,18 @@ class Spec:
     def download(self, request: Request) -> Response:
         assert request.path == DOWNLOAD
         [report] = [r for r in self.reports if r.downloadId == request.args["id"]]
+        if self.refusal is not None:
+            error = {"errorCode": "403", "errorMessage": self.refusal, "details": self.refusal}
+            body = {"status": "error", "errorData": error}
+            return Response(json.dumps(body), 403, content_type="application/json")
+        together = self.together
+        if together is not None:  # the first downloads wait for each other, once
+            together.wait(timeout=10)
+            self.together = None
+        time.sleep(report.delay)
         digest = hashlib.sha256(report.content).digest()
         response = Response(
-            io.BytesIO(report.content),
+            pausing(report.content, report.pause) if report.pause else io.BytesIO(report.content),
             headers={
                 "Content-Disposition": content_disposition(report.fileName),
                 "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:",
@@ -102,9 +118,20 @@ class Spec:
             direct_passthrough=True,
         )
         response.set_etag(digest.hex())
+        if report.pause:
+            response.content_length = len(report.content)
+            return response
         return response.make_conditional(
             request, accept_ranges=True, complete_length=len(report.content)
         )
+
+
+def pausing(content: bytes, pause: float) -> Iterator[bytes]:
+    """The body in two halves, ``pause`` seconds apart: a download still under way."""
+    half = len(content) // 2
+    yield content[:half]
+    time.sleep(pause)
+    yield content[half:]
 
 
 @pytest.fixture
@@ -114,6 +141,12 @@ def spec(server: Server) -> tuple[Spec, Recorder]:
 
 
 def fetch(url: str, dest: Path, **options: Any) -> tuple[int, list[dict[str, Any]]]:
+    status, out = fetch_output(url, dest, **options)
+    return status, [json.loads(line) for line in out.splitlines()]
+
+
+def fetch_output(url: str, dest: Path, **options: Any) -> tuple[int, str]:
+    """The exit status and standard output (JSON lines) of a fetch of the study."""
     out = io.StringIO()
     monkey_env = {"REPORTING_SVC_TOKEN": TOKEN}
     with pytest.MonkeyPatch.context() as patch:
@@ -122,7 +155,7 @@ def fetch(url: str, dest: Path, **options: Any) -> tuple[int, list[dict[str, Any
         status = run(
             FetchOptions(url=url, dest=dest, study=STUDY, json=True, **options), stdout=out
         )
-    return status, [json.loads(line) for line in out.getvalue().splitlines()]
+    return status, out.getvalue()
 
 
 def kinds(events: list[dict[str, Any]], kind: str) -> list[str]:
@@ -195,7 +228,7 @@ def test_a_run_whose_bytes_never_match_its_listing_fails_alone_with_exit_1(
     assert status == 1
     assert kinds(events, "verified") == [good.downloadId]
     assert kinds(events, "failed") == [bad.downloadId]
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.rglob("*.part"))
 
 
 @pytest.mark.parametrize("list_status", [401, 403])
@@ -209,3 +242,150 @@ def test_a_refused_listing_exits_2(
 
     assert status == 2
     assert events == []
+
+
+HOSTILE_TEXT = "\x1b[2J\x1b]0;owned\x07 \u202ereversed\u2028next line\x9b"
+RAW_CONTROLS = ("\x1b", "\x07", "\u202e", "\u2028", "\x9b")
+
+
+def test_server_text_reaches_stderr_and_json_events_visible_and_ascii(
+    spec: tuple[Spec, Recorder], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served, server = spec
+    served.publish(1, name=f"x{HOSTILE_TEXT}.csv")
+    served.refusal = HOSTILE_TEXT
+
+    status, out = fetch_output(server.url, tmp_path)
+    err = capsys.readouterr().err
+
+    assert status == 1
+    assert out.isascii()
+    listed, failed = (json.loads(line) for line in out.split("\n") if line)
+    assert (listed["event"], failed["event"]) == ("listed", "failed")
+    for shown in (err, listed["fileName"], failed["reason"]):
+        assert "\\x1b[2J" in shown and "\\x1b]0;owned\\x07" in shown and "\\u202e" in shown
+        assert not any(char in shown for char in RAW_CONTROLS)
+
+
+def test_a_run_named_like_another_runs_part_file_does_not_clobber_it(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    # Both downloads under way at once, extract.csv.part first; it ends while extract.csv
+    # is still going.
+    runs = [
+        served.publish(1, "extract.csv", delay=0.1, pause=0.5),
+        served.publish(2, "extract.csv.part", pause=0.2),
+    ]
+    served.together = threading.Barrier(2)
+
+    status, events = fetch(server.url, tmp_path, parallel=2)
+
+    assert status == 0, events
+    files = {e["downloadId"]: e["file"] for e in events if e["event"] == "verified"}
+    assert {(tmp_path / files[r.downloadId]).read_bytes() for r in runs} == {
+        r.content for r in runs
+    }
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path).returncode == 0
+    )
+
+
+RUN_ID = f"{1:032X}"
+PLANTED = [
+    ".SHA256SUMS.tmp",
+    ".reporting-svc/.manifest.json.tmp",
+    f".reporting-svc/partial/.{RUN_ID}.json.tmp",
+    f".reporting-svc/partial/{RUN_ID}.part",
+    f".reporting-svc/partial/{RUN_ID}.json",
+    "extract.csv.part",
+]
+
+
+@pytest.mark.parametrize("planted", PLANTED)
+def test_a_symlink_planted_where_the_client_writes_never_takes_a_write_outside(
+    spec: tuple[Spec, Recorder], tmp_path: Path, planted: str
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("untouched")
+    dest = tmp_path / "dest"
+    (dest / planted).parent.mkdir(parents=True)
+    (dest / planted).symlink_to(outside / "victim")
+
+    status, events = fetch(server.url, dest)
+
+    assert status == 0, events
+    assert [p.name for p in outside.iterdir()] == ["victim"]
+    assert (outside / "victim").read_text() == "untouched"
+    assert (dest / "extract.csv").read_bytes() == report.content
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=dest).returncode == 0
+
+
+@pytest.mark.parametrize("linked", [".reporting-svc", ".reporting-svc/partial"])
+def test_a_symlinked_state_folder_is_refused_with_exit_2(
+    spec: tuple[Spec, Recorder],
+    tmp_path: Path,
+    linked: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    served, server = spec
+    served.publish(1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    (dest / linked).parent.mkdir(parents=True, exist_ok=True)
+    (dest / linked).symlink_to(outside, target_is_directory=True)
+
+    status, events = fetch(server.url, dest)
+
+    assert status == 2 and events == []
+    assert "is a symlink or not a folder" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("restore_mtime", "rehash"),
+    [(False, False), (True, False), (True, True)],
+    ids=["mtime-changed", "mtime-restored", "mtime-restored-rehash"],
+)
+def test_a_file_changed_in_place_is_fetched_again_not_skipped_as_verified(
+    spec: tuple[Spec, Recorder], tmp_path: Path, restore_mtime: bool, rehash: bool
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    assert fetch(server.url, tmp_path)[0] == 0
+    saved = tmp_path / "extract.csv"
+    before = saved.stat()
+    with saved.open("r+b") as handle:  # one byte, same size
+        handle.seek(100)
+        handle.write(b"X")
+    if restore_mtime:
+        os.utime(saved, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    status, events = fetch(server.url, tmp_path, rehash=rehash)
+
+    assert status == 0
+    assert kinds(events, "verified") == [report.downloadId] and kinds(events, "skipped") == []
+    assert saved.read_bytes() == report.content
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path).returncode == 0
+    )
+
+
+def test_a_file_only_touched_is_hashed_again_and_skipped(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    report = served.publish(1)
+    fetch(server.url, tmp_path)
+    os.utime(tmp_path / "extract.csv", ns=(0, 0))
+
+    status, events = fetch(server.url, tmp_path)
+    again = fetch(server.url, tmp_path, rehash=True)
+
+    assert status == 0 and kinds(events, "skipped") == [report.downloadId]
+    assert again[0] == 0 and kinds(again[1], "skipped") == [report.downloadId]
+    assert not [r for r in server.requests if r.path == DOWNLOAD][1:]

@@ -27,6 +27,7 @@ from reporting_svc.fetch.naming import MAX_NAME_BYTES, safe_file_name, with_down
         ("", "report"),
         (None, "report"),
         ("\u202eexe.csv", "exe.csv"),
+        ("line\u2028break\u2029.csv", "linebreak.csv"),
         ("étude été.csv", "étude été.csv"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -93,3 +94,13 @@ def test_a_failure_after_progress_starts_the_count_again(pauses: list[float]) ->
     RetryPolicy(attempts=2).run(operation, lambda error, pause: None)
 
     assert len(pauses) == 5
+
+
+def test_run_gives_up_rather_than_pause_past_its_deadline(pauses: list[float]) -> None:
+    def operation() -> None:
+        raise Transient("503", retry_after=120)
+
+    with pytest.raises(JobFailed, match="out of time before the next try: 503"):
+        RetryPolicy().run(operation, lambda error, pause: None, time.monotonic() + 60)
+
+    assert pauses == []

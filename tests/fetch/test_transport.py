@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,10 +11,39 @@ from werkzeug.wrappers import Request, Response
 
 from reporting_svc.fetch.credentials import TokenSource
 from reporting_svc.fetch.failures import AuthenticationFailed, JobFailed, Transient
-from reporting_svc.fetch.transport import Client
+from reporting_svc.fetch.transport import Client, connection_origin
 from tests.fetch.conftest import Recorder
+from tests.fetch.hostile_server import Handler, Hostile
 
 Server = Callable[[Callable[[Request], Response]], Recorder]
+StartHostile = Callable[..., Hostile]
+# Shapes of a Location that one URL parser reads as the service (S) and another as a third
+# host (T), or that browsers and servers read differently: whatever the client does with
+# them, the third host must never see the token.
+CONFUSING_LOCATIONS = [
+    "http://{T}\\@{S}/x",
+    "http://{T}\\\\@{S}/x",
+    "http://{T}\\\t@{S}/x",
+    "http://{T}:\\@{S}/x",
+    "http://{T}/\\@{S}/x",
+    "http:/\\{T}/x",
+    "http:\\\\{T}/x",
+    "http://{T}\t@{S}/x",
+    "http://{T} @{S}/x",
+    "http://{T}\x00@{S}/x",
+    "http://{T}\r\n @{S}/x",
+    "http://{T}\u3002@{S}/x",
+    "http://{S}@{T}/x",
+    "http://{S}:pw@{T}/x",
+    "http://{T}#@{S}/x",
+    "http://{T}?@{S}/x",
+    "http://{T};@{S}/x",
+    "http://{T}%5C@{S}/x",
+    "http://{T}%40{S}/x",
+    "HTTP://{T}/x",
+    "//{T}/x",
+    "http://{T}:0{T_PORT}/x",
+]
 
 
 def client_for(url: str, token: str = "sekret") -> Client:
@@ -114,3 +144,35 @@ def test_a_redirect_to_another_scheme_fails_the_job(server: Server) -> None:
 
     with pytest.raises(JobFailed, match="not http"):
         client_for(service.url).get("/")
+
+
+@pytest.mark.parametrize("shape", CONFUSING_LOCATIONS)
+def test_no_location_however_confusing_takes_the_token_to_another_host(
+    hostile: StartHostile, shape: str
+) -> None:
+    third = hostile(lambda handler: handler.answer("200 OK", [], b"third"), "127.0.0.64")
+    addresses = {"T": f"127.0.0.64:{third.port}", "T_PORT": str(third.port)}
+
+    def service_script(handler: Handler) -> None:
+        if handler.path.startswith("/download"):
+            location = shape.format(S=f"127.0.0.62:{handler.server.port}", **addresses)
+            handler.answer("302 Found", [("Location", location)])
+        else:
+            handler.answer("200 OK", [], b"service")
+
+    service = hostile(service_script, "127.0.0.62")
+
+    with contextlib.suppress(JobFailed, Transient):  # refusing the hop is fine
+        client_for(service.url).get("/download").close()
+
+    assert service.authorizations()[0] == "Bearer sekret"
+    assert third.authorizations() == [None] * len(third.seen)
+
+
+def test_the_origin_is_the_host_urllib3_connects_to_not_the_one_urlsplit_reads() -> None:
+    assert connection_origin("http://127.0.0.64:81\\@127.0.0.62:82/x") == (
+        "http",
+        "127.0.0.64",
+        81,
+    )
+    assert connection_origin("HTTP://Example.COM/x") == connection_origin("http://example.com:80")

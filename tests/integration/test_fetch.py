@@ -73,7 +73,7 @@ def killed_mid_file(
         assert client.stdout is not None
         started = json.loads(client.stdout.readline())
         assert started["event"] == "started", started
-        part = dest / (started["file"] + ".part")
+        part = dest / ".reporting-svc" / "partial" / f"{started['downloadId']}.part"
         while not part.exists() or part.stat().st_size < CUT_AFTER:
             assert client.poll() is None, "the fetch ended before it could be killed"
             time.sleep(0.01)
@@ -97,7 +97,7 @@ def assert_saved(dest: Path, fetched: Fetched, content: bytes) -> None:
     [verified] = fetched.of("verified")
     assert (dest / verified["file"]).read_bytes() == content
     assert sha256sum_check(dest).returncode == 0
-    assert not list(dest.glob("*.part"))
+    assert not list(dest.rglob("*.part"))
 
 
 def test_fetch_saves_verifies_and_then_skips_a_job_through_nginx(
