@@ -9,7 +9,7 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 
 import sqlalchemy as sa
@@ -69,13 +69,16 @@ class Catalog:
 
     def add(self, record: JobRecord) -> bool:
         """Index one job; False when it was indexed already."""
-        return bool(self._insert([queries.row_of(record)]))
+        added = bool(self._insert([queries.row_of(record)]))
+        self.keep_horizon()
+        return added
 
     def add_many(self, records: Iterable[JobRecord]) -> None:
         """Index jobs in batches, one transaction each; those indexed already are skipped."""
         records = iter(records)
         while batch := list(islice(records, BATCH)):
             self._insert([queries.row_of(record) for record in batch])
+        self.keep_horizon()
 
     def remove(self, job_ids: Iterable[str]) -> None:
         ids = iter(job_ids)
@@ -86,6 +89,7 @@ class Catalog:
                 gone = counts.tally(rows, horizon_us, sign=-1)
                 connection.execute(sa.delete(jobs).where(jobs.c.id.in_(batch)))
                 counts.adjust(connection, gone)
+        self.keep_horizon()
 
     def has(self, job_id: str) -> bool:
         with _failures(), self.engines.reading() as connection:
@@ -98,8 +102,8 @@ class Catalog:
     def page(self, selection: queries.Selection, limit: int, offset: int, now: datetime) -> Page:
         """The exact count and one page, read in one snapshot so the two always agree.
 
-        A horizon more than a minute old is then moved to now, so the jobs that ended
-        since, which each listing counts one by one, stay few.
+        Nothing is written: a listing needs only SELECT. The writers move the horizon
+        (``keep_horizon``), so the jobs that ended since, counted one by one, stay few.
         """
         now_us = queries.micros(now)
         where = selection.where(now_us)
@@ -107,14 +111,22 @@ class Catalog:
             horizon_us = counts.horizon(connection)
             total = counts.total(connection, selection, now_us, horizon_us)
             records = queries.page(connection, where, limit, offset) if offset < total else []
-        if now_us - horizon_us > counts.FOLD_AFTER_US:
-            self.fold(now)
         return Page(total, records)
 
     def fold(self, now: datetime) -> None:
         """Move the counts' horizon to ``now`` (see ``counts``)."""
         with _failures(), self.engines.writing() as connection:
             counts.fold(connection, queries.micros(now))
+
+    def keep_horizon(self, now: datetime | None = None) -> None:
+        """Move the horizon to ``now`` (the clock by default) when it is more than a minute
+        behind: every writer does, after its own transaction, since ``fold`` takes the
+        horizon's lock alone and a writer holds it shared."""
+        now = now or datetime.now(UTC)
+        with _failures(), self.engines.reading() as connection:
+            horizon_us = counts.horizon(connection)
+        if queries.micros(now) - horizon_us > counts.FOLD_AFTER_US:
+            self.fold(now)
 
     def recount(self, now: datetime) -> None:
         """Count every listing group afresh (after a bulk load, or to mend drift)."""
@@ -162,6 +174,7 @@ class Catalog:
             deltas = counts.tally([before], horizon_us, sign=-1)
             deltas.update(counts.tally([after], horizon_us))
             counts.adjust(connection, deltas)
+        self.keep_horizon()
 
     def mark_purged(self, job_id: str, at: datetime) -> None:
         with _failures(), self.engines.writing() as connection:
