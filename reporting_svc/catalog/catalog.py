@@ -16,11 +16,16 @@ import sqlalchemy as sa
 
 from ..storage.record import JobRecord
 from . import counts, queries
-from .engine import ProcessEngine, failure_of
-from .schema import SchemaError, upgrade
-from .tables import jobs
+from .engine import ProcessEngine, failure_of, missing_privileges
+from .schema import CATALOG, SchemaError, upgrade
+from .tables import count_horizon, job_counts, jobs
 
 BATCH = 1000
+#: What the service's role needs on the catalog: a listing only reads (README: roles).
+READS = {
+    table: ("SELECT",)
+    for table in (jobs.name, job_counts.name, count_horizon.name, CATALOG.version_table)
+}
 
 
 class CatalogError(Exception):
@@ -223,12 +228,16 @@ class Catalog:
                 return
 
     def check(self) -> str | None:
-        """Why the catalog cannot answer now (for readiness), or None when it can; cheap."""
+        """Why the catalog cannot answer now (for readiness), or None when it can; cheap.
+        A role that may not read every table a listing reads is named with what it lacks."""
         try:
             with _failures(), self.engines.reading() as connection:
                 connection.execute(sa.select(jobs.c.id).limit(0))
+                missing = missing_privileges(connection, READS)
         except CatalogError as error:
             return f"the catalog cannot be read ({error})"
+        if missing:
+            return f"the catalog's database role lacks {', '.join(missing)}"
         return None
 
     def _insert(self, rows: list[dict[str, object]]) -> int:
