@@ -80,8 +80,9 @@ class DatabaseSink:
         A role that may not append a batch is named with what it lacks."""
         try:
             with failures(), self.engines.reading() as connection:
-                connection.execute(sa.select(records.c.seq).limit(0))
                 missing = missing_privileges(connection, APPENDS)
+                if not missing:
+                    connection.execute(sa.select(records.c.seq).limit(0))
         except AuditDatabaseError as error:
             return f"the audit database cannot be reached ({error})"
         if missing:
