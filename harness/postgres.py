@@ -90,15 +90,16 @@ class Postgres:
         )
         return result.stdout
 
-    def create_service_role(self, database: str, role: str) -> str:
-        """Make ``role`` in ``database`` as the README's roles block makes the service's
-        (the superuser standing for the tables' owner); returns the role's URL.
+    def create_service_role(self, owner_url: str, role: str) -> str:
+        """Make ``role`` in the database of ``owner_url`` (one ``create_database`` gave) as
+        the README's roles block makes the service's; returns the role's URL.
 
         Each command of the block runs as written, with ``role`` for the documented name
-        (roles are the server's, shared by every test database) and this database's owner
-        URL for any URL: ``psql`` here, ``reporting-svc`` with the block's settings only.
+        (roles are the server's, shared by every test database) and ``owner_url`` (the
+        superuser, standing for the tables' owner) for any URL: ``psql`` here,
+        ``reporting-svc`` with the block's settings only.
         """
-        owner = self.url(database)
+        owner, database = owner_url, owner_url.rsplit("/", 1)[1]
         for words in documented_role_commands():
             settings = {}
             while "=" in words[0]:

@@ -43,8 +43,8 @@ def deployment(
     service_env = p.service_env(tmp_path)
     owner_url = postgres_server.create_database()
     database = owner_url.rsplit("/", 1)[1]
-    role = f"svc_{database}"
-    service_url = postgres_server.create_service_role(database, role)
+    role = f"svc_{database}"  # roles are the session's server's: one per database
+    service_url = postgres_server.create_service_role(owner_url, role)
     owner = {**service_env, "REPORTING_SVC_CATALOG_URL": owner_url}
     (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
     job = p.publish_with_cli(owner, tmp_path / "r.csv")["id"]
