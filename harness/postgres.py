@@ -99,26 +99,28 @@ class Postgres:
         superuser, standing for the tables' owner) for any URL: ``psql`` here,
         ``reporting-svc`` with the block's settings only.
         """
-        owner, database = owner_url, owner_url.rsplit("/", 1)[1]
+        database = owner_url.rsplit("/", 1)[1]
         for words in documented_role_commands():
             settings = {}
             while "=" in words[0]:
                 name, value = words.pop(0).split("=", 1)
-                settings[name] = owner if "://" in value else value
+                settings[name] = owner_url if "://" in value else value
             args = [word.replace(DOCUMENTED_ROLE, role) for word in words[1:]]
             if words[0] == "psql":
                 self._psql(args, database)
             elif words[0] == "reporting-svc":
                 env = {k: v for k, v in os.environ.items() if not k.startswith("REPORTING_SVC_")}
-                subprocess.run(
+                result = subprocess.run(
                     [str(Path(sys.executable).parent / "reporting-svc"), *args],
                     env=env | settings,
                     cwd=PROJECT,
                     capture_output=True,
                     text=True,
                     timeout=60,
-                    check=True,
+                    check=False,
                 )
+                if result.returncode:
+                    raise RuntimeError(f"the README's {shlex.join(words)} failed: {result.stderr}")
             else:
                 raise ValueError(f"the README's roles block runs {words[0]}: not a known command")
         return self.url(database, user=role)
