@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from ..file_modes import make_dirs
 from .batches import GroupCommit
 from .batches import RecordNotWrittenError as RecordNotWrittenError
 from .chain import GENESIS, line_of, seal
@@ -226,7 +227,7 @@ class FileSink:
         Readiness is public, so the answer names no path.
         """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 regular = stat.S_ISREG(os.fstat(fd).st_mode)
@@ -303,7 +304,7 @@ class FileSink:
         try:
             fd = os.open(self.path, flags, 0o640)
         except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             fd = os.open(self.path, flags, 0o640)
         try:
             yield fd
