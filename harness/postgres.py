@@ -5,6 +5,10 @@ PostgreSQL refuses to run as root, so as root the server runs as the unprivilege
 the process the harness holds is the postmaster itself), in a folder of its own under
 the system's temporary directory (a pytest folder is closed to other users). Clients
 connect over TCP as the superuser ``reporting``, trusted on the loopback only.
+
+The service itself connects as the role the README's "PostgreSQL roles" block makes:
+``create_service_role`` runs that block's commands, read from the README, so the roles
+the tests run the service with are exactly the documented ones.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import contextlib
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -29,6 +35,11 @@ SERVICE_USER = "postgres"
 SUPERUSER = "reporting"
 #: What the tests trade for speed; a benchmark keeps PostgreSQL's durable defaults.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+PROJECT = Path(__file__).resolve().parents[1]
+README = PROJECT / "README.md"
+#: The README's heading of the block that makes the service's role, and that role's name.
+ROLES_HEADING = "**PostgreSQL roles.**"
+DOCUMENTED_ROLE = "reporting_svc"
 
 
 def binary(name: str) -> str:
@@ -53,8 +64,8 @@ class Postgres:
     process: subprocess.Popen[Any]
     command: list[str]
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", *, user: str = SUPERUSER) -> str:
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
         """A new empty database; returns its URL."""
@@ -64,16 +75,55 @@ class Postgres:
 
     def psql(self, sql: str, database: str = "postgres", *, user: str = SUPERUSER) -> str:
         """Run SQL with psql over TCP as ``user``; returns its unaligned output."""
+        return self._psql(["-c", sql], database, user)
+
+    def _psql(self, args: list[str], database: str, user: str = SUPERUSER) -> str:
         result = subprocess.run(
-            [binary("psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            [binary("psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", *args],
             env={**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port)}
             | {"PGUSER": user, "PGDATABASE": database},
+            cwd=PROJECT,
             capture_output=True,
             text=True,
             timeout=60,
             check=True,
         )
         return result.stdout
+
+    def create_service_role(self, owner_url: str, role: str) -> str:
+        """Make ``role`` in the database of ``owner_url`` (one ``create_database`` gave) as
+        the README's roles block makes the service's; returns the role's URL.
+
+        Each command of the block runs as written, with ``role`` for the documented name
+        (roles are the server's, shared by every test database) and ``owner_url`` (the
+        superuser, standing for the tables' owner) for any URL: ``psql`` here,
+        ``reporting-svc`` with the block's settings only.
+        """
+        database = owner_url.rsplit("/", 1)[1]
+        for words in documented_role_commands():
+            settings = {}
+            while "=" in words[0]:
+                name, value = words.pop(0).split("=", 1)
+                settings[name] = owner_url if "://" in value else value
+            args = [word.replace(DOCUMENTED_ROLE, role) for word in words[1:]]
+            if words[0] == "psql":
+                self._psql(args, database)
+            elif words[0] == "reporting-svc":
+                env = {k: v for k, v in os.environ.items() if not k.startswith("REPORTING_SVC_")}
+                result = subprocess.run(
+                    [str(Path(sys.executable).parent / "reporting-svc"), *args],
+                    env=env | settings,
+                    cwd=PROJECT,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                if result.returncode:
+                    raise RuntimeError(f"the README's {shlex.join(words)} failed: {result.stderr}")
+            else:
+                raise ValueError(f"the README's roles block runs {words[0]}: not a known command")
+        return self.url(database, user=role)
 
     def halt(self) -> None:
         """A fast shutdown (SIGINT: clients are disconnected); the data stays for ``resume``."""
@@ -90,6 +140,15 @@ class Postgres:
         """A fast shutdown, then the folder goes."""
         self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def documented_role_commands() -> list[list[str]]:
+    """The commands of the README's PostgreSQL roles block, split as sh splits them
+    (comments left out, continued lines joined)."""
+    section = README.read_text().split(ROLES_HEADING, 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [words for words in (shlex.split(line, comments=True) for line in lines) if words]
 
 
 def start(*, durable: bool = False) -> Postgres:

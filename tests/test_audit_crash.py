@@ -198,10 +198,10 @@ def test_a_writer_whose_append_fails_takes_its_bytes_back_so_the_next_append_suc
 
     monkeypatch.undo()  # space freed
     assert (sink.path.read_bytes(), sink.head()) == (before, head)
-    assert sink.check() is None
     sink.append({"event": "start", "requestId": "space-again"})
     assert request_ids(sink)[-2:] == [f"before-{BEFORE - 1}", "space-again"]
     assert chain_holds(sink)
+    assert sink.check() is None
 
 
 def test_a_head_rewrite_that_fails_takes_the_batch_back_too(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ def test_a_write_cut_short_by_a_full_disk_is_taken_back_so_the_host_serves_with_
     monkeypatch: pytest.MonkeyPatch,
     audit_command: Any,
 ) -> None:
+    """The torn bytes go at once; readiness then waits for an append that succeeds (a real
+    freed disk also clears it: tests/reliability/test_faults.py)."""
     real_write = os.write
 
     def half_write(fd: int, data: bytes) -> int:  # the disk fills half way through
@@ -63,8 +66,8 @@ def test_a_write_cut_short_by_a_full_disk_is_taken_back_so_the_host_serves_with_
     assert settings.audit_path.read_bytes() == before
     monkeypatch.setattr(sinks.os, "write", real_write)
 
-    assert client.get("/readyz").status_code == 200
     assert download({"id": job.id}, bearer).status_code == 200
+    assert client.get("/readyz").status_code == 200
     assert audit_command("verify")[0] == 0
 
 
@@ -110,4 +113,57 @@ def test_a_stdout_sink_that_cannot_write_fails_downloads_and_readyz_until_a_writ
 
     monkeypatch.undo()
     assert client.get(url, headers=headers).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_trail_on_dev_full_fails_downloads_and_readyz(
+    make_settings: Any, publish: Any, bearer: str
+) -> None:
+    client = create_app(make_settings(audit_file="/dev/full")).test_client()
+    job = publish(b"a,b\n1,2\n", "r.csv")
+    url = f"/ec-reporting-svc/rest/v2.0/reports/download?id={job.id}"
+
+    assert client.get(url, headers={"Authorization": f"Bearer {bearer}"}).status_code == 503
+    assert_not_ready_naming_the_audit_trail(client, "not a regular file")
+
+
+class Disk:
+    """``os.statvfs`` of a disk whose free space the test sets."""
+
+    def __init__(self, free_blocks: int):
+        self.free_blocks = free_blocks
+        self.real = os.statvfs
+
+    def statvfs(self, path: Any) -> Any:
+        real = self.real(path)
+        fields = list(real)
+        fields[4] = self.free_blocks  # f_bavail, in f_frsize blocks
+        return os.statvfs_result(fields)
+
+
+def test_an_append_the_disk_refuses_keeps_readyz_503_until_space_is_freed_or_one_succeeds(
+    client: FlaskClient,
+    download: Any,
+    bearer: str,
+    job: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A quota or a full disk that statvfs does not show: the refusal itself is the news."""
+    disk = Disk(free_blocks=10_000)
+    monkeypatch.setattr(sinks.os, "statvfs", disk.statvfs)
+    real_write = os.write
+
+    def refused(fd: int, data: bytes) -> int:
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(sinks.os, "write", refused)
+    assert download({"id": job.id}, bearer).status_code == 503
+    monkeypatch.setattr(sinks.os, "write", real_write)
+
+    assert_not_ready_naming_the_audit_trail(client, "last append failed", "quota")
+    disk.free_blocks += 1
+    assert client.get("/readyz").status_code == 200
+    disk.free_blocks -= 1
+    assert_not_ready_naming_the_audit_trail(client, "last append failed")
+    assert download({"id": job.id}, bearer).status_code == 200
     assert client.get("/readyz").status_code == 200

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from reporting_svc.audit.tables import AUDIT
-from reporting_svc.catalog import Catalog, CatalogError, Selection, make_catalog, queries, schema
+from reporting_svc.catalog import (
+    Catalog,
+    CatalogError,
+    Selection,
+    counts,
+    make_catalog,
+    queries,
+    schema,
+)
 from reporting_svc.catalog.tables import jobs as jobs_table
 from reporting_svc.catalog.tables import metadata
 from reporting_svc.storage import JobRecord
@@ -214,3 +223,63 @@ def test_a_withdrawal_ends_availability_then_unless_the_job_expired_earlier(tmp_
     assert [item.record.id for item in catalog.lapsed(datetime(2026, 2, 1, tzinfo=UTC))] == [
         "B" * 32
     ]
+
+
+WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+@pytest.fixture
+def stale(tmp_path: Path) -> Catalog:
+    """A catalog of live and ended jobs whose horizon is a day behind the clock."""
+    catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
+    now = datetime.now(UTC)
+    catalog.add_many(
+        record(f"{n:032X}", expiresAt=(now + timedelta(hours=hours)).isoformat())
+        for n, hours in enumerate([-30, -2, 2, 30])
+    )
+    catalog.recount(now - timedelta(days=1))
+    return catalog
+
+
+def horizon_of(catalog: Catalog) -> int:
+    with catalog.engines.reading() as connection:
+        return counts.horizon(connection)
+
+
+def test_a_listing_writes_nothing_even_when_the_horizon_is_old(stale: Catalog) -> None:
+    """A service role with SELECT only must list: the horizon is the writers' upkeep."""
+    before = horizon_of(stale)
+    written: list[str] = []
+
+    @sa.event.listens_for(stale.engines.get(), "before_cursor_execute")
+    def _note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(WRITE_STATEMENTS):
+            written.append(statement)
+
+    pages = [stale.page(Selection(STUDY, dict.fromkeys(MODES)), 10, 0, datetime.now(UTC))]
+    pages.append(stale.page(Selection(STUDY, dict.fromkeys(MODES)), 1, 1, datetime.now(UTC)))
+
+    assert written == []
+    assert [page.total for page in pages] == [2, 2]
+    assert horizon_of(stale) == before
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda catalog: catalog.add(record("B" * 32)),
+        lambda catalog: catalog.add_many([record("B" * 32), record("C" * 32)]),
+        lambda catalog: catalog.withdraw(f"{3:032X}", datetime.now(UTC)),
+        lambda catalog: catalog.remove([f"{2:032X}"]),
+    ],
+    ids=["add", "add_many", "withdraw", "remove"],
+)
+def test_every_writer_moves_an_old_horizon_to_the_clock_and_the_counts_stay_exact(
+    stale: Catalog, write: Any
+) -> None:
+    started = datetime.now(UTC)
+
+    write(stale)
+
+    assert horizon_of(stale) >= queries.micros(started)
+    assert stale.count_drift() == []

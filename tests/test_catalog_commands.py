@@ -1,13 +1,17 @@
-"""``reporting-svc publish`` into the catalog, and ``catalog upgrade``, ``rebuild``, ``check``."""
+"""``reporting-svc publish`` into the catalog, and ``catalog upgrade``, ``rebuild``, ``check``,
+``fold``."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from reporting_svc.catalog.queries import micros
 
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 OTHER_JOB = "11111111111111111111111111111111"
@@ -191,3 +195,18 @@ def test_a_catalog_that_cannot_be_reached_fails_the_command_in_one_line(command,
     assert code == 1
     assert err.startswith("reporting-svc: error: the catalog failed:")
     assert err.count("\n") == 1
+
+
+def test_fold_moves_the_listing_counts_horizon_to_now(command, publish_command, catalog_file):
+    publish_command()
+    with sqlite3.connect(catalog_file) as connection:
+        connection.execute("UPDATE count_horizon SET horizon_us = 0")
+    started = datetime.now(UTC)
+
+    code, out, _ = command("catalog", "fold")
+
+    with sqlite3.connect(catalog_file) as connection:
+        (horizon_us,) = connection.execute("SELECT horizon_us FROM count_horizon").fetchone()
+    assert code == 0
+    assert out.startswith("OK: the listing counts' horizon is ")
+    assert horizon_us >= micros(started)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from reporting_svc.catalog import counts
+from reporting_svc.catalog.queries import micros
 from reporting_svc.lifecycle import Operator, Purger
 from reporting_svc.storage import layout
 from reporting_svc.storage.entries import Purge
@@ -288,6 +290,21 @@ def test_a_purge_whose_record_cannot_be_written_takes_its_claim_back_and_fails(
     assert not stored(job.id, "purged.json").exists()
     restored = command("purge", AUDIT_FILE=str(tmp_path / "var" / "audit.jsonl"))
     assert restored[1].splitlines()[-1].startswith("OK: 1 job(s) purged")
+
+
+@pytest.mark.parametrize(("options", "moved"), [((), True), (("--dry-run",), False)])
+def test_a_purge_moves_the_listing_counts_horizon_unless_it_is_a_dry_run(
+    command: Any, publish: Any, catalog: Any, options: tuple[str, ...], moved: bool
+) -> None:
+    publish(expires_at=PAST)
+    catalog.recount(datetime.now(UTC) - timedelta(days=1))
+    started = datetime.now(UTC)
+
+    assert command("purge", *options)[0] == 0
+
+    with catalog.engines.reading() as connection:
+        assert (counts.horizon(connection) >= micros(started)) is moved
+    assert catalog.count_drift() == []
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from reporting_svc import create_app
@@ -149,6 +150,26 @@ def test_expired_runs_are_not_listed(listing, catalog, publish, caller):
 def expiring(record: JobRecord, *, days: int, job_id: str) -> JobRecord:
     expires = (datetime.now(UTC) + timedelta(days=days)).isoformat()
     return JobRecord(**{**record.__dict__, "id": job_id, "expiresAt": expires})
+
+
+def test_a_listing_request_writes_nothing_to_the_catalog(listing, catalog, publish, caller):
+    """The service's database role may only read the catalog (README: PostgreSQL roles),
+    even when the counts' horizon is a day behind."""
+    kept = publish()
+    catalog.add(expiring(kept, days=-1, job_id="2" * 32))
+    catalog.recount(datetime.now(UTC) - timedelta(days=2))
+    written: list[str] = []
+
+    @sa.event.listens_for(catalog.engines.get(), "before_cursor_execute")
+    def _note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+            written.append(statement)
+
+    response = listing(query(), caller)
+
+    assert listed_ids(response) == [kept.id]
+    assert response.get_json()["result"]["totalResults"] == 1
+    assert written == []
 
 
 @pytest.mark.parametrize(

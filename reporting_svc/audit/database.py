@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from ..catalog.engine import ProcessEngine, failure_of
+from ..catalog.engine import ProcessEngine, failure_of, missing_privileges
 from ..catalog.schema import SchemaError
 from .batches import GroupCommit
 from .chain import GENESIS, Verdict, line_of, seal, verify_from
@@ -36,6 +36,12 @@ APPEND_LOCK = 0x52505443  # "RPTC"
 LOCK_TIMEOUT = "10s"
 #: Rows read or inserted per round trip by verify, show and import.
 ROWS = 1000
+#: What the service's role needs to append a batch (README: roles).
+APPENDS = {
+    records.name: ("SELECT", "INSERT"),
+    heads.name: ("SELECT", "INSERT"),
+    AUDIT.version_table: ("SELECT",),
+}
 
 
 class AuditDatabaseError(Exception):
@@ -70,12 +76,17 @@ class DatabaseSink:
         return self._batches.append(fields, durable=durable)
 
     def check(self) -> str | None:
-        """Why a record could not be written now (for readiness), or None; names no URL."""
+        """Why a record could not be written now (for readiness), or None; names no URL.
+        A role that may not append a batch is named with what it lacks."""
         try:
             with failures(), self.engines.reading() as connection:
-                connection.execute(sa.select(records.c.seq).limit(0))
+                missing = missing_privileges(connection, APPENDS)
+                if not missing:
+                    connection.execute(sa.select(records.c.seq).limit(0))
         except AuditDatabaseError as error:
             return f"the audit database cannot be reached ({error})"
+        if missing:
+            return f"the audit database's role lacks {', '.join(missing)}"
         return None
 
     @contextlib.contextmanager

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -96,6 +97,14 @@ class Snapshot(NamedTuple):
         return None
 
 
+class Refusal(NamedTuple):
+    """Why the system refused an append, and the trail's inode and length and its disk's
+    free bytes then (None when they could not be read)."""
+
+    reason: str
+    standing: tuple[int, ...] | None
+
+
 class Appending(NamedTuple):
     """The trail, its head and its intent opened and locked by one writer, as the head
     states it (a batch a crashed writer left already settled: ``crashed``)."""
@@ -175,6 +184,10 @@ class FileSink:
     put a disk flush inside the lock: it covers a process killed (the kernel keeps what it
     wrote), not a power cut that puts a batch on disk before its intent, nor a head torn
     by one; those still read as a mismatch, for ``audit repair``.
+
+    An append the system refuses (a full disk or quota, an I/O error) is remembered, as by
+    the stdout sink, so readiness says the trail is not being written: until an append
+    succeeds, or the trail or its disk's free space changes (an operator acted).
     """
 
     def __init__(self, path: Path, *, fsync: bool = True):
@@ -182,6 +195,7 @@ class FileSink:
         self.head_path = self.path.with_name(self.path.name + ".head")
         self.intent_path = self.path.with_name(self.path.name + ".intent")
         self.fsync = fsync
+        self.failure: Refusal | None = None
         self._batches = GroupCommit(self._append_all)
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
@@ -197,7 +211,7 @@ class FileSink:
     def _append_all(
         self, batch: list[dict[str, Any]], durable: bool, written: Callable[[], None]
     ) -> list[dict[str, Any]]:
-        with self._appending() as trail:
+        with self._remembering(), self._appending() as trail:
             records = trail.write(batch)
             fcntl.flock(trail.fd, fcntl.LOCK_UN)
             written()
@@ -213,7 +227,7 @@ class FileSink:
         The trail is read from where ``recorded`` stopped to its end; a trail on another
         host is not seen at all (README: Retention and withdrawal).
         """
-        with self._appending() as trail:
+        with self._remembering(), self._appending() as trail:
             with self.path.open("rb") as handle:
                 handle.seek(recorded.position)
                 marker = recorded.marker.encode()
@@ -235,6 +249,24 @@ class FileSink:
         """
         with self._appending() as trail:
             return trail.crashed
+
+    @contextmanager
+    def _remembering(self) -> Iterator[None]:
+        """Note why the system refused an append, until one succeeds."""
+        try:
+            yield
+        except OSError as error:
+            self.failure = Refusal(error.strerror or type(error).__name__, self._standing())
+            raise
+        self.failure = None
+
+    def _standing(self) -> tuple[int, ...] | None:
+        """The trail's inode and length and its disk's free bytes; None if unknown."""
+        try:
+            trail, space = os.stat(self.path), os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return trail.st_ino, trail.st_size, space.f_bavail * space.f_frsize
 
     @contextmanager
     def _appending(self) -> Iterator[Appending]:
@@ -298,25 +330,47 @@ class FileSink:
         return f"the audit trail {self.path} does not match its head: {mismatch}; {REPAIR_HINT}"
 
     def check(self) -> str | None:
-        """Why a record could not be appended now, or None: the file opens, space is left,
-        and the head is sound and names the trail's length (read under the lock).
+        """Why a record could not be appended now, or None: the file opens and is a file,
+        space is left, the last append did not fail, and the head is sound and names the
+        trail's length (read under the lock).
 
         Readiness is public, so the answer names no path.
         """
         try:
             make_dirs(self.path.parent)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            finally:
+                os.close(fd)
             space = os.statvfs(self.path.parent)
             mismatch = self.snapshot().mismatch
         except OSError as error:
             return f"the audit file cannot be opened for appending ({error.strerror})"
         except DamagedHeadError:
             return f"the audit trail's head file is damaged; {REPAIR_HINT}"
+        if not regular:
+            return "the audit trail's file is not a regular file (its length is its head's)"
         if space.f_bavail * space.f_frsize < MIN_FREE_BYTES:
             return "the audit file's disk is (nearly) full"
         if mismatch:
             return f"the audit trail does not match its head: {mismatch}; {REPAIR_HINT}"
+        refused = self._refused_still()
+        if refused:
+            return f"the audit trail's last append failed ({refused})"
         return None
+
+    def _refused_still(self) -> str | None:
+        """Why the last append was refused, while nothing has changed that could let the
+        next one through (the same trail, as long, with no more room on its disk); or None."""
+        failure = self.failure
+        if failure is None:
+            return None
+        now = self._standing()
+        if now is None or failure.standing is None:
+            return failure.reason
+        unchanged = now[:2] == failure.standing[:2] and now[2] <= failure.standing[2]
+        return failure.reason if unchanged else None
 
     def snapshot(self) -> Snapshot:
         """The head together with the trail's length at one moment.

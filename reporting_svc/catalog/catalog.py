@@ -9,18 +9,23 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 
 import sqlalchemy as sa
 
 from ..storage.record import JobRecord
 from . import counts, queries
-from .engine import ProcessEngine, failure_of
-from .schema import SchemaError, upgrade
-from .tables import jobs
+from .engine import ProcessEngine, failure_of, missing_privileges
+from .schema import CATALOG, SchemaError, upgrade
+from .tables import count_horizon, job_counts, jobs
 
 BATCH = 1000
+#: What the service's role needs on the catalog: a listing only reads (README: roles).
+READS = {
+    table: ("SELECT",)
+    for table in (jobs.name, job_counts.name, count_horizon.name, CATALOG.version_table)
+}
 
 
 class CatalogError(Exception):
@@ -69,13 +74,16 @@ class Catalog:
 
     def add(self, record: JobRecord) -> bool:
         """Index one job; False when it was indexed already."""
-        return bool(self._insert([queries.row_of(record)]))
+        added = bool(self._insert([queries.row_of(record)]))
+        self.keep_horizon()
+        return added
 
     def add_many(self, records: Iterable[JobRecord]) -> None:
         """Index jobs in batches, one transaction each; those indexed already are skipped."""
         records = iter(records)
         while batch := list(islice(records, BATCH)):
             self._insert([queries.row_of(record) for record in batch])
+        self.keep_horizon()
 
     def remove(self, job_ids: Iterable[str]) -> None:
         ids = iter(job_ids)
@@ -86,6 +94,7 @@ class Catalog:
                 gone = counts.tally(rows, horizon_us, sign=-1)
                 connection.execute(sa.delete(jobs).where(jobs.c.id.in_(batch)))
                 counts.adjust(connection, gone)
+        self.keep_horizon()
 
     def has(self, job_id: str) -> bool:
         with _failures(), self.engines.reading() as connection:
@@ -98,8 +107,8 @@ class Catalog:
     def page(self, selection: queries.Selection, limit: int, offset: int, now: datetime) -> Page:
         """The exact count and one page, read in one snapshot so the two always agree.
 
-        A horizon more than a minute old is then moved to now, so the jobs that ended
-        since, which each listing counts one by one, stay few.
+        Nothing is written: a listing needs only SELECT. The writers move the horizon
+        (``keep_horizon``), so the jobs that ended since, counted one by one, stay few.
         """
         now_us = queries.micros(now)
         where = selection.where(now_us)
@@ -107,14 +116,22 @@ class Catalog:
             horizon_us = counts.horizon(connection)
             total = counts.total(connection, selection, now_us, horizon_us)
             records = queries.page(connection, where, limit, offset) if offset < total else []
-        if now_us - horizon_us > counts.FOLD_AFTER_US:
-            self.fold(now)
         return Page(total, records)
 
     def fold(self, now: datetime) -> None:
         """Move the counts' horizon to ``now`` (see ``counts``)."""
         with _failures(), self.engines.writing() as connection:
             counts.fold(connection, queries.micros(now))
+
+    def keep_horizon(self, now: datetime | None = None) -> None:
+        """Move the horizon to ``now`` (the clock by default) when it is more than a minute
+        behind: every writer does, after its own transaction, since ``fold`` takes the
+        horizon's lock alone and a writer holds it shared."""
+        now = now or datetime.now(UTC)
+        with _failures(), self.engines.reading() as connection:
+            horizon_us = counts.horizon(connection)
+        if queries.micros(now) - horizon_us > counts.FOLD_AFTER_US:
+            self.fold(now)
 
     def recount(self, now: datetime) -> None:
         """Count every listing group afresh (after a bulk load, or to mend drift)."""
@@ -162,6 +179,7 @@ class Catalog:
             deltas = counts.tally([before], horizon_us, sign=-1)
             deltas.update(counts.tally([after], horizon_us))
             counts.adjust(connection, deltas)
+        self.keep_horizon()
 
     def mark_purged(self, job_id: str, at: datetime) -> None:
         with _failures(), self.engines.writing() as connection:
@@ -210,12 +228,17 @@ class Catalog:
                 return
 
     def check(self) -> str | None:
-        """Why the catalog cannot answer now (for readiness), or None when it can; cheap."""
+        """Why the catalog cannot answer now (for readiness), or None when it can; cheap.
+        A role that may not read every table a listing reads is named with what it lacks."""
         try:
             with _failures(), self.engines.reading() as connection:
-                connection.execute(sa.select(jobs.c.id).limit(0))
+                missing = missing_privileges(connection, READS)
+                if not missing:
+                    connection.execute(sa.select(jobs.c.id).limit(0))
         except CatalogError as error:
             return f"the catalog cannot be read ({error})"
+        if missing:
+            return f"the catalog's database role lacks {', '.join(missing)}"
         return None
 
     def _insert(self, rows: list[dict[str, object]]) -> int:

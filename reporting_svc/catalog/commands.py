@@ -1,8 +1,9 @@
-"""``reporting-svc catalog upgrade``, ``rebuild`` and ``check``."""
+"""``reporting-svc catalog upgrade``, ``rebuild``, ``check`` and ``fold``."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from ..settings import Settings
 from ..storage import make_store
@@ -14,7 +15,7 @@ from .tables import GROUP
 
 
 def add_catalog_commands(parser: argparse.ArgumentParser) -> None:
-    """Give the ``catalog`` subcommand its own three."""
+    """Give the ``catalog`` subcommand its own four."""
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     upgrade = commands.add_parser("upgrade", help="bring the schema to this version's; rows stay")
     upgrade.set_defaults(run=upgrade_command)
@@ -24,6 +25,10 @@ def add_catalog_commands(parser: argparse.ArgumentParser) -> None:
     again.set_defaults(run=rebuild_command)
     check = commands.add_parser("check", help="list jobs in the store or the catalog only")
     check.set_defaults(run=check_command)
+    fold = commands.add_parser(
+        "fold", help="move the listing counts' horizon to now (run it from cron, e.g. hourly)"
+    )
+    fold.set_defaults(run=fold_command)
 
 
 def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -65,6 +70,14 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         print("run `reporting-svc catalog rebuild` to make the catalog match the store")
         return 1
     print("OK: the store and the catalog hold the same jobs")
+    return 0
+
+
+def fold_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Move the horizon, so a listing counts one by one only the jobs that ended since."""
+    now = datetime.now(UTC)
+    make_catalog(settings).fold(now)
+    print(f"OK: the listing counts' horizon is {now.isoformat()}")
     return 0
 
 

@@ -4,8 +4,10 @@ Counting the rows of a listing reads one index entry per run: 100,000 of them fo
 study, on every first page. Instead ``job_counts`` keeps, per group of jobs that no
 listing tells apart (scope, mode, required permission, ``rptId``, report name), how many
 were still available at one instant, the horizon. A listing's total is the sum of its
-groups, less the jobs whose availability ended between the horizon and now (few: the
-horizon follows the clock, ``fold``), read from ``ix_jobs_scope_until``.
+groups, less the jobs whose availability ended between the horizon and now, read from
+``ix_jobs_scope_until``. A listing only reads; the horizon follows the clock through the
+writers (``publish``, ``withdraw``, ``catalog rebuild`` and ``purge`` move it when it is
+more than a minute behind) and ``reporting-svc catalog fold``, so those jobs stay few.
 
 Every change of a job's availability updates its group in the same transaction as the
 job's row, so the counts and the rows agree in every snapshot a listing reads. Writers
@@ -28,8 +30,8 @@ from .tables import GROUP, count_horizon, job_counts, jobs
 
 Group = tuple[str, ...]
 
-#: How far the horizon may fall behind the clock before a listing moves it: the jobs
-#: that ended in between are counted one by one.
+#: How far the horizon may fall behind the clock before a writer moves it: the jobs
+#: that ended in between are counted one by one by every listing.
 FOLD_AFTER_US = 60 * 1_000_000
 
 GROUP_COLUMNS = (

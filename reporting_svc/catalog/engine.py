@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,27 @@ def failure_of(error: sa.exc.SQLAlchemyError) -> str:
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
     message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     return f"{type(cause).__name__}: {message}".rstrip(": ")
+
+
+def missing_privileges(
+    connection: sa.Connection, needed: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    """Which of the privileges ``needed`` (table: privileges) the connection's role lacks,
+    as ``"INSERT ON audit_heads"``, asked in one statement; none on SQLite, which has no roles.
+    """
+    if connection.dialect.name != "postgresql":
+        return []
+    wanted = [
+        (table, privilege) for table, privileges in needed.items() for privilege in privileges
+    ]
+    held = connection.execute(
+        sa.select(*(sa.func.has_table_privilege(table, privilege) for table, privilege in wanted))
+    ).one()
+    return [
+        f"{privilege} ON {table}"
+        for (table, privilege), ok in zip(wanted, held, strict=True)
+        if not ok
+    ]
 
 
 class ProcessEngine:

@@ -102,8 +102,11 @@ class Purger:
         ``withdrawn``, every job withdrawn before then and long enough ago that every
         process refuses it (so no download starting meanwhile finds its file gone).
 
-        A progress bar is shown on a terminal (standard error), nothing otherwise.
+        A progress bar is shown on a terminal (standard error), nothing otherwise. A run
+        that is not dry also moves the listing counts' horizon (``Catalog.keep_horizon``).
         """
+        if not dry_run:
+            self.catalog.keep_horizon()
         before = self.now - older_than
         settled = min(before, self.now - timedelta(seconds=self.store.remembers_for))
         summary = PurgeSummary(dry_run=dry_run)

@@ -43,10 +43,11 @@ def test_downloads_are_refused_while_the_audit_database_is_down_and_served_when_
     cli_publish: Any,
     cli_token: Any,
 ) -> None:
+    owner_url = own_postgres.create_database()
     env = {
         **service_env,
         "REPORTING_SVC_AUDIT_SINK": "postgres",
-        "REPORTING_SVC_AUDIT_URL": own_postgres.create_database(),
+        "REPORTING_SVC_AUDIT_URL": own_postgres.create_service_role(owner_url, "reporting_svc"),
     }
     (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
     job = cli_publish(env, tmp_path / "r.csv")["id"]

@@ -134,15 +134,30 @@ def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[
     ]
 
 
+def as_served(hosts: list[dict[str, str]], request: pytest.FixtureRequest) -> list[dict[str, str]]:
+    """The hosts' environments for ``serve``: a PostgreSQL catalog is reached as the
+    README's service role (the operator's commands keep the owner's URL)."""
+    owner_url = hosts[0].get("REPORTING_SVC_CATALOG_URL")
+    if owner_url is None:
+        return hosts
+    server = request.getfixturevalue("postgres_server")
+    role = f"svc_{owner_url.rsplit('/', 1)[1]}"  # roles are the session server's
+    served = server.create_service_role(owner_url, role)
+    return [{**env, "REPORTING_SVC_CATALOG_URL": served} for env in hosts]
+
+
 @pytest.mark.parametrize("hosts", ["local", "s3-two-hosts"], indirect=True)
 def test_every_worker_of_every_host_refuses_a_withdrawn_job_within_ten_seconds(
-    hosts: list[dict[str, str]], processes: p.Processes, tmp_path: Path
+    hosts: list[dict[str, str]],
+    processes: p.Processes,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     content = os.urandom(8 * 1024 * 1024)
     (tmp_path / "extract.zip").write_bytes(content)
     record = p.publish_with_cli(hosts[0], tmp_path / "extract.zip")
     token = p.token_with_cli(hosts[0], GRANT)
-    bases = [processes.serve(env) for env in hosts]
+    bases = [processes.serve(env) for env in as_served(hosts, request)]
     urls = [f"{base}{DOWNLOAD}?id={record['id']}" for base in bases]
     digest = record["sha256"]
     warm = download_until(urls, token, digest, time.monotonic(), time.monotonic() + 1)

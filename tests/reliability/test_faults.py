@@ -255,10 +255,14 @@ def test_a_full_audit_disk_serves_again_as_soon_as_space_is_freed(
     with downloading(deployment, 16) as attempts:
         time.sleep(2)
     filler.unlink()
+    ready = [
+        requests.get(f"{deployment.service_url}/readyz", timeout=10).status_code for _ in range(8)
+    ]
     after = get(deployment, "r.bin", "space-again")
 
     assert {attempt.status for attempt in attempts} <= {200, 503}
     assert 503 in {attempt.status for attempt in attempts}
+    assert ready == [200] * 8, "a worker that met the full disk stayed out of service"
     assert after.status_code == 200
     verified = run_cli("audit", "verify", env=deployment.env, check=False)
     assert (verified.returncode, verified.stdout[:4]) == (0, "OK: "), verified.stdout

@@ -2,7 +2,8 @@
 
 Each host is ``reporting-svc serve`` on its own loopback address (127.0.0.2-4) with its
 own var folder; the store is a bucket on moto's S3 server, and the catalog and the audit
-trail share one PostgreSQL database. Clients download (whole files and ranges, every body
+trail share one PostgreSQL database, which the hosts reach as the README's service role
+(the publisher uses the owner). Clients download (whole files and ranges, every body
 hash-checked) and list through nginx; a third of the way in one host is killed with
 SIGKILL (its master and workers: the process group), two thirds in it is started again.
 
@@ -203,8 +204,14 @@ def test_a_host_killed_under_load_loses_nothing_and_serves_again(
         )
         jobs[name] = record.id
     token = mint_token(settings, "alice", [parse_grant(f"{STUDY}:test:REPORTING_VIEW")], ttl=3600)
+    as_service = database.create_service_role(url, "reporting_svc")
+    served = {
+        **shared,
+        "REPORTING_SVC_CATALOG_URL": as_service,
+        "REPORTING_SVC_AUDIT_URL": as_service,
+    }
     hosts = [
-        Host(address, free_port(), {**shared, "REPORTING_SVC_VAR_DIR": str(tmp_path / address)})
+        Host(address, free_port(), {**served, "REPORTING_SVC_VAR_DIR": str(tmp_path / address)})
         for address in HOSTS
     ]
     try:
