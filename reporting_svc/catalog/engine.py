@@ -5,6 +5,10 @@ and waits (``busy_timeout``) rather than failing when another holds the write lo
 The driver's own transaction handling is off: each transaction starts with an explicit
 ``BEGIN``, so a listing's count and page read one snapshot, and ``BEGIN IMMEDIATE`` for a
 writer, so two writers queue for the lock instead of deadlocking on an upgrade of it.
+
+A PostgreSQL engine given ``DatabaseLimits`` (the service's) bounds every wait for its
+server (``bounds``); without them (tests, and commands that may read a whole table) only
+locks are waited for at most ``LOCK_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -19,18 +23,47 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..file_modes import make_dirs, open_new
+from .bounds import Breaker, DatabaseLimits, connect
 
 BUSY_TIMEOUT_MS = 10_000
+#: A PostgreSQL lock is waited for this long when no limits are given.
+LOCK_TIMEOUT_MS = 10_000
 #: Execution option of a connection that will write: its transaction takes the lock first.
 WRITES = "reporting_svc_writes"
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping)."""
+def make_engine(
+    url: str, limits: DatabaseLimits | None = None, breaker: Breaker | None = None
+) -> sa.Engine:
+    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping),
+    and with ``limits`` every wait for the server is bounded, ``breaker`` tripped by one
+    that was not answered."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=16)
+    if limits is None:
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=16,
+            connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+        )
+    engine = sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=16,
+        pool_timeout=limits.pool,
+        connect_args=limits.connect_args(),
+    )
+    tripped = breaker or Breaker(limits.answer)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _bounded(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return connect(limits, tripped, *cargs, **cparams)
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -77,25 +110,46 @@ class ProcessEngine:
     tries again.
     """
 
-    def __init__(self, url: str, prepare: Callable[[sa.Engine], object] | None = None):
+    def __init__(
+        self,
+        url: str,
+        prepare: Callable[[sa.Engine], object] | None = None,
+        *,
+        limits: DatabaseLimits | None = None,
+    ):
         self.url = url
         self._prepare = prepare
+        self._limits = limits
+        self._breaker = Breaker(limits.answer if limits else 0)
         self._engine: sa.Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
     def get(self, *, prepared: bool = True) -> sa.Engine:
-        """This process's engine; ``prepared`` False skips ``prepare`` (it is what runs)."""
+        """This process's engine; ``prepared`` False skips ``prepare`` (it is what runs).
+
+        Threads that queued here behind a ``prepare`` the server did not answer are
+        refused by the breaker instead of trying in turn."""
         with self._lock:
             if self._engine is None or self._pid != os.getpid():
                 if self._engine is not None:
                     self._engine.dispose(close=False)
-                self._engine = make_engine(self.url)
+                self._engine = make_engine(self.url, self._limits, self._breaker)
                 self._pid = os.getpid()
             if prepared and self._prepare is not None:
+                self._breaker.admit()
                 self._prepare(self._engine)
                 self._prepare = None
             return self._engine
+
+    @contextlib.contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """The block may ask the server unless it just failed to answer (sa.exc.TimeoutError)."""
+        self._breaker.admit()
+        try:
+            yield
+        finally:
+            self._breaker.release()
 
     @property
     def dialect(self) -> str:
@@ -105,17 +159,19 @@ class ProcessEngine:
     def reading(self) -> Iterator[sa.Connection]:
         """A read transaction: one snapshot for every statement in it (REPEATABLE READ on
         PostgreSQL; SQLite's WAL gives each transaction one)."""
-        engine = self.get()
-        if engine.dialect.name == "postgresql":
-            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        else:
-            options = {}
-        with engine.connect().execution_options(**options) as connection, connection.begin():
-            yield connection
+        with self._admitted():
+            engine = self.get()
+            if engine.dialect.name == "postgresql":
+                options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            else:
+                options = {}
+            with engine.connect().execution_options(**options) as connection, connection.begin():
+                yield connection
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[sa.Connection]:
         """A write transaction, committed when the block ends without an error."""
-        connection = self.get().connect().execution_options(**{WRITES: True})
-        with connection, connection.begin():
-            yield connection
+        with self._admitted():
+            connection = self.get().connect().execution_options(**{WRITES: True})
+            with connection, connection.begin():
+                yield connection
