@@ -6,7 +6,6 @@ import argparse
 
 from ..settings import Settings
 from ..storage import make_store
-from . import make_catalog
 from .catalog import Catalog
 from .counts import Group
 from .rebuild import compare, rebuild
@@ -36,7 +35,7 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
-    catalog = make_catalog(settings)
+    catalog = Catalog(settings.catalog_database_url)  # no statement bound: it reads every job
     difference = rebuild(make_store(settings), catalog)
     print(
         f"OK: {len(difference.only_in_store)} job(s) indexed, "
@@ -50,7 +49,7 @@ def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 only when the store and the catalog hold the same jobs."""
-    difference = compare(make_store(settings), make_catalog(settings))
+    difference = compare(make_store(settings), Catalog(settings.catalog_database_url))
     for job_id in difference.only_in_store:
         print(f"in the store, not in the catalog: {job_id}")
     for job_id in difference.only_in_catalog:
