@@ -126,6 +126,13 @@ class Settings:
         return self.max_downloads_per_worker or max(1, self.worker_threads - RESERVED_THREADS)
 
     @property
+    def database_users(self) -> int:
+        """Threads of a gunicorn worker that may use PostgreSQL at once: all but
+        RESERVED_THREADS (at least one), so a stuck database leaves some to answer health
+        checks and metrics; 0 (any number) for settings built without a thread count."""
+        return max(1, self.worker_threads - RESERVED_THREADS) if self.worker_threads else 0
+
+    @property
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"

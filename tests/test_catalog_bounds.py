@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from reporting_svc.catalog import bounds
-from reporting_svc.catalog.bounds import Breaker, DatabaseLimits, answer_within, remaining
+from reporting_svc.catalog.bounds import (
+    Breaker,
+    DatabaseLimits,
+    Gate,
+    answer_within,
+    remaining,
+)
 
 
 class Clock:
@@ -108,3 +114,19 @@ def test_answer_within_bounds_this_thread_only_and_nests(clock):
         clock.now += 5
         assert remaining() == 0
     assert remaining() == float("inf")
+
+
+def test_a_full_gate_refuses_other_threads_and_lets_one_inside_enter_again():
+    gate = Gate(1)
+    with gate.entered():
+        with gate.entered():
+            refused = in_thread(lambda: gate.entered().__enter__())
+        assert isinstance(refused, sa.exc.TimeoutError)
+        assert "all 1 threads" in str(refused)
+    with gate.entered():
+        pass
+
+
+def test_engines_of_one_process_share_its_gate():
+    assert bounds.gate(3) is bounds.gate(3)
+    assert bounds.gate(3).size == 3

@@ -422,6 +422,7 @@ def test_database_waits_default_to_a_few_seconds_and_are_read_from_the_environme
             "REPORTING_SVC_DATABASE_POOL_TIMEOUT": "2",
             "REPORTING_SVC_DATABASE_KEEPALIVE": "11",
             "REPORTING_SVC_READINESS_TIMEOUT": "1",
+            "GUNICORN_THREADS": "8",
         }
     )
     assert (
@@ -433,7 +434,7 @@ def test_database_waits_default_to_a_few_seconds_and_are_read_from_the_environme
         defaults.readiness_timeout,
     ) == (3, 5, 3, 3, 5, 2)
     assert database_limits(waits) == DatabaseLimits(
-        connect=4, statement=9, lock=7, pool=2, keepalive=11
+        connect=4, statement=9, lock=7, pool=2, keepalive=11, users=6
     )
     assert waits.readiness_timeout == 1
 
@@ -464,3 +465,8 @@ def test_a_lock_timeout_past_the_statement_timeout_is_refused(env):
         }
     )
     assert "DATABASE_LOCK_TIMEOUT must not exceed" in message
+
+
+@pytest.mark.parametrize(("threads", "users"), [("8", 6), ("3", 1), ("1", 1)])
+def test_all_but_two_threads_of_a_worker_and_at_least_one_may_use_the_database(env, threads, users):
+    assert load_settings({**env, "GUNICORN_THREADS": threads}).database_users == users

@@ -19,6 +19,7 @@ def database_limits(settings: Settings) -> DatabaseLimits:
         lock=settings.database_lock_timeout,
         pool=settings.database_pool_timeout,
         keepalive=settings.database_keepalive,
+        users=settings.database_users,
     )
 
 

@@ -7,12 +7,15 @@ host or a network that is gone, and ``statement_timeout`` and ``lock_timeout`` o
 server that still runs. So the client bounds its own waits too: a connection whose server
 has not answered within the statement timeout and a second is closed, and for as long
 again the engine fails at once instead of sending more threads to wait; then one caller
-at a time tries whether the server answers again.
+at a time tries whether the server answers again. And only so many threads of a process
+use its databases at once (``Gate``): the others answer health checks and metrics, even
+in the seconds before the first wait runs out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +33,9 @@ ANSWER_GRACE = 1
 KEEPALIVE_PROBES = 3
 #: Checked every this many seconds while waiting (psycopg's own interval).
 WAKE_INTERVAL = 0.1
+#: How long a caller waits for a place at a full gate: a busy server frees one in
+#: milliseconds, a stuck one not at all, and the caller is refused at once.
+GATE_WAIT = 0.1
 
 RV = TypeVar("RV")
 _deadline = threading.local()
@@ -45,6 +51,8 @@ class DatabaseLimits:
     lock: int = 3
     pool: int = 3
     keepalive: int = 5
+    #: Threads of a process that may use its databases at once (0: any number).
+    users: int = 0
 
     @property
     def answer(self) -> int:
@@ -111,6 +119,37 @@ class Breaker:
         with self._lock:
             if self._trying == threading.get_ident():
                 self._until, self._trying = 0.0, None
+
+
+class Gate:
+    """At most ``size`` threads use the databases at once; a caller that finds no place
+    within GATE_WAIT is refused (sa.exc.TimeoutError). A thread inside may enter again."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._places = threading.BoundedSemaphore(size)
+        self._inside = threading.local()
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        depth: int = getattr(self._inside, "depth", 0)
+        if not depth and not self._places.acquire(timeout=GATE_WAIT):
+            raise sa.exc.TimeoutError(
+                f"all {self.size} threads that may use the database are waiting for it"
+            )
+        self._inside.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._inside.depth = depth
+            if not depth:
+                self._places.release()
+
+
+@functools.cache
+def gate(size: int) -> Gate:
+    """The process's gate of ``size`` places, shared by every engine (catalog, audit)."""
+    return Gate(size)
 
 
 class BoundedConnection(psycopg.Connection[Any]):

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..file_modes import make_dirs, open_new
-from .bounds import Breaker, DatabaseLimits, connect
+from .bounds import Breaker, DatabaseLimits, connect, gate
 
 BUSY_TIMEOUT_MS = 10_000
 #: A PostgreSQL lock is waited for this long when no limits are given.
@@ -121,6 +121,8 @@ class ProcessEngine:
         self._prepare = prepare
         self._limits = limits
         self._breaker = Breaker(limits.answer if limits else 0)
+        gated = limits is not None and limits.users and self.dialect == "postgresql"
+        self._gate = gate(limits.users) if limits and gated else None
         self._engine: sa.Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -144,12 +146,14 @@ class ProcessEngine:
 
     @contextlib.contextmanager
     def _admitted(self) -> Iterator[None]:
-        """The block may ask the server unless it just failed to answer (sa.exc.TimeoutError)."""
-        self._breaker.admit()
-        try:
-            yield
-        finally:
-            self._breaker.release()
+        """The block may ask the server unless it just failed to answer, or the threads
+        that may use it are all waiting for it (sa.exc.TimeoutError either way)."""
+        with self._gate.entered() if self._gate else contextlib.nullcontext():
+            self._breaker.admit()
+            try:
+                yield
+            finally:
+                self._breaker.release()
 
     @property
     def dialect(self) -> str:
