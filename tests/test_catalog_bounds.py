@@ -61,8 +61,8 @@ def test_libpq_is_told_every_bound_and_the_server_its_statement_and_lock_timeout
         "keepalives_interval": 6,
         "keepalives_count": bounds.KEEPALIVE_PROBES,
         "tcp_user_timeout": 8000,
-        "options": "-c statement_timeout=7000 -c lock_timeout=2000",
     }
+    assert limits.server_options() == "-c statement_timeout=7000 -c lock_timeout=2000"
     assert limits.answer == 8  # the server cancels first when it still runs
     assert limits.batch == 3 + 4 + 8
 

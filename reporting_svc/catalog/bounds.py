@@ -66,7 +66,7 @@ class DatabaseLimits:
         return self.pool + self.connect + self.answer
 
     def connect_args(self) -> dict[str, Any]:
-        """libpq's parameters that bound the connection and, in the server, each statement."""
+        """libpq's parameters that bound the connection and drop one whose peer is gone."""
         return {
             "connect_timeout": self.connect,
             "keepalives": 1,
@@ -74,10 +74,11 @@ class DatabaseLimits:
             "keepalives_interval": self.keepalive,
             "keepalives_count": KEEPALIVE_PROBES,
             "tcp_user_timeout": self.answer * 1000,
-            "options": (
-                f"-c statement_timeout={self.statement * 1000} -c lock_timeout={self.lock * 1000}"
-            ),
         }
+
+    def server_options(self) -> str:
+        """The server's own bounds on each statement and lock wait (libpq ``options``)."""
+        return f"-c statement_timeout={self.statement * 1000} -c lock_timeout={self.lock * 1000}"
 
 
 class NoAnswerError(psycopg.OperationalError):

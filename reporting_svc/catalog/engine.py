@@ -41,27 +41,23 @@ def make_engine(
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    if limits is None:
-        return sa.create_engine(
-            parsed,
-            pool_pre_ping=True,
-            pool_size=8,
-            max_overflow=16,
-            connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
-        )
+    bounded = {} if limits is None else {"pool_timeout": limits.pool}
     engine = sa.create_engine(
         parsed,
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=16,
-        pool_timeout=limits.pool,
-        connect_args=limits.connect_args(),
+        connect_args=limits.connect_args() if limits else {},
+        **bounded,
     )
-    tripped = breaker or Breaker(limits.answer)
+    server = limits.server_options() if limits else f"-c lock_timeout={LOCK_TIMEOUT_MS}"
+    tripped = breaker or Breaker(limits.answer if limits else 0)
 
     @sa.event.listens_for(engine, "do_connect")
     def _bounded(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        return connect(limits, tripped, *cargs, **cparams)
+        # Added to the URL's own ``options``, if any, rather than in place of them.
+        cparams["options"] = " ".join(filter(None, (cparams.get("options"), server)))
+        return connect(limits, tripped, *cargs, **cparams) if limits else None
 
     return engine
 

@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from harness import postgres
+from reporting_svc.catalog.bounds import DatabaseLimits
+from reporting_svc.catalog.engine import ProcessEngine
 from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 pytestmark = pytest.mark.integration
@@ -129,3 +131,19 @@ def test_a_locked_table_or_chain_is_a_503_within_the_lock_timeout(
     assert_refused(slowed)
     assert "lock timeout" in slowed[2].json()["errorData"]["details"]
     assert [eventually(url, token) for url in needing] == [200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("limits", "statement_timeout", "lock_timeout"),
+    [(DatabaseLimits(statement=7, lock=2), "7s", "2s"), (None, "0", "10s")],
+)
+def test_the_server_bounds_statements_and_locks_and_keeps_the_urls_own_options(
+    postgres_url: str, limits: DatabaseLimits | None, statement_timeout: str, lock_timeout: str
+) -> None:
+    url = f"{postgres_url}?options=-c%20application_name%3Dmine"
+    with ProcessEngine(url, limits=limits).reading() as connection:
+        shown = [
+            connection.exec_driver_sql(f"SHOW {name}").scalar()
+            for name in ("statement_timeout", "lock_timeout", "application_name")
+        ]
+    assert shown == [statement_timeout, lock_timeout, "mine"]
