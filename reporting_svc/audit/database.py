@@ -65,8 +65,12 @@ class DatabaseSink:
         self._batches = GroupCommit(self._append_all, wait=limits.batch if limits else None)
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
-        """Seal and write one record; RecordNotWrittenError if its transaction failed."""
-        return self._batches.append(fields, durable=durable)
+        """Seal and write one record; RecordNotWrittenError if its transaction failed.
+
+        A caller waiting for another's batch uses the database too: with a stuck server,
+        refusals (anonymous ones included) must not take every thread either."""
+        with failures(), self.engines.using():
+            return self._batches.append(fields, durable=durable)
 
     def check(self) -> str | None:
         """Why a record could not be written now (for readiness), or None; names no URL."""

@@ -141,10 +141,17 @@ class ProcessEngine:
             return self._engine
 
     @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        """The block is one of the process's threads that may use the databases at once,
+        or sa.exc.TimeoutError: all of them are waiting for it (``bounds.Gate``)."""
+        with self._gate.entered() if self._gate else contextlib.nullcontext():
+            yield
+
+    @contextlib.contextmanager
     def _admitted(self) -> Iterator[None]:
         """The block may ask the server unless it just failed to answer, or the threads
         that may use it are all waiting for it (sa.exc.TimeoutError either way)."""
-        with self._gate.entered() if self._gate else contextlib.nullcontext():
+        with self.using():
             self._breaker.admit()
             try:
                 yield

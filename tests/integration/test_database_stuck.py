@@ -67,9 +67,10 @@ def stuck_service(
     return start
 
 
-def get(url: str, token: str) -> requests.Response:
+def get(url: str, token: str | None) -> requests.Response:
     """One GET that must be answered within DEADLINE (requests raises past it)."""
-    return requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=DEADLINE)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(url, headers=headers, timeout=DEADLINE)
 
 
 def eventually(url: str, token: str, wanted: int = 200, within: float = 30) -> int:
@@ -92,21 +93,25 @@ def test_a_frozen_database_is_a_quick_503_and_health_and_metrics_answer_througho
 ) -> None:
     urls = stuck_service()
     token = urls["token"]
-    needing = [urls["download"], urls["list"], urls["readyz"]] * (BURST // 3)
+    needing = [urls["download"], urls["list"], urls["readyz"]] * (BURST // 4)
+    anonymous = [urls["download"]] * (BURST // 4)
     assert [get(url, token).status_code for url in needing[:3]] == [200, 200, 200]
 
     own_postgres.freeze()
     try:
         with ThreadPoolExecutor(BURST + 2) as pool:
             burst = [pool.submit(get, url, token) for url in needing]
+            unrecorded = [pool.submit(get, url, None) for url in anonymous]
             time.sleep(1)  # the burst holds every thread of the server now
-            health = [get(f"{urls['base']}{path}", "") for path in ("/healthz", "/metrics")]
+            health = [get(f"{urls['base']}{path}", None) for path in ("/healthz", "/metrics")]
             answers = [future.result() for future in burst]
+            refusals = [future.result().status_code for future in unrecorded]
         later = [get(url, token) for url in needing[:3]]
     finally:
         own_postgres.thaw()
 
     assert [answer.status_code for answer in health] == [200, 200]
+    assert refusals == [401] * len(anonymous)
     assert_refused(answers + later)
     assert "cannot be reached" in later[2].json()["errorData"]["details"]
     assert [eventually(url, token) for url in needing[:3]] == [200, 200, 200]
