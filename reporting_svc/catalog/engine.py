@@ -8,7 +8,7 @@ writer, so two writers queue for the lock instead of deadlocking on an upgrade o
 
 A PostgreSQL engine given ``DatabaseLimits`` (the service's) bounds every wait for its
 server (``bounds``); without them (tests, and commands that may read a whole table) only
-locks are waited for at most ``LOCK_TIMEOUT``.
+locks are waited for at most ``LOCK_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
