@@ -136,6 +136,18 @@ class Postgres:
         self.process = _launch(self.folder, self.command)
         _wait_until_up(self.port, self.process)
 
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster, then every process it started: a stuck server, whose
+        kernel still accepts connections and acknowledges every byte sent to it."""
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what ``freeze`` stopped; harmless on a server that runs."""
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """A fast shutdown, then the folder goes."""
         self.halt()
@@ -196,6 +208,18 @@ def start(*, durable: bool = False) -> Postgres:
         server.stop()
         raise
     return server
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (PostgreSQL's backends put themselves in
+    sessions of their own, so the postmaster's process group does not hold them)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _launch(folder: Path, command: list[str]) -> subprocess.Popen[Any]:

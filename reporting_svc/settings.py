@@ -33,10 +33,14 @@ MAX_RETENTION_DAYS = 100 * 366
 # claimant is presumed dead and another run records and finishes the job. A claimant
 # spends between its claim and its record one audit write: a wait for the file's lock
 # (held by each writer for one batch's write) and an fsync, or in PostgreSQL at most
-# the chain's lock_timeout (10 s) plus a connection and a commit; minutes at worst, on a
-# sick disk or network. Nothing bounds a claimant paused longer (a frozen VM, SIGSTOP).
+# the chain's lock_timeout plus a connection and a commit; minutes at worst, on a sick
+# disk or network. Nothing bounds a claimant paused longer (a frozen VM, SIGSTOP).
 DEFAULT_PURGE_LEASE_SECONDS = 15 * 60
 MAX_PURGE_LEASE_SECONDS = 7 * 24 * 3600
+# Waits for PostgreSQL (README: A stuck database) and readiness, in seconds; libpq takes
+# no connect timeout under 2 s.
+MAX_WAIT_SECONDS = 3600
+MIN_CONNECT_SECONDS = 2
 # Threads of a gunicorn worker that never send a download: however many are in flight,
 # these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
 RESERVED_THREADS = 2
@@ -87,6 +91,12 @@ class Settings:
     catalog_url: str = field(default="", repr=False)
     retention_days: int = 0
     purge_lease_seconds: int = DEFAULT_PURGE_LEASE_SECONDS
+    database_connect_timeout: int = 3
+    database_statement_timeout: int = 5
+    database_lock_timeout: int = 3
+    database_pool_timeout: int = 3
+    database_keepalive: int = 5
+    readiness_timeout: int = 2
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     metrics_token: str = field(default="", repr=False)
@@ -114,6 +124,13 @@ class Settings:
         """Downloads one process sends itself at once (stream, proxy): as configured, else
         every thread of a gunicorn worker but RESERVED_THREADS (at least one)."""
         return self.max_downloads_per_worker or max(1, self.worker_threads - RESERVED_THREADS)
+
+    @property
+    def database_users(self) -> int:
+        """Threads of a gunicorn worker that may use PostgreSQL at once: all but
+        RESERVED_THREADS (at least one), so a stuck database leaves some to answer health
+        checks and metrics; 0 (any number) for settings built without a thread count."""
+        return max(1, self.worker_threads - RESERVED_THREADS) if self.worker_threads else 0
 
     @property
     def audit_path(self) -> Path:
@@ -238,6 +255,7 @@ def _check(settings: Settings, embedded: bool) -> Settings:
     _check_keys(settings)
     _check_audit(settings)
     _check_catalog(settings)
+    _check_waits(settings)
     generated = not (settings.jwt_secret or settings.jwt_public_key_file or settings.jwt_jwks_file)
     secret = dev_secret(settings.var_dir) if generated else settings.jwt_secret
     return replace(settings, jwt_secret=secret, dev_secret=generated, embedded_default=embedded)
@@ -369,4 +387,23 @@ def _check_catalog(settings: Settings) -> None:
         _fail(
             f"{PREFIX}CATALOG_URL must start with sqlite:// or postgresql+psycopg://, "
             f"not {scheme!r}"
+        )
+
+
+def _check_waits(settings: Settings) -> None:
+    """Every wait for the database is bounded: no setting may lift a bound."""
+    for name, least in [
+        ("database_connect_timeout", MIN_CONNECT_SECONDS),
+        ("database_statement_timeout", 1),
+        ("database_lock_timeout", 1),
+        ("database_pool_timeout", 1),
+        ("database_keepalive", 1),
+        ("readiness_timeout", 1),
+    ]:
+        if not least <= getattr(settings, name) <= MAX_WAIT_SECONDS:
+            _fail(f"{PREFIX}{name.upper()} must be from {least} to {MAX_WAIT_SECONDS} seconds")
+    if settings.database_lock_timeout > settings.database_statement_timeout:
+        _fail(
+            f"{PREFIX}DATABASE_LOCK_TIMEOUT must not exceed {PREFIX}DATABASE_STATEMENT_TIMEOUT,"
+            " which cuts any lock wait short"
         )

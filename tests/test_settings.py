@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reporting_svc.catalog import DatabaseLimits, database_limits
 from reporting_svc.devsecret import FILE_NAME
 from reporting_svc.settings import SettingsError, load_settings
 from tests.conftest import SECRET
@@ -408,3 +409,64 @@ def test_app_does_not_warn_when_a_key_is_configured(tmp_path, caplog):
         logger.removeHandler(caplog.handler)
 
     assert not any("development secret" in record.getMessage() for record in caplog.records)
+
+
+def test_database_waits_default_to_a_few_seconds_and_are_read_from_the_environment(env):
+    defaults = load_settings(env)
+    waits = load_settings(
+        {
+            **env,
+            "REPORTING_SVC_DATABASE_CONNECT_TIMEOUT": "4",
+            "REPORTING_SVC_DATABASE_STATEMENT_TIMEOUT": "9",
+            "REPORTING_SVC_DATABASE_LOCK_TIMEOUT": "7",
+            "REPORTING_SVC_DATABASE_POOL_TIMEOUT": "2",
+            "REPORTING_SVC_DATABASE_KEEPALIVE": "11",
+            "REPORTING_SVC_READINESS_TIMEOUT": "1",
+            "GUNICORN_THREADS": "8",
+        }
+    )
+    assert (
+        defaults.database_connect_timeout,
+        defaults.database_statement_timeout,
+        defaults.database_lock_timeout,
+        defaults.database_pool_timeout,
+        defaults.database_keepalive,
+        defaults.readiness_timeout,
+    ) == (3, 5, 3, 3, 5, 2)
+    assert database_limits(waits) == DatabaseLimits(
+        connect=4, statement=9, lock=7, pool=2, keepalive=11, users=6
+    )
+    assert waits.readiness_timeout == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_CONNECT_TIMEOUT", "0"),
+        ("DATABASE_CONNECT_TIMEOUT", "1"),
+        ("DATABASE_STATEMENT_TIMEOUT", "0"),
+        ("DATABASE_LOCK_TIMEOUT", "-1"),
+        ("DATABASE_POOL_TIMEOUT", "0"),
+        ("DATABASE_KEEPALIVE", "0"),
+        ("READINESS_TIMEOUT", "0"),
+        ("READINESS_TIMEOUT", "3601"),
+    ],
+)
+def test_a_database_wait_cannot_be_unbounded_or_out_of_range(env, name, value):
+    assert f"REPORTING_SVC_{name} must be from" in refusal({**env, f"REPORTING_SVC_{name}": value})
+
+
+def test_a_lock_timeout_past_the_statement_timeout_is_refused(env):
+    message = refusal(
+        {
+            **env,
+            "REPORTING_SVC_DATABASE_LOCK_TIMEOUT": "6",
+            "REPORTING_SVC_DATABASE_STATEMENT_TIMEOUT": "5",
+        }
+    )
+    assert "DATABASE_LOCK_TIMEOUT must not exceed" in message
+
+
+@pytest.mark.parametrize(("threads", "users"), [("8", 6), ("3", 1), ("1", 1)])
+def test_all_but_two_threads_of_a_worker_and_at_least_one_may_use_the_database(env, threads, users):
+    assert load_settings({**env, "GUNICORN_THREADS": threads}).database_users == users

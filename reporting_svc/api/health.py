@@ -9,6 +9,7 @@ import secrets
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..auth.bearer import bearer_token
+from ..catalog.bounds import answer_within
 from ..errors import NotReady, envelope, error_response
 from ..http.client_address import parse_networks
 from ..metrics import exposition
@@ -25,9 +26,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The store and catalog are reachable and the audit trail writable; 503 naming what is not."""
+    """The store and catalog are reachable and the audit trail writable; 503 naming what is
+    not. A database that does not answer within the readiness timeout is not reachable."""
     services: Services = current_app.extensions["reporting_svc"]
-    checks = (services.store.check(), services.catalog.check(), services.audit.check())
+    with answer_within(services.settings.readiness_timeout):
+        checks = (services.store.check(), services.catalog.check(), services.audit.check())
     problems = [problem for problem in checks if problem]
     if problems:
         return error_response(NotReady("; ".join(problems)))

@@ -11,11 +11,17 @@ then ``fsync``) says so by calling ``written``: records that are not durable (``
 are then written while that batch waits for its flush, instead of waiting on its
 account; durable ones gather meanwhile and go together in the next batch, with one
 flush. A sink that never calls it (one transaction) simply writes one batch at a time.
+
+A sink may bound how long a caller waits (``wait``): past it the caller gives up with
+RecordNotWrittenError, whatever the batch writing is stuck on, and is refused (503). A
+record its batch had taken may still be written after that: the trail then holds the
+record of a download that was refused, never the reverse.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +38,9 @@ class RecordNotWrittenError(Exception):
 class GroupCommit:
     """Queues records and writes them in batches, one batch at a time per process."""
 
-    def __init__(self, write_batch: WriteBatch):
+    def __init__(self, write_batch: WriteBatch, *, wait: float | None = None):
         self._write = write_batch
+        self._wait = wait
         self._turn = threading.Condition()
         self._pending: list[_Pending] = []
         self._writing = False
@@ -42,10 +49,13 @@ class GroupCommit:
     def append(self, fields: dict[str, Any], *, durable: bool) -> dict[str, Any]:
         """The record sealed and written with the next batch; RecordNotWrittenError if not."""
         entry = _Pending(fields, durable)
+        deadline = None if self._wait is None else time.monotonic() + self._wait
         with self._turn:
             self._pending.append(entry)
             while not entry.done and (entry.taken or self._writing or (durable and self._syncing)):
-                self._turn.wait()
+                self._turn.wait(None if deadline is None else deadline - time.monotonic())
+                if deadline is not None and time.monotonic() >= deadline and not entry.done:
+                    self._give_up(entry)
             if not entry.done:
                 self._writing = True
                 batch = [each for each in self._pending if not (each.durable and self._syncing)]
@@ -55,6 +65,12 @@ class GroupCommit:
         if not entry.done:
             self._write_batch(batch)
         return entry.result()
+
+    def _give_up(self, entry: _Pending) -> None:
+        """The caller waited its bound: its record leaves the queue if no batch took it."""
+        if not entry.taken:
+            self._pending.remove(entry)
+        raise RecordNotWrittenError(f"no batch wrote the record within {self._wait:g} s")
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         """Write the batch; any failure leaves every entry of it without a record."""

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from ..catalog.bounds import DatabaseLimits
 from ..catalog.engine import ProcessEngine, failure_of, missing_privileges
 from ..catalog.schema import SchemaError
 from .batches import GroupCommit
@@ -32,8 +33,6 @@ from .tables import AUDIT, LIVE, heads, records
 
 #: pg_advisory_xact_lock's key of the live chain's appenders.
 APPEND_LOCK = 0x52505443  # "RPTC"
-#: A writer waits this long for the chain's lock before its batch fails (503).
-LOCK_TIMEOUT = "10s"
 #: Rows read or inserted per round trip by verify, show and import.
 ROWS = 1000
 #: What the service's role needs to append a batch (README: roles).
@@ -67,13 +66,17 @@ class DatabaseSink:
     ``synchronous_commit`` off: it is visible at once and on disk within moments.
     """
 
-    def __init__(self, url: str):
-        self.engines = ProcessEngine(url, prepare=AUDIT.upgrade)
-        self._batches = GroupCommit(self._append_all)
+    def __init__(self, url: str, *, limits: DatabaseLimits | None = None):
+        self.engines = ProcessEngine(url, prepare=AUDIT.upgrade, limits=limits)
+        self._batches = GroupCommit(self._append_all, wait=limits.batch if limits else None)
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
-        """Seal and write one record; RecordNotWrittenError if its transaction failed."""
-        return self._batches.append(fields, durable=durable)
+        """Seal and write one record; RecordNotWrittenError if its transaction failed.
+
+        A caller waiting for another's batch uses the database too: with a stuck server,
+        refusals (anonymous ones included) must not take every thread either."""
+        with failures(), self.engines.using():
+            return self._batches.append(fields, durable=durable)
 
     def check(self) -> str | None:
         """Why a record could not be written now (for readiness), or None; names no URL.
@@ -142,12 +145,11 @@ class DatabaseSink:
 
 
 def lock_live(connection: sa.Connection, *, durable: bool = True) -> None:
-    """Take the live chain's lock for the transaction (``durable`` off: commit lazily)."""
+    """Take the live chain's lock for the transaction (``durable`` off: commit lazily),
+    waiting at most the connection's ``lock_timeout`` (the engine sets it) before the
+    batch fails (503)."""
     relaxed = "" if durable else "SET LOCAL synchronous_commit = off; "
-    connection.exec_driver_sql(
-        f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {relaxed}"
-        f"SELECT pg_advisory_xact_lock({APPEND_LOCK})"
-    )
+    connection.exec_driver_sql(f"{relaxed}SELECT pg_advisory_xact_lock({APPEND_LOCK})")
 
 
 def append_live(

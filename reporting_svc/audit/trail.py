@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ..catalog import database_limits
 from ..settings import Settings
 from ..storage.record import now_instant
 from ..text import visible_fields
@@ -154,6 +155,6 @@ def make_audit_trail(settings: Settings) -> AuditTrail:
     if "file" in settings.audit_sink:
         chained = FileSink(settings.audit_path, fsync=settings.audit_fsync)
     elif "postgres" in settings.audit_sink:
-        chained = DatabaseSink(settings.audit_database_url)
+        chained = DatabaseSink(settings.audit_database_url, limits=database_limits(settings))
     stdout = StdoutSink() if "stdout" in settings.audit_sink else None
     return AuditTrail(chained, stdout)

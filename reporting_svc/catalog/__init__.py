@@ -1,13 +1,36 @@
 """The catalog of completed jobs that the download list reads: SQLite or PostgreSQL."""
 
 from ..settings import Settings
+from .bounds import DatabaseLimits
 from .catalog import Catalog, CatalogError, Lapsed, Marks, Page
 from .queries import Selection
 
 
 def make_catalog(settings: Settings) -> Catalog:
     """The configured catalog; its schema is created or upgraded on first use."""
-    return Catalog(settings.catalog_database_url)
+    return Catalog(settings.catalog_database_url, limits=database_limits(settings))
 
 
-__all__ = ["Catalog", "CatalogError", "Lapsed", "Marks", "Page", "Selection", "make_catalog"]
+def database_limits(settings: Settings) -> DatabaseLimits:
+    """How long the service waits for PostgreSQL, as the settings say."""
+    return DatabaseLimits(
+        connect=settings.database_connect_timeout,
+        statement=settings.database_statement_timeout,
+        lock=settings.database_lock_timeout,
+        pool=settings.database_pool_timeout,
+        keepalive=settings.database_keepalive,
+        users=settings.database_users,
+    )
+
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "DatabaseLimits",
+    "Lapsed",
+    "Marks",
+    "Page",
+    "Selection",
+    "database_limits",
+    "make_catalog",
+]

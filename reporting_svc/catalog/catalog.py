@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ..storage.record import JobRecord
 from . import counts, queries
+from .bounds import DatabaseLimits
 from .engine import ProcessEngine, failure_of, missing_privileges
 from .schema import CATALOG, SchemaError, upgrade
 from .tables import count_horizon, job_counts, jobs
@@ -64,8 +65,8 @@ class Catalog:
     (and readiness says so).
     """
 
-    def __init__(self, url: str):
-        self.engines = ProcessEngine(url, prepare=upgrade)
+    def __init__(self, url: str, *, limits: DatabaseLimits | None = None):
+        self.engines = ProcessEngine(url, prepare=upgrade, limits=limits)
 
     def upgrade(self) -> tuple[str | None, str]:
         """Apply missing schema revisions (rows are kept); the revisions before and after."""

@@ -41,7 +41,7 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
-    catalog = make_catalog(settings)
+    catalog = Catalog(settings.catalog_database_url)  # no statement bound: it reads every job
     difference = rebuild(make_store(settings), catalog)
     print(
         f"OK: {len(difference.only_in_store)} job(s) indexed, "
@@ -55,7 +55,7 @@ def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 only when the store and the catalog hold the same jobs."""
-    difference = compare(make_store(settings), make_catalog(settings))
+    difference = compare(make_store(settings), Catalog(settings.catalog_database_url))
     for job_id in difference.only_in_store:
         print(f"in the store, not in the catalog: {job_id}")
     for job_id in difference.only_in_catalog:

@@ -5,6 +5,10 @@ and waits (``busy_timeout``) rather than failing when another holds the write lo
 The driver's own transaction handling is off: each transaction starts with an explicit
 ``BEGIN``, so a listing's count and page read one snapshot, and ``BEGIN IMMEDIATE`` for a
 writer, so two writers queue for the lock instead of deadlocking on an upgrade of it.
+
+A PostgreSQL engine given ``DatabaseLimits`` (the service's) bounds every wait for its
+server (``bounds``); without them (tests, and commands that may read a whole table) only
+locks are waited for at most ``LOCK_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
@@ -19,18 +23,43 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..file_modes import make_dirs, open_new
+from .bounds import Breaker, DatabaseLimits, connect, gate
 
 BUSY_TIMEOUT_MS = 10_000
+#: A PostgreSQL lock is waited for this long when no limits are given.
+LOCK_TIMEOUT_MS = 10_000
 #: Execution option of a connection that will write: its transaction takes the lock first.
 WRITES = "reporting_svc_writes"
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping)."""
+def make_engine(
+    url: str, limits: DatabaseLimits | None = None, breaker: Breaker | None = None
+) -> sa.Engine:
+    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping),
+    and with ``limits`` every wait for the server is bounded, ``breaker`` tripped by one
+    that was not answered."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=16)
+    bounded = {} if limits is None else {"pool_timeout": limits.pool}
+    engine = sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=16,
+        connect_args=limits.connect_args() if limits else {},
+        **bounded,
+    )
+    server = limits.server_options() if limits else f"-c lock_timeout={LOCK_TIMEOUT_MS}"
+    tripped = breaker or Breaker(limits.answer if limits else 0)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _bounded(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # Added to the URL's own ``options``, if any, rather than in place of them.
+        cparams["options"] = " ".join(filter(None, (cparams.get("options"), server)))
+        return connect(limits, tripped, *cargs, **cparams) if limits else None
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -98,25 +127,57 @@ class ProcessEngine:
     tries again.
     """
 
-    def __init__(self, url: str, prepare: Callable[[sa.Engine], object] | None = None):
+    def __init__(
+        self,
+        url: str,
+        prepare: Callable[[sa.Engine], object] | None = None,
+        *,
+        limits: DatabaseLimits | None = None,
+    ):
         self.url = url
         self._prepare = prepare
+        self._limits = limits
+        self._breaker = Breaker(limits.answer if limits else 0)
+        gated = limits is not None and limits.users and self.dialect == "postgresql"
+        self._gate = gate(limits.users) if limits and gated else None
         self._engine: sa.Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
     def get(self, *, prepared: bool = True) -> sa.Engine:
-        """This process's engine; ``prepared`` False skips ``prepare`` (it is what runs)."""
+        """This process's engine; ``prepared`` False skips ``prepare`` (it is what runs).
+
+        Threads that queued here behind a ``prepare`` the server did not answer are
+        refused by the breaker instead of trying in turn."""
         with self._lock:
             if self._engine is None or self._pid != os.getpid():
                 if self._engine is not None:
                     self._engine.dispose(close=False)
-                self._engine = make_engine(self.url)
+                self._engine = make_engine(self.url, self._limits, self._breaker)
                 self._pid = os.getpid()
             if prepared and self._prepare is not None:
+                self._breaker.admit()
                 self._prepare(self._engine)
                 self._prepare = None
             return self._engine
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        """The block is one of the process's threads that may use the databases at once,
+        or sa.exc.TimeoutError: all of them are waiting for it (``bounds.Gate``)."""
+        with self._gate.entered() if self._gate else contextlib.nullcontext():
+            yield
+
+    @contextlib.contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """The block may ask the server unless it just failed to answer, or the threads
+        that may use it are all waiting for it (sa.exc.TimeoutError either way)."""
+        with self.using():
+            self._breaker.admit()
+            try:
+                yield
+            finally:
+                self._breaker.release()
 
     @property
     def dialect(self) -> str:
@@ -126,17 +187,19 @@ class ProcessEngine:
     def reading(self) -> Iterator[sa.Connection]:
         """A read transaction: one snapshot for every statement in it (REPEATABLE READ on
         PostgreSQL; SQLite's WAL gives each transaction one)."""
-        engine = self.get()
-        if engine.dialect.name == "postgresql":
-            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        else:
-            options = {}
-        with engine.connect().execution_options(**options) as connection, connection.begin():
-            yield connection
+        with self._admitted():
+            engine = self.get()
+            if engine.dialect.name == "postgresql":
+                options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            else:
+                options = {}
+            with engine.connect().execution_options(**options) as connection, connection.begin():
+                yield connection
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[sa.Connection]:
         """A write transaction, committed when the block ends without an error."""
-        connection = self.get().connect().execution_options(**{WRITES: True})
-        with connection, connection.begin():
-            yield connection
+        with self._admitted():
+            connection = self.get().connect().execution_options(**{WRITES: True})
+            with connection, connection.begin():
+                yield connection

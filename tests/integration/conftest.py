@@ -106,6 +106,15 @@ def postgres_server() -> Iterator[postgres.Postgres]:
 
 
 @pytest.fixture
+def own_postgres() -> Iterator[postgres.Postgres]:
+    """A server of this test's own, for a test that stops, freezes or restarts it."""
+    server = postgres.start()
+    yield server
+    server.thaw()
+    server.stop()
+
+
+@pytest.fixture
 def postgres_url(postgres_server: postgres.Postgres) -> str:
     """A new empty database on the session's server: a catalog URL of its own."""
     return postgres_server.create_database()

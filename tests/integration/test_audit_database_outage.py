@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,6 @@ from harness import postgres
 from tests.conftest import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[postgres.Postgres]:
-    """A server of this test's own, since the test stops and restarts it."""
-    server = postgres.start()
-    yield server
-    server.stop()
 
 
 def poll(url: str, headers: dict[str, str], wanted: int, timeout: float = 60) -> requests.Response:
