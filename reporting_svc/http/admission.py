@@ -1,10 +1,16 @@
-"""Admission control: how many downloads one process sends itself at once (SPEC §1 Capacity).
+"""Admission control: how many downloads a host, one of its processes and one caller send at
+once (SPEC §1 Capacity).
 
 In ``stream`` and ``proxy`` a download holds a gunicorn thread until its last byte, and a
 request that finds every thread busy waits, health checks included. So a process takes
-at most ``limit`` downloads and refuses the next one at once with 503; the threads it
-keeps free answer everything else. A slot is taken before the store is asked for bytes
-and given back exactly once, when the body closes or when the answer fails before it.
+at most ``limit`` downloads (its threads but a few), the host at most ``host_limit`` and
+one caller at most ``subject_limit``, the last two counted across the host's processes
+(http/slots.py): a host refuses only when the host is full, whichever worker accepted,
+and one caller's slow downloads cannot take every slot from the others. A download past
+the host's or the process's slots is refused with 503 (TooManyDownloads), past its
+caller's share with 429 (TooManyDownloadsForCaller); the threads kept free answer
+everything else. A slot is taken before the store is asked for bytes and given back
+exactly once, when the body closes or when the answer fails before it.
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
@@ -22,8 +28,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import TooManyDownloads
-from ..metrics import DOWNLOADS_REFUSED_BUSY
+from ..errors import TooManyDownloads, TooManyDownloadsForCaller
+from ..metrics import DOWNLOADS_REFUSED_BUSY, DOWNLOADS_REFUSED_CALLER
+from .slots import HostSlots, Refusal
 
 Release = Callable[[], None]
 # Long enough for a slot held by a small download (an fsync or two) to come free; short
@@ -32,23 +39,41 @@ SLOT_WAIT = 0.025
 # Under a burst of short downloads a slot comes free every few milliseconds; slow clients
 # hold theirs for minutes, and one download that ended a while ago says nothing of now.
 CHURN_WINDOW = 2 * SLOT_WAIT
+# How often a waiting download looks again at the host's slots, which only other
+# processes' locks hold: no wake-up comes from them.
+POLL = 0.002
 
 
 class Admission:
-    """``limit`` download slots, shared by the threads of one process."""
+    """``limit`` download slots of one process's threads, and the host's ``slots``."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, slots: HostSlots):
         if limit < 1:
             raise ValueError("a process must admit at least one download")
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+        self.slots = slots
+        self._threads = threading.BoundedSemaphore(limit)
         self._freed_at = -math.inf
 
-    def admit(self) -> Release:
-        """Take a slot, or raise TooManyDownloads; call the result to give it back."""
-        if not (self._slots.acquire(blocking=False) or self._wait_for_a_slot()):
-            DOWNLOADS_REFUSED_BUSY.inc()
-            raise TooManyDownloads()
+    def admit(self, subject: str) -> Release:
+        """Take a slot for ``subject``, or raise TooManyDownloads (503) or
+        TooManyDownloadsForCaller (429); call the result to give it back."""
+        now = time.monotonic()
+        deadline = now + SLOT_WAIT if now - self._freed_at <= CHURN_WINDOW else now
+        taken = self._take(subject)
+        while isinstance(taken, Refusal):
+            if time.monotonic() >= deadline:
+                if taken is Refusal.SUBJECT:
+                    DOWNLOADS_REFUSED_CALLER.inc()
+                    raise TooManyDownloadsForCaller()
+                DOWNLOADS_REFUSED_BUSY.inc()
+                raise TooManyDownloads()
+            time.sleep(POLL)
+            taken = self._take(subject)
+        return self._release_of(taken)
+
+    def _release_of(self, taken: tuple[int, int]) -> Release:
+        """Gives back the slots taken, once however often it is called."""
         held = True
 
         def release() -> None:
@@ -56,12 +81,16 @@ class Admission:
             if held:
                 held = False
                 self._freed_at = time.monotonic()
-                self._slots.release()
+                self.slots.give_back(taken)
+                self._threads.release()
 
         return release
 
-    def _wait_for_a_slot(self) -> bool:
-        """Wait up to SLOT_WAIT for a slot, if one came free within CHURN_WINDOW."""
-        if time.monotonic() - self._freed_at > CHURN_WINDOW:
-            return False
-        return self._slots.acquire(timeout=SLOT_WAIT)
+    def _take(self, subject: str) -> tuple[int, int] | Refusal:
+        """A thread of this process and a slot of the host's for ``subject``, or why not."""
+        if not self._threads.acquire(blocking=False):
+            return Refusal.HOST
+        taken = self.slots.take(subject)
+        if isinstance(taken, Refusal):
+            self._threads.release()
+        return taken
