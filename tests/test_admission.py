@@ -44,11 +44,11 @@ def slots_file(tmp_path: Any) -> Any:
 
 @pytest.fixture
 def admission(slots_file: Any) -> Callable[..., Admission]:
-    """``admission(limit, host=, share=)``: one process's admission on the test's slots file;
-    each call opens its own descriptor, so two stand for two worker processes of a host."""
+    """``admission(host, share=)``: one process's admission on the test's slots file; each
+    call opens its own descriptor, so two stand for two worker processes of a host."""
 
-    def make(limit: int = 1, *, host: int | None = None, share: int = 1) -> Admission:
-        return Admission(limit, HostSlots(slots_file, host or limit, share))
+    def make(host: int = 1, *, share: int = 1) -> Admission:
+        return Admission(HostSlots(slots_file, host, share))
 
     return make
 
@@ -89,8 +89,9 @@ def slot_taken(fetch: Callable[..., Any], subject: str = "alice") -> Iterator[An
         response.close()
 
 
-def admits_another(fetch: Callable[..., Any], subject: str = "alice") -> bool:
-    """Whether a download now starts (200) rather than being refused as busy (503)."""
+def admits_another(fetch: Callable[..., Any], subject: str = "bob") -> bool:
+    """Whether a download by another caller than alice now starts (200) rather than being
+    refused as busy (503)."""
     response = fetch(subject=subject)
     response.close()
     assert response.status_code in (200, 503)
@@ -106,7 +107,7 @@ def test_a_download_past_the_limit_is_refused_at_once_with_503_and_retry_after(
 ) -> None:
     before = refused_busy()
     with slot_taken(fetch):
-        response = fetch(headers={"X-Request-ID": "past-the-limit"})
+        response = fetch(headers={"X-Request-ID": "past-the-limit"}, subject="bob")
 
     assert response.status_code == 503
     data = error_of(response)
@@ -293,7 +294,7 @@ def test_a_caller_holding_its_share_is_refused_with_429_while_another_still_gets
     with slot_taken(fetch), slot_taken(fetch):
         response = fetch(headers={"X-Request-ID": "past-the-share"})
         response.close()
-        other_admitted = admits_another(fetch, subject="bob")
+        other_admitted = admits_another(fetch)
 
     assert response.status_code == 429
     assert error_of(response)["errorCode"] == "REPT_429"

@@ -3,14 +3,16 @@ once (SPEC §1 Capacity).
 
 In ``stream`` and ``proxy`` a download holds a gunicorn thread until its last byte, and a
 request that finds every thread busy waits, health checks included. So a process takes
-at most ``limit`` downloads (its threads but a few), the host at most ``host_limit`` and
-one caller at most ``subject_limit``, the last two counted across the host's processes
-(http/slots.py): a host refuses only when the host is full, whichever worker accepted,
-and one caller's slow downloads cannot take every slot from the others. A download past
-the host's or the process's slots is refused with 503 (TooManyDownloads), past its
-caller's share with 429 (TooManyDownloadsForCaller); the threads kept free answer
-everything else. A slot is taken before the store is asked for bytes and given back
-exactly once, when the body closes or when the answer fails before it.
+at most as many downloads as it has threads but a few. The host takes at most its
+``host_limit`` and one caller at most its ``subject_limit``, counted across the host's
+processes (http/slots.py), and ``host_limit`` is at most what one process may take
+(settings.py): gunicorn's workers accept connections unevenly, so a host refuses only
+when the host is full, whichever worker accepted, and one caller's slow downloads cannot
+take every slot from the others. A download past its caller's share is refused with 429
+(TooManyDownloadsForCaller), past the host's slots with 503 (TooManyDownloads); the
+threads kept free answer everything else. A slot is taken before the store is asked
+for bytes and given back exactly once, when the body closes or when the answer fails
+before it.
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
@@ -24,7 +26,6 @@ the refusals of a burst, SLOT_WAIT each, behind the few threads kept free, and t
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 
@@ -45,14 +46,10 @@ POLL = 0.002
 
 
 class Admission:
-    """``limit`` download slots of one process's threads, and the host's ``slots``."""
+    """The host's download ``slots``, as one process takes and gives them back."""
 
-    def __init__(self, limit: int, slots: HostSlots):
-        if limit < 1:
-            raise ValueError("a process must admit at least one download")
-        self.limit = limit
+    def __init__(self, slots: HostSlots):
         self.slots = slots
-        self._threads = threading.BoundedSemaphore(limit)
         self._freed_at = -math.inf
 
     def admit(self, subject: str) -> Release:
@@ -60,7 +57,7 @@ class Admission:
         TooManyDownloadsForCaller (429); call the result to give it back."""
         now = time.monotonic()
         deadline = now + SLOT_WAIT if now - self._freed_at <= CHURN_WINDOW else now
-        taken = self._take(subject)
+        taken = self.slots.take(subject)
         while isinstance(taken, Refusal):
             if time.monotonic() >= deadline:
                 if taken is Refusal.SUBJECT:
@@ -69,7 +66,7 @@ class Admission:
                 DOWNLOADS_REFUSED_BUSY.inc()
                 raise TooManyDownloads()
             time.sleep(POLL)
-            taken = self._take(subject)
+            taken = self.slots.take(subject)
         return self._release_of(taken)
 
     def _release_of(self, taken: tuple[int, int]) -> Release:
@@ -82,15 +79,5 @@ class Admission:
                 held = False
                 self._freed_at = time.monotonic()
                 self.slots.give_back(taken)
-                self._threads.release()
 
         return release
-
-    def _take(self, subject: str) -> tuple[int, int] | Refusal:
-        """A thread of this process and a slot of the host's for ``subject``, or why not."""
-        if not self._threads.acquire(blocking=False):
-            return Refusal.HOST
-        taken = self.slots.take(subject)
-        if isinstance(taken, Refusal):
-            self._threads.release()
-        return taken

@@ -266,7 +266,7 @@ def make_delivery(settings: Settings, store: Store) -> Delivery:
     slots = HostSlots(
         settings.slots_path, settings.host_download_limit, settings.subject_download_limit
     )
-    admission = Admission(settings.download_limit, slots)
+    admission = Admission(slots)
     relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
     if mode == "x-accel" and relayed:
         return RelayDelivery(

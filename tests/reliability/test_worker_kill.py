@@ -159,10 +159,15 @@ def test_killed_worker_fails_only_its_own_connections_and_is_replaced(
     killer, gunicorn's own timeout) lands there sooner or later under load. Then every
     worker refuses downloads (503) until ``audit repair`` has run, and serves them after.
     """
-    # One worker alone has a download slot for every client: none is refused as busy
-    # while the others are being killed.
+    # One worker alone has a download slot for every client, and their one caller a share
+    # of all: none is refused as busy while the others are being killed.
     deployment = deploy(
-        processes, "stream", REPORTS, workers=WORKERS, GUNICORN_THREADS=str(CLIENTS + 2)
+        processes,
+        "stream",
+        REPORTS,
+        workers=WORKERS,
+        GUNICORN_THREADS=str(CLIENTS + 2),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(CLIENTS),
     )
     host, port = deployment.address()
     workers = wait_for_workers(deployment.master, WORKERS)
