@@ -14,10 +14,12 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
 
+from harness import nginx
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.settings import load_settings
@@ -191,3 +193,39 @@ def test_a_host_admits_its_capacity_whichever_worker_accepts_and_one_caller_only
     assert past_share[1]["retry-after"].isdigit()
     assert [status for status, _, _ in past_host] == [503, 503]
     assert admitted_again(as_caller(deployment, "cat"))
+
+
+def test_nginx_holds_one_client_address_to_its_downloads_in_progress(
+    processes: Processes,
+) -> None:
+    limit = nginx.per_address()
+    deployment = deploy(
+        processes,
+        "stream",
+        {},
+        workers=1,
+        sparse={"huge.bin": HUGE},
+        GUNICORN_THREADS=str(limit + 4),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(limit + 2),
+    )
+    root = Path(deployment.env["REPORTING_SVC_LOCAL_ROOT"])
+    front = processes.behind_nginx(deployment.service_url, root, rate="10r/s")  # as shipped
+    through_nginx = dataclasses.replace(deployment, url=front)
+    held = [
+        send_download(through_nginx, "huge.bin", f"held-{n}", receive_buffer=4096)
+        for n in range(limit)
+    ]
+    try:
+        admitted = [read_head(sock)[0] for sock in held]
+        past = read_whole(send_download(through_nginx, "huge.bin", "past-address"))
+        held.append(send_download(deployment, "huge.bin", "direct"))
+        service_had_room = read_head(held[-1])[0]
+    finally:
+        for sock in held:
+            sock.close()
+
+    assert admitted == [200] * limit
+    assert past[0] == 429
+    assert b'"REPT_429"' in past[2]
+    assert past[1]["retry-after"] == "1"
+    assert service_had_room == 200
