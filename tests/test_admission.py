@@ -246,6 +246,7 @@ def test_while_slots_are_coming_free_a_download_waits_for_one(
     monkeypatch: pytest.MonkeyPatch, admission: Callable[..., Admission], subject: str
 ) -> None:
     monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
+    monkeypatch.setattr(admission_module, "CHURN_WINDOW", 30.0)
     one = admission()
     one.admit("alice")()  # a short download came and went: slots are turning over
     release = one.admit("alice")

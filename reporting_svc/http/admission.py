@@ -16,16 +16,17 @@ before it.
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
-download waits up to SLOT_WAIT for one before it is refused, but only while slots are
-coming free (one did within CHURN_WINDOW). When every slot is held by a slow client,
-none has for a while: the download is refused at once. Waiting then would only queue
-the refusals of a burst, SLOT_WAIT each, behind the few threads kept free, and the last
-503 would come half a second late.
+download then waits for one, up to SLOT_WAIT, for as long as slots keep coming free (one
+did in this process within CHURN_WINDOW). Every thread of a worker may be in the app at
+once (threads are the host's slots plus a few), so this wait is the queue a burst of
+small downloads waits in. When every slot is held by a slow client, none comes free: the
+download is refused at once, instead of queueing its refusal behind the others'.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -34,15 +35,15 @@ from ..metrics import DOWNLOADS_REFUSED_BUSY, DOWNLOADS_REFUSED_CALLER
 from .slots import HostSlots, Refusal
 
 Release = Callable[[], None]
-# Long enough for a slot held by a small download (an fsync or two) to come free; short
-# enough that a refusal is still "at once" and the threads kept free stay free.
-SLOT_WAIT = 0.025
+# Long enough for a burst of small downloads (each holding its slot for an fsync or two)
+# to be served in turn on a busy host; short enough that no client waits long for a 503.
+SLOT_WAIT = 0.25
 # Under a burst of short downloads a slot comes free every few milliseconds; slow clients
 # hold theirs for minutes, and one download that ended a while ago says nothing of now.
-CHURN_WINDOW = 2 * SLOT_WAIT
-# How often a waiting download looks again at the host's slots, which only other
-# processes' locks hold: no wake-up comes from them.
-POLL = 0.002
+CHURN_WINDOW = 0.05
+# A slot this process gives back wakes its waiters at once; one another process gives
+# back is seen within this.
+POLL = 0.005
 
 
 class Admission:
@@ -51,21 +52,23 @@ class Admission:
     def __init__(self, slots: HostSlots):
         self.slots = slots
         self._freed_at = -math.inf
+        self._freed = threading.Condition()
 
     def admit(self, subject: str) -> Release:
         """Take a slot for ``subject``, or raise TooManyDownloads (503) or
         TooManyDownloadsForCaller (429); call the result to give it back."""
-        now = time.monotonic()
-        deadline = now + SLOT_WAIT if now - self._freed_at <= CHURN_WINDOW else now
+        deadline = time.monotonic() + SLOT_WAIT
         taken = self.slots.take(subject)
         while isinstance(taken, Refusal):
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline or now - self._freed_at > CHURN_WINDOW:
                 if taken is Refusal.SUBJECT:
                     DOWNLOADS_REFUSED_CALLER.inc()
                     raise TooManyDownloadsForCaller()
                 DOWNLOADS_REFUSED_BUSY.inc()
                 raise TooManyDownloads()
-            time.sleep(POLL)
+            with self._freed:
+                self._freed.wait(POLL)
             taken = self.slots.take(subject)
         return self._release_of(taken)
 
@@ -77,7 +80,9 @@ class Admission:
             nonlocal held
             if held:
                 held = False
-                self._freed_at = time.monotonic()
                 self.slots.give_back(taken)
+                with self._freed:
+                    self._freed_at = time.monotonic()
+                    self._freed.notify()
 
         return release
