@@ -38,9 +38,11 @@ Release = Callable[[], None]
 # Long enough for a burst of small downloads (each holding its slot for an fsync or two)
 # to be served in turn on a busy host; short enough that no client waits long for a 503.
 SLOT_WAIT = 0.25
-# Under a burst of short downloads a slot comes free every few milliseconds; slow clients
-# hold theirs for minutes, and one download that ended a while ago says nothing of now.
-CHURN_WINDOW = 0.05
+# Under a burst of short downloads a slot of this process comes free every few tens of
+# milliseconds even on a loaded host (a 50 ms window gave up on half of a 64-connection
+# burst); slow clients hold theirs for minutes, and one download that ended a while ago
+# says nothing of now.
+CHURN_WINDOW = 0.25
 # A slot this process gives back wakes its waiters at once; one another process gives
 # back is seen within this.
 POLL = 0.005
