@@ -107,9 +107,9 @@ def test_downloads_past_capacity_are_refused_at_once_and_health_still_answers(
     )
     slow = hold_slots(deployment)
     try:
+        another = as_caller(deployment, "bob")  # past the host's slots, not alice's share
         extra = [
-            send_download(deployment, "huge.bin", f"busy-{number}")
-            for number in range(PAST_CAPACITY)
+            send_download(another, "huge.bin", f"busy-{number}") for number in range(PAST_CAPACITY)
         ]
         refused = [read_whole(sock) for sock in extra]
         during = health_answers(deployment)
