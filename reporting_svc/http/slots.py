@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import os
 import struct
 import threading
+from collections.abc import Iterable
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 
 # struct flock as Linux lays it out: type, whence, start, length, pid (0 for OFD locks),
@@ -57,16 +60,14 @@ class HostSlots:
 
     def take(self, subject: str) -> tuple[int, int] | Refusal:
         """A caller's byte and a host byte, both now locked, or why not."""
-        base = _SUBJECTS_AT + self._hash(subject) * self.subject_limit
+        base = _SUBJECTS_AT + _hash(subject) * self.subject_limit
         with self._lock:
             fd = self._descriptor()
             own = self._take_one(fd, range(base, base + self.subject_limit))
             if own is None:
                 return Refusal.SUBJECT
             start = self._next
-            host = self._take_one(
-                fd, [(start + step) % self.host_limit for step in range(self.host_limit)]
-            )
+            host = self._take_one(fd, itertools.chain(range(start, self.host_limit), range(start)))
             if host is None:
                 self._unlock(fd, own)
                 return Refusal.HOST
@@ -79,7 +80,7 @@ class HostSlots:
                 self._unlock(self._fd, offset)
             self._next = held[1]
 
-    def _take_one(self, fd: int, offsets: range | list[int]) -> int | None:
+    def _take_one(self, fd: int, offsets: Iterable[int]) -> int | None:
         for offset in offsets:
             if offset in self._held:
                 continue
@@ -108,7 +109,9 @@ class HostSlots:
             self._next = pid % self.host_limit  # workers start apart, so rarely collide
         return self._fd
 
-    @staticmethod
-    def _hash(subject: str) -> int:
-        digest = hashlib.blake2b(subject.encode(), digest_size=_HASH_BYTES).digest()
-        return int.from_bytes(digest, "big")
+
+@lru_cache(maxsize=4096)
+def _hash(subject: str) -> int:
+    """Where a caller's bytes are: the same number in every process, for any subject."""
+    digest = hashlib.blake2b(subject.encode(), digest_size=_HASH_BYTES).digest()
+    return int.from_bytes(digest, "big")
