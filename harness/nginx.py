@@ -82,14 +82,20 @@ def per_address() -> int:
 
 
 def main_config(
-    folder: Path, http_block: str, *, workers: str = "1", connections: int = 1024
+    folder: Path,
+    http_block: str,
+    *,
+    workers: str = "1",
+    connections: int = 1024,
+    user: str | None = None,
 ) -> Path:
     """A whole nginx.conf that runs in ``folder`` in the foreground; returns its path.
 
     Workers run as the current user (``user`` is ignored when that is not root), so they
-    can read a store under a private temporary directory. Each worker may open two files
-    per connection (the client's socket and the report it sends), up to the hard limit
-    an unprivileged nginx may raise itself to.
+    can read a store under a private temporary directory; as root, ``user`` ("nobody
+    nogroup") runs them as another account, as a deployment's www-data. Each worker may
+    open two files per connection (the client's socket and the report it sends), up to
+    the hard limit an unprivileged nginx may raise itself to.
     """
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     files = 2 * connections if hard == resource.RLIM_INFINITY else min(2 * connections, hard)
@@ -100,7 +106,7 @@ def main_config(
     config = folder / "nginx.conf"
     config.write_text(
         f"""daemon off;
-user {getpass.getuser()};
+user {user or getpass.getuser()};
 worker_processes {workers};
 worker_rlimit_nofile {files};
 pid {folder}/nginx.pid;

@@ -5,6 +5,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from .file_modes import make_dirs
+
 FILE_NAME = "dev-jwt-secret"
 
 
@@ -16,8 +18,8 @@ def dev_secret(var_dir: Path) -> str:
     """
     path = var_dir / FILE_NAME
     if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=var_dir, prefix=".secret-")
+        make_dirs(var_dir)
+        fd, temp = tempfile.mkstemp(dir=var_dir, prefix=".secret-")  # SECRET_MODE: 0600
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))

@@ -18,6 +18,7 @@ from flask import has_request_context
 from gunicorn import glogging
 
 from .http.response_headers import request_id
+from .refused import withheld
 from .text import redact_tokens
 
 FIELDS = (
@@ -86,11 +87,24 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
+class WithheldRequestText(logging.Filter):
+    """gunicorn's parse errors given to a log line (``"Ignored premature client
+    disconnection. %s"``) show their kind, not the header line they quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                withheld(arg) if isinstance(arg, BaseException) else arg for arg in record.args
+            )
+        return True
+
+
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]
     """gunicorn's error and access logs in the same JSON lines as the app's.
 
-    The formatter redacts tokens: gunicorn's warning about a request it refused quotes
-    the offending line, which may be a header carrying one (``Authorization Bearer …``).
+    A refused request's text never reaches them (reporting_svc.refused: the worker
+    withholds it from its warning, the filter from any other line); the formatter still
+    redacts tokens in whatever else is logged.
     """
 
     def setup(self, cfg: Any) -> None:
@@ -100,11 +114,13 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(JsonFormatter())
+                handler.addFilter(WithheldRequestText())
                 if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                     handler.setStream(sys.stderr)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        """The request's one log line: the server's view and the app's (caller, route).
+        """The request's one log line: the server's view and the app's (caller, route, and
+        the status sent: nginx turns an x-accel 200 into the 206 the app decided).
 
         A request gunicorn refused before the app saw it has no route or subject.
         """
@@ -120,7 +136,7 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
                 "route": app.get("route"),
                 "path": environ.get("PATH_INFO"),
                 "method": environ.get("REQUEST_METHOD"),
-                "status": resp.status_code,
+                "status": app.get("status", resp.status_code),
                 "duration": round(request_time.total_seconds(), 6),
                 "clientAddress": environ.get("REMOTE_ADDR"),
             },

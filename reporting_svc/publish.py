@@ -15,6 +15,7 @@ from .catalog import Catalog, CatalogError
 from .ids import normalise_guid
 from .settings import MAX_RETENTION_DAYS
 from .storage import JobExists, JobRecord, Store
+from .storage.file_names import check_file_name
 from .storage.record import (
     COMPLETED,
     DEFAULT_PERMISSION,
@@ -81,7 +82,7 @@ def publish_report(
     file under the same id again then indexes the stored job without writing a second file.
     """
     path = Path(path)
-    name = file_name or path.name
+    name = _valid("file name", check_file_name, path.name if file_name is None else file_name)
     job = _valid("job id", normalise_guid, uuid.uuid4().hex if job_id is None else job_id)
     study = _valid("study id", normalise_guid, study_id) if study_id is not None else None
     mode = _valid("mode", normalise_mode, mode)

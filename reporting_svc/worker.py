@@ -8,8 +8,10 @@ for these answers, but every one of them goes through ``gunicorn.util.write_erro
 worker replaces that function, in its own process, with one that writes the envelope.
 
 gunicorn's message quotes the request text it could not parse, which may be a header
-line holding a token (``Authorization Bearer eyJ…`` without its colon): the envelope
-describes each kind of refusal in fixed words instead and echoes nothing the caller sent.
+line holding a credential (``Authorization Basic YWxp…`` or ``X-Api-Key s3cr3t`` without
+its colon): the envelope describes each kind of refusal in fixed words instead and echoes
+nothing the caller sent, and gunicorn's warning names the kind of refusal with the
+caller's text withheld (reporting_svc.refused), whatever shape the credential had.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from .errors import envelope_body
+from .refused import withheld
 
 # gunicorn's refusals by status; the 400s (a malformed request line, method, version,
 # header or chunk) are told apart only by messages that quote the request.
@@ -36,11 +40,15 @@ REFUSALS = {
 
 
 class EnvelopeThreadWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker; only the body of its own error answers differs."""
+    """gunicorn's gthread worker; its own error answers and their warnings differ."""
 
     def init_process(self) -> None:
         util.write_error = write_envelope
         super().init_process()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer and warning for ``exc``, quoting none of the request."""
+        super().handle_error(req, client, addr, withheld(exc))
 
 
 def write_envelope(sock: socket.socket, status: int, reason: str, message: str) -> None:

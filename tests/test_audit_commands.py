@@ -121,17 +121,39 @@ def test_verify_fails_when_the_trail_is_gone_but_its_head_remains(
     assert f"the head names {len(ROWS)} records but the trail holds 0" in out
 
 
-def test_verify_of_a_trail_copied_without_its_head_passes_with_a_warning(
+def test_verify_of_the_configured_trail_cut_and_without_its_head_fails(
+    trail: FileSink, audit_command: Any
+) -> None:
+    lines = trail.path.read_bytes().splitlines(keepends=True)
+    trail.path.write_bytes(b"".join(lines[:2]))
+    trail.head_path.unlink()
+
+    code, out, _ = audit_command("verify")
+    accepted, _, err = audit_command("verify", "--accept-unvouched")
+
+    assert code == 1
+    assert out == (
+        f"BROKEN: no head file {trail.head_path}: records cut from the end of the trail "
+        "cannot be seen\n"
+    )
+    assert accepted == 2 and "--accept-unvouched is for a copy named by FILE" in err
+
+
+def test_verify_of_a_copy_without_its_head_fails_unless_the_operator_accepts_it(
     trail: FileSink, audit_command: Any, tmp_path: Path
 ) -> None:
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(trail.path.read_bytes())
 
-    code, out, err = audit_command("verify", str(copy))
+    refused = audit_command("verify", str(copy))
+    code, out, err = audit_command("verify", str(copy), "--accept-unvouched")
 
+    assert refused[0] == 1
+    assert refused[1].startswith(f"BROKEN: no head file {copy}.head")
     assert code == 0
     assert out.startswith(f"OK: {len(ROWS)} records")
-    assert err.startswith("WARNING: no head file")
+    assert err.startswith(f"WARNING: no head file {copy}.head")
+    assert "(accepted: --accept-unvouched)" in err
 
 
 def test_verify_of_a_trail_being_appended_to_checks_it_as_it_stood(

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from werkzeug.test import EnvironBuilder
 
+from reporting_svc.lifecycle import Operator, withdraw_job
 from reporting_svc.storage import StoreError
 from tests.conftest import BUCKET, DOWNLOAD, OTHER_STUDY, STUDY, error_of
 
@@ -405,3 +406,94 @@ def test_another_method_on_the_download_url_is_refused_with_one_record(
     assert response.status_code == 405
     records = [record for record in audit_records() if record["requestId"] == "m1"]
     assert [(record["event"], record["status"]) for record in records] == [("refused", 405)]
+
+
+WITHDRAWAL_REASON = "issued with the wrong cut-off"
+# Answers to a caller granted the job that tell it something about the job: each waits
+# for its record. kind: (method, query beyond the id, headers, withdrawn, status, event)
+GRANTED_ANSWERS = {
+    "304": ("GET", {}, "If-None-Match", False, 304, "not-modified"),
+    "412": ("GET", {}, "If-Match", False, 412, "refused"),
+    "416": ("GET", {}, "Range", False, 416, "refused"),
+    "410": ("GET", {}, None, True, 410, "refused"),
+    "404-filter": ("GET", {"mode": "active"}, None, False, 404, "refused"),
+    "head": ("HEAD", {}, None, False, 200, "head"),
+}
+# What those answers reveal of the job, in a header.
+JOB_HEADERS = ("ETag", "Last-Modified", "Content-Range", "Repr-Digest", "Content-Disposition")
+
+
+@pytest.fixture
+def ask_granted(app: Any, download: Any, bearer: str, job: Any) -> Any:
+    """``ask_granted(kind)``: one of GRANTED_ANSWERS' requests, the job withdrawn first
+    when the kind needs it (while the trail still takes the ``withdrawn`` record)."""
+
+    def call(kind: str, *, before: Any = None) -> Any:
+        method, query, header, withdrawn, _, _ = GRANTED_ANSWERS[kind]
+        if withdrawn:
+            services = app.extensions["reporting_svc"]
+            withdraw_job(
+                services.store,
+                services.catalog,
+                services.audit,
+                job.id,
+                reason=WITHDRAWAL_REASON,
+                operator=Operator("ops-anna", "test"),
+                now=services.clock(),
+            )
+        headers = {
+            "If-None-Match": {"If-None-Match": f'"{job.sha256}"'},
+            "If-Match": {"If-Match": '"0000"'},
+            "Range": {"Range": f"bytes={SIZE}-"},
+        }.get(header or "", {})
+        if before is not None:
+            before()
+        return download({"id": job.id, **query}, bearer, method=method, headers=headers)
+
+    return call
+
+
+@pytest.fixture(params=["damaged-head", "failing-sink"])
+def break_trail(request: Any, app: Any, settings: Any, monkeypatch: Any) -> Any:
+    """``break_trail()``: make every record fail from now on, by damaging the trail's head
+    file or by making its sink's append fail (a full disk)."""
+
+    def damage_head() -> None:
+        settings.audit_path.with_name("audit.jsonl.head").write_text("not json")
+
+    def fail_appends() -> None:
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(app.extensions["reporting_svc"].audit.chained, "append", full)
+
+    return damage_head if request.param == "damaged-head" else fail_appends
+
+
+@pytest.mark.parametrize("kind", list(GRANTED_ANSWERS))
+def test_an_answer_to_a_granted_caller_without_its_record_is_a_503_that_reveals_nothing(
+    ask_granted: Any, break_trail: Any, job: Any, kind: str
+) -> None:
+    response = ask_granted(kind, before=break_trail)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    for name in JOB_HEADERS:
+        assert name not in response.headers
+    if response.request.method == "GET":
+        assert error_of(response)["errorMessage"] == "Audit trail unavailable"
+        assert WITHDRAWAL_REASON.encode() not in response.data
+        assert job.sha256.encode() not in response.data
+
+
+@pytest.mark.parametrize("kind", list(GRANTED_ANSWERS))
+def test_an_answer_to_a_granted_caller_carries_its_record(
+    ask_granted: Any, events: Any, kind: str
+) -> None:
+    *_, status, event = GRANTED_ANSWERS[kind]
+
+    response = ask_granted(kind)
+
+    (record,) = events()[response.headers["X-Request-ID"]]
+    assert response.status_code == status
+    assert (record["event"], record["status"], record["subject"]) == (event, status, "alice")

@@ -381,14 +381,18 @@ def test_rebuild_restores_withdrawals_and_purges_from_the_store(
 
 
 def test_on_s3_a_withdrawn_file_goes_only_once_every_process_has_forgotten_it(
-    command: Any, report: Path, s3_bucket: Any
+    command: Any, report: Path, s3_bucket: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The early purge runs at the withdrawal's own instant, so a slow host cannot let the
+    cache's second pass between the two; the withdrawal with its file then waits for real."""
     s3 = {"STORE": "s3", "S3_BUCKET": BUCKET, "S3_REGION": "us-east-1", "S3_CACHE_SECONDS": "1"}
     job_id = json.loads(command("publish", str(report), "--report-name", "R", "--mode", "test",
                                 "--study-id", STUDY, **s3)[1])["id"]  # fmt: skip
-    command("withdraw", job_id, "--reason", REASON, "--by", "ops-anna")
-
-    early = command("purge", "--withdrawn")
+    instant = datetime.now(UTC)
+    with monkeypatch.context() as frozen:
+        frozen.setattr("reporting_svc.lifecycle.commands._now", lambda: instant)
+        command("withdraw", job_id, "--reason", REASON, "--by", "ops-anna")
+        early = command("purge", "--withdrawn")
     deleted = command(
         "withdraw", job_id, "--reason", REASON, "--by", "ops-anna", "--delete-content"
     )

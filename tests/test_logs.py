@@ -15,8 +15,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gunicorn.config import Config
+from gunicorn.http.errors import InvalidHeader, NoMoreData
 from werkzeug.test import EnvironBuilder
 
+from reporting_svc import create_app
 from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
@@ -220,20 +222,32 @@ def test_the_app_hands_caller_and_route_to_the_access_line_and_logs_no_line_of_i
 ) -> None:
     environ = _served_environ(app, f"{DOWNLOAD}?id={job.id}", {"Authorization": f"Bearer {bearer}"})
 
-    assert environ[ACCESS_FIELDS] == {"subject": "alice", "route": "download"}
+    assert environ[ACCESS_FIELDS] == {"subject": "alice", "route": "download", "status": 200}
     assert records == []
 
 
 def test_a_refusal_hands_no_caller_to_the_access_line(app: Flask) -> None:
     environ = _served_environ(app, f"{DOWNLOAD}?id=6A7C29DD011241DFBE1B64399283C860")
 
-    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "download"}
+    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "download", "status": 401}
 
 
 def test_an_unknown_path_is_handed_on_as_unmatched(app: Flask) -> None:
     environ = _served_environ(app, "/nowhere")
 
-    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "unmatched"}
+    assert environ[ACCESS_FIELDS] == {"subject": None, "route": "unmatched", "status": 404}
+
+
+def test_an_x_accel_range_hands_the_access_line_the_206_nginx_sends(
+    make_settings: Callable[..., Settings], publish: Callable[..., JobRecord], bearer: str
+) -> None:
+    app = create_app(make_settings(local_delivery="x-accel"))
+    job = publish()
+    headers = {"Authorization": f"Bearer {bearer}", "Range": "bytes=0-9"}
+
+    environ = _served_environ(app, f"{DOWNLOAD}?id={job.id}", headers)
+
+    assert environ[ACCESS_FIELDS] == {"subject": "alice", "route": "download", "status": 206}
 
 
 def test_an_error_logged_during_a_request_carries_its_request_id(
@@ -319,9 +333,9 @@ def gunicorn_logger() -> Iterator[Callable[..., GunicornLogger]]:
                 logger.removeHandler(handler)
 
 
-def _access(logger: GunicornLogger, **app_fields: Any) -> None:
+def _access(logger: GunicornLogger, status_code: int = 206, **app_fields: Any) -> None:
     response = SimpleNamespace(
-        status_code=206,
+        status_code=status_code,
         status="206 Partial Content",
         headers=[("Content-Type", "text/csv"), ("X-Request-ID", SANE_ID)],
         sent=10,
@@ -361,6 +375,16 @@ def test_gunicorn_access_log_is_a_json_line_on_stderr(
     assert entry["duration"] == 1.00025
     assert entry["clientAddress"] == "192.0.2.7"
     assert "secret" not in line
+
+
+def test_access_line_says_the_status_the_app_handed_on_not_the_one_nginx_got(
+    gunicorn_logger: Callable[..., GunicornLogger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = gunicorn_logger(accesslog="-")
+
+    _access(logger, status_code=200, **{ACCESS_FIELDS: {"route": "download", "status": 206}})
+
+    assert json.loads(capsys.readouterr().err)["status"] == 206
 
 
 def test_access_line_of_a_request_the_app_never_saw_has_no_caller_or_route(
@@ -434,3 +458,26 @@ def test_gunicorn_warning_about_a_refused_header_line_carries_no_token(
     err = capsys.readouterr().err
     assert bearer not in err
     assert json.loads(err)["message"].endswith("'Authorization Bearer [redacted]'")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NoMoreData(b"X-Api-Key: s3cr3t-partial-line"),
+        InvalidHeader("Authorization Basic YWxpY2U6czNjcjN0"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_gunicorn_line_given_a_refused_request_shows_its_kind_not_its_text(
+    gunicorn_logger: Callable[..., GunicornLogger],
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+) -> None:
+    logger = gunicorn_logger(errorlog="-", loglevel="debug")
+
+    logger.debug("Ignored premature client disconnection. %s", error)
+
+    message = json.loads(capsys.readouterr().err)["message"]
+    assert message.startswith("Ignored premature client disconnection. ")
+    assert message.endswith("'[withheld]'")
+    assert "s3cr3t" not in message and "YWxp" not in message

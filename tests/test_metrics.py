@@ -87,6 +87,41 @@ def test_head_counts_under_its_own_method(job: JobRecord, bearer: str, download:
     assert (head.value, get.value) == (1, 0)
 
 
+@pytest.mark.parametrize(
+    ("headers", "status", "other"),
+    [({}, "200", "206"), ({"Range": "bytes=5-9"}, "206", "200")],
+    ids=["full", "range"],
+)
+def test_an_x_accel_answer_counts_under_the_status_nginx_sends(
+    make_settings: Callable[..., Settings],
+    bearer: str,
+    tmp_path: Path,
+    headers: dict[str, str],
+    status: str,
+    other: str,
+) -> None:
+    app = create_app(make_settings(local_delivery="x-accel"))
+    upload = tmp_path / "extract.csv"
+    upload.write_bytes(CONTENT)
+    record = publish_report(
+        app.extensions["reporting_svc"].store,
+        upload,
+        report_name="Subject Data Extract",
+        mode="test",
+        study_id=STUDY,
+    )
+    sent, not_sent = requests_total("download", status), requests_total("download", other)
+
+    response = app.test_client().get(
+        DOWNLOAD,
+        query_string={"id": record.id},
+        headers={"Authorization": f"Bearer {bearer}", **headers},
+    )
+
+    assert "X-Accel-Redirect" in response.headers
+    assert (sent.value, not_sent.value) == (1, 0)
+
+
 @pytest.mark.parametrize("path", ["/nowhere", "/ec-reporting-svc/rest/v2.0/reports/x"])
 def test_an_unknown_path_counts_as_route_unmatched(client: FlaskClient, path: str) -> None:
     unmatched = requests_total("unmatched", "404")

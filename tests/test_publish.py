@@ -150,6 +150,12 @@ def test_existing_id_is_refused_and_the_first_file_kept(local_store, report_file
         ({"retain_days": 10**6}, "retention"),
         ({"expires_at": "soon"}, "expiry"),
         ({"retain_days": 3, "expires_at": "2030-01-01T00:00:00Z"}, "not both"),
+        ({"file_name": "../../etc/passwd"}, "file name"),
+        ({"file_name": "extract\n.csv"}, "file name"),
+        ({"file_name": "a\\b.csv"}, "file name"),
+        ({"file_name": ".."}, "file name"),
+        ({"file_name": ""}, "file name"),
+        ({"file_name": "x" * 256}, "file name"),
     ],
 )
 def test_bad_argument_is_refused_and_nothing_written(
@@ -158,6 +164,12 @@ def test_bad_argument_is_refused_and_nothing_written(
     with pytest.raises(PublishError, match=message):
         publish_to(local_store, report_file(), **options)
     assert list((tmp_path / "reports").rglob("*")) == []
+
+
+def test_a_file_whose_own_name_is_unsafe_needs_a_file_name(local_store, report_file):
+    with pytest.raises(PublishError, match=r"file name '\.extract\.csv'"):
+        publish_to(local_store, report_file(".extract.csv"))
+    assert publish_to(local_store, report_file(".extract.csv"), file_name="extract.csv")
 
 
 def test_unreadable_file_is_refused(local_store, tmp_path):
@@ -261,7 +273,13 @@ def test_cli_publish_needs_study_or_tenant(cli_env, report_file, capsys):
 
 @pytest.mark.parametrize(
     "extra",
-    [("--mode", "production"), ("--job-id", "123"), ("--kickoff", "yesterday")],
+    [
+        ("--mode", "production"),
+        ("--job-id", "123"),
+        ("--kickoff", "yesterday"),
+        ("--file-name", "../../etc/passwd"),
+        ("--file-name", "extract\n.csv"),
+    ],
 )
 def test_cli_publish_bad_argument_exits_2_with_one_line(cli_env, report_file, capsys, extra):
     assert run_publish(report_file(), "--study-id", STUDY, *extra) == 2
@@ -269,6 +287,16 @@ def test_cli_publish_bad_argument_exits_2_with_one_line(cli_env, report_file, ca
     assert err.startswith("reporting-svc: error: ")
     assert err.count("\n") == 1
     assert "Traceback" not in err
+    assert not cli_env.exists() or store_files(cli_env) == []
+
+
+def test_cli_publish_unsafe_file_name_says_the_rule(cli_env, report_file, capsys):
+    assert run_publish(report_file(), "--study-id", STUDY, "--file-name", "../../etc/passwd") == 2
+    assert capsys.readouterr().err == (
+        "reporting-svc: error: file name '../../etc/passwd': must be 1 to 255 bytes of"
+        ' printable characters without / \\ : * ? " < > |, start with no dot or space,'
+        " end with no dot or space, and not be a reserved Windows name (CON, NUL, COM1, ...)\n"
+    )
 
 
 def test_cli_publish_missing_file_exits_2_with_one_line(cli_env, tmp_path, capsys):

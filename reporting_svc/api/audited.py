@@ -2,7 +2,8 @@
 
 The decorator runs the view, turns whatever it raised into the answer the error handlers
 give, and puts that answer on record before it leaves the view. A record the answer
-depends on (a ``start`` before the first byte, a ``redirect``, a ``head``, a listing) is
+depends on (a ``start`` before the first byte, a ``redirect``, a ``head``, a listing, and
+any other answer to a caller granted the job: a 304, 410, 412, 416 or filter's 404) is
 written first; when it cannot be, the answer becomes the 503 of ``AuditUnavailable``,
 still inside the view, so the common headers, metrics and log line apply to it like to
 any other answer. A response that sends bytes gets its ``end`` record when it closes.
@@ -23,9 +24,10 @@ from typing import Any, Concatenate, ParamSpec
 from flask import Request, Response, current_app, g, request
 
 from ..audit import AuditUnavailableError
+from ..audit.trail import SERVICE_REFUSALS
 from ..auth import Principal
 from ..errors import AuditUnavailable, error_response
-from ..http.delivery import AccelResponse, FileResponse
+from ..http.delivery import FileResponse, status_sent
 from ..http.response_headers import request_id
 from ..metrics import track_download
 from ..services import Services
@@ -35,19 +37,24 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 512
 MAX_JOB_ID = 64
 # Events whose record must be written before the answer leaves: each reveals a file, a
-# URL to one, a file's description or a list of jobs. Other refusals and 304s are
-# answered with their own status even when their record cannot be written.
+# URL to one, a file's description or a list of jobs. So does every other answer to a
+# caller granted the job (its ETag in a 304, its size in a 416, a withdrawal's reason in a
+# 410), unless it is the service's own refusal (5xx), which tells nothing about the job.
+# Only refusals before the grant (400, 401, 404 of an unknown job, 405) answer with their
+# own status when their record cannot be written.
 AWAITED_EVENTS = frozenset({"start", "redirect", "head", "list"})
 
 
 @dataclass
 class Attempt:
-    """What the view learned about the request, for its record."""
+    """What the view learned about the request, for its record; ``granted``: the caller
+    may see the job, so every answer from then on tells it something about the job."""
 
     principal: Principal | None = None
     job: JobRecord | None = None
     study_id: str | None = None
     mode: str | None = None
+    granted: bool = False
 
     @property
     def subject(self) -> str | None:
@@ -106,7 +113,7 @@ def _answer(view: View[P], attempt: Attempt, *args: P.args, **kwargs: P.kwargs) 
 def _on_record(attempt: Attempt, response: Response, event: str, names_delivery: bool) -> Response:
     services: Services = current_app.extensions["reporting_svc"]
     fields = _fields(services, attempt, response, event, names_delivery)
-    if event not in AWAITED_EVENTS:
+    if not _awaited(attempt, response, event):
         _write_quietly(services, fields)
         return response
     try:
@@ -117,6 +124,13 @@ def _on_record(attempt: Attempt, response: Response, event: str, names_delivery:
     if event == "start":
         _end_on_close(services, response, fields)
     return response
+
+
+def _awaited(attempt: Attempt, response: Response, event: str) -> bool:
+    """Whether the answer may leave only once its record is written (see AWAITED_EVENTS)."""
+    if event in AWAITED_EVENTS:
+        return True
+    return attempt.granted and response.status_code < SERVICE_REFUSALS
 
 
 def _fields(
@@ -134,9 +148,7 @@ def _fields(
         "studyId": job.studyId if job else attempt.study_id,
         "mode": job.mode if job else attempt.mode,
         "reportName": job.reportName if job else None,
-        "status": response.status_sent
-        if isinstance(response, AccelResponse)
-        else response.status_code,
+        "status": status_sent(response),
         "delivery": services.delivery.name if names_delivery else None,
         "sha256": job.sha256 if job else None,
     }

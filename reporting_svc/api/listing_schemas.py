@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from ..listing import ListingQuery
+from ..storage.file_names import shown_file_name
 from .schemas import MISSING, Guid, QuerySchema, StudyId, mode_field, report_name_field
 
 MAX_LIMIT = 1000
@@ -76,6 +77,14 @@ class ListingQuerySchema(QuerySchema):
         )
 
 
+class FileName(fields.String):
+    """A stored file name as every answer shows it: the same form ``Content-Disposition``
+    gives, so a client saving by the listing's name stays in its folder."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else shown_file_name(value)
+
+
 def _string(description: str, **options: Any) -> fields.String:
     return fields.String(required=True, metadata={"description": description}, **options)
 
@@ -95,7 +104,10 @@ class RunSchema(Schema):
     expiresAt = _string("When it stops being available, or null.", allow_none=True)  # noqa: N815
     currSearchSpec = _string("The run's search, or null.", allow_none=True)  # noqa: N815
     currSortSpec = _string("The run's sort, or null.", allow_none=True)  # noqa: N815
-    fileName = _string("The file's name.")  # noqa: N815
+    fileName = FileName(  # noqa: N815
+        required=True,
+        metadata={"description": "The name to save the file as: one plain file name."},
+    )
     contentType = _string("The file's media type.")  # noqa: N815
     size = fields.Integer(required=True, metadata={"description": "The file's size in bytes."})
     sha256 = _string("The file's SHA-256, in hex.")

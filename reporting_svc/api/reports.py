@@ -28,7 +28,8 @@ def download(attempt: Attempt) -> Response:
     attempt.principal = principal = services.authenticate(request)
     query = parser.parse(_schema, request)
     attempt.job = record = services.find_job(query.id)
-    if not services.authorise(principal, record):
+    attempt.granted = bool(services.authorise(principal, record))
+    if not attempt.granted:
         raise PermissionDenied(record.requiredPermission)
     if not query.matches(record):
         raise JobNotFound()

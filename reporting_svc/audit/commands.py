@@ -47,6 +47,11 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
     check = commands.add_parser("verify", help="check the hash chain and the head file")
     check.add_argument("file", nargs="?", type=Path, help="default: the configured trail")
+    check.add_argument(
+        "--accept-unvouched",
+        action="store_true",
+        help="check the chain of a copy FILE without its head file (with a warning)",
+    )
     check.set_defaults(run=verify_command)
 
     repair = commands.add_parser("repair", help="put a trail that does not match its head back")
@@ -72,15 +77,19 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 only if every line is a record in its one form, chained to the one before
     it, and the head agrees; with the database sink (and no FILE), the same of every
-    chain the database holds.
+    chain the database holds, each imported one as its import record names it.
 
     A live trail is checked as it stood when its head was read (a file) or when the
     check began (the database): records appended while it runs are left for the next one.
+    A trail without its head fails; only a copy named by FILE may be accepted without it.
     """
+    if args.accept_unvouched and _is_configured(args.file, settings):
+        raise ValueError("--accept-unvouched is for a copy named by FILE, not the configured trail")
     if args.file is None and "postgres" in settings.audit_sink:
         outcomes = check_database(DatabaseSink(settings.audit_database_url))
     else:
-        outcomes = [check_file(args.file or settings.audit_path)]
+        path = args.file or settings.audit_path
+        outcomes = [check_file(path, accept_unvouched=args.accept_unvouched)]
     failed = [outcome.problem for outcome in outcomes if outcome.problem]
     if failed:
         print(failed[0])
@@ -95,6 +104,11 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> int:
                 f"last hash {verdict.last_hash}"
             )
     return 0
+
+
+def _is_configured(file: Path | None, settings: Settings) -> bool:
+    """True when FILE is absent or names the configured trail: its head must be there."""
+    return file is None or file.resolve() == settings.audit_path.resolve()
 
 
 def show_command(settings: Settings, args: argparse.Namespace) -> int:

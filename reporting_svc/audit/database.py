@@ -190,8 +190,10 @@ def insert_chain(connection: sa.Connection, chain: str, rows: Iterable[dict[str,
 
 
 def chains(connection: sa.Connection) -> list[str]:
-    """Every chain the database holds: imported ones (by name) first, the live one last."""
-    names = set(connection.scalars(sa.select(records.c.chain).distinct()))
+    """Every chain the database names, by a record or by a head (a head of a chain that
+    holds no record is then checked too): imported ones (by name) first, the live one last."""
+    named = sa.union(sa.select(records.c.chain), sa.select(heads.c.chain))
+    names = set(connection.scalars(named))
     return [*sorted(names - {LIVE}), LIVE]
 
 

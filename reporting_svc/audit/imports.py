@@ -8,33 +8,42 @@ would no longer be found. So they become a chain of their own, named
 naming its end, and in the same transaction an ``import`` record on the live chain names
 the operator, the file, the count and the last hash: the live chain vouches for what was
 loaded, and cutting the imported chain shows. A chain of that name cannot be loaded twice.
+
+Only a file whose head vouches for its end is loaded: without the head, records cut from
+the end cannot be seen, and the live chain would vouch for a truncated copy. An operator
+who takes such a copy as it is says so with ``--accept-unvouched``, and the import record
+says so too. Only the tables' owner can load a chain: the service's role may write the
+live chain alone (``tables``).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from ..settings import Settings
-from ..storage.record import now_instant
 from .chain import parse_line
 from .database import DatabaseSink, append_live, insert_chain, row_of
+from .imported import import_record, statement
 from .tables import LIVE, records
 from .verification import check_file, file_lines
 
-USER_AGENT = "reporting-svc audit import"
 _CHAIN_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
-    """``audit import FILE --by OPERATOR [--chain NAME]``."""
+    """``audit import FILE --by OPERATOR [--chain NAME] [--accept-unvouched]``."""
     parser.add_argument("file", type=Path, help="a JSON Lines trail (its .head beside it)")
     parser.add_argument("--by", required=True, metavar="OPERATOR", help="who imports (recorded)")
     parser.add_argument("--chain", metavar="NAME", help="default: import-<its last hash's start>")
+    parser.add_argument(
+        "--accept-unvouched",
+        action="store_true",
+        help="load a copy without its head file (recorded; a cut from its end cannot be seen)",
+    )
     parser.set_defaults(run=import_command)
 
 
@@ -46,10 +55,11 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
     if not operator:
         raise ValueError("--by must name the operator who imports the trail")
     path: Path = args.file
-    outcome = check_file(path)
+    outcome = check_file(path, accept_unvouched=args.accept_unvouched)
     if outcome.problem:
         print(outcome.problem)
-        print(f"not imported: {path} does not verify")
+        hint = "" if outcome.vouched else " (--accept-unvouched loads a copy without its head)"
+        print(f"not imported: {path} does not verify{hint}")
         return 1
     verdict = outcome.verdict
     if not verdict.records:
@@ -61,26 +71,13 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
         row_of(chain, seq, parse_line(line))
         for seq, line in enumerate(file_lines(path, outcome.length), start=1)
     )
-    summary = (
-        f"audit import: {verdict.records} record(s) of {path.name} as chain {chain}, "
-        f"last hash {verdict.last_hash}"
-    )
+    summary = statement(path.name, chain, verdict, vouched=outcome.vouched)
     with DatabaseSink(settings.audit_database_url).writing() as connection:
         taken = sa.select(records.c.seq).where(records.c.chain == chain).limit(1)
         if connection.scalar(taken) is not None:
             raise ValueError(f"the audit database holds a chain {chain} already")
         insert_chain(connection, chain, rows)
-        [record] = append_live(connection, [_import_record(operator, summary)])
-    print(f"OK: {summary}; recorded on the live chain as {record['hash']}")
+        record = import_record(operator, summary, vouched=outcome.vouched)
+        [sealed] = append_live(connection, [record])
+    print(f"OK: {summary}; recorded on the live chain as {sealed['hash']}")
     return 0
-
-
-def _import_record(operator: str, summary: str) -> dict[str, object]:
-    return {
-        "time": now_instant(),
-        "event": "import",
-        "requestId": uuid.uuid4().hex,
-        "subject": operator,
-        "userAgent": USER_AGENT,
-        "reportName": summary,
-    }

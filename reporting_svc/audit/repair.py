@@ -1,8 +1,8 @@
 """``reporting-svc audit repair``: put a trail that no longer matches its head back in service.
 
-The file sink takes no record while the trail does not end where its head says (a write
-cut short by a full disk, a worker killed between its record and its head, lines added
-or cut by hand, a head lost). Only an operator may decide what the trail is then: this
+The file sink takes no record while the trail does not end where its head says and no
+writer's crash explains it (lines added or cut by hand, a head lost or damaged, a power
+cut mid-batch). Only an operator may decide what the trail is then: this
 command shows what it would keep, adopt and cut, asks, keeps the cut bytes in a file
 beside the trail, rewrites the head, and puts a ``repair`` record naming the operator
 on the chain, so the repair is itself on record.
@@ -23,7 +23,7 @@ from pathlib import Path
 from ..settings import Settings
 from ..storage.record import now_instant
 from .chain import GENESIS, line_of, seal, verify_from
-from .sinks import DamagedHeadError, FileSink, Head, write_head
+from .sinks import Crashed, DamagedHeadError, FileSink, Head, TrailMismatchError, write_head
 
 USER_AGENT = "reporting-svc audit repair"
 
@@ -112,6 +112,9 @@ def repair_command(settings: Settings, args: argparse.Namespace) -> int:
     sink = FileSink(args.file or settings.audit_path)
     if not sink.path.is_file() and not sink.head_path.is_file():
         raise ValueError(f"no audit trail at {sink.path}")
+    crashed = _settled(sink)
+    if crashed is not None:
+        print(f"settled {crashed.describe()}, as the next append would")
     plan = read_plan(sink)
     for line in plan.describe(sink.path):
         print(line)
@@ -126,6 +129,14 @@ def repair_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"cut bytes kept in {cut_to}")
     print(f"repaired: the trail holds {plan.records + 1} record(s), the last one the repair's")
     return 0
+
+
+def _settled(sink: FileSink) -> Crashed | None:
+    """A batch a crashed writer left, settled first: that needs no operator's decision."""
+    try:
+        return sink.settle()
+    except (TrailMismatchError, DamagedHeadError):
+        return None
 
 
 def read_plan(sink: FileSink) -> Plan:

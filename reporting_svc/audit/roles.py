@@ -4,6 +4,7 @@ Run with the audit URL of the role that owns the tables: it brings the schema up
 then lets ``ROLE`` insert and read records and heads and read the schema's revision, and
 nothing more. The service, running as that role, can add to the trail but never rewrite
 or remove a record, whoever controls it; only the owner can, and ``audit verify`` shows it.
+The schema's row-level security (``tables``) keeps the role's inserts to the live chain.
 """
 
 from __future__ import annotations

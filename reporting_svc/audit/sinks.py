@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
+import logging
 import os
 import re
 import sys
@@ -14,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from ..file_modes import make_dirs
 from .batches import GroupCommit
 from .batches import RecordNotWrittenError as RecordNotWrittenError
-from .chain import GENESIS, line_of, seal
+from .chain import GENESIS, line_of, seal, verify_from
 from .recorded import Recorded
+
+log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 1024 * 1024
 # The head's JSON is padded with spaces to this width, so each rewrite covers the last.
@@ -47,11 +52,37 @@ class Head(NamedTuple):
 EMPTY_HEAD = Head(0, GENESIS, 0)
 
 
+class Crashed(NamedTuple):
+    """A batch whose writer died after writing its intent and before rewriting the head:
+    ``whole`` (its bytes are all there and chain from the head to the intent's hash, the
+    next writer makes the intent the head) or torn short of it (the next writer cuts it)."""
+
+    head: Head
+    intent: Head
+    whole: bool
+
+    @property
+    def settled(self) -> Head:
+        """The head once the next writer has settled the batch."""
+        return self.intent if self.whole else self.head
+
+    def describe(self) -> str:
+        first, last = self.head.records + 1, self.intent.records
+        if self.whole:
+            return f"records {first}-{last}, written by a writer that died before its head"
+        return f"a batch (records {first}-{last}) torn by a writer that died while writing it"
+
+
 class Snapshot(NamedTuple):
-    """A head as read under the lock (None: there is no head file), and the trail's length."""
+    """A head as read under the lock (None: there is no head file), and the trail's length.
+
+    With a batch a crashed writer left (``crashed``), both are what they will be once the
+    next writer has settled it: a crash needs no operator.
+    """
 
     head: Head | None
     length: int
+    crashed: Crashed | None = None
 
     @property
     def mismatch(self) -> str | None:
@@ -66,27 +97,47 @@ class Snapshot(NamedTuple):
 
 
 class Appending(NamedTuple):
-    """The trail and its head opened and locked by one writer, as the head states it."""
+    """The trail, its head and its intent opened and locked by one writer, as the head
+    states it (a batch a crashed writer left already settled: ``crashed``)."""
 
     fd: int
     head_fd: int
+    intent_fd: int
     head: Head
     length: int
     stored: int
+    crashed: Crashed | None
 
     def write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Seal the batch onto the trail's end and rewrite the head to name it."""
+        """Seal the batch onto the trail's end and rewrite the head to name it.
+
+        The head it will write goes to the intent file first, so a writer killed before
+        its head is rewritten leaves a batch the next one can tell from a forged append.
+        An append or head rewrite that fails (a full disk) takes the batch back off the
+        trail before the lock is released, so the trail still ends where its head says.
+        """
         records, prev = [], self.head.last_hash
         for fields in batch:
             records.append(seal(fields, prev))
             prev = records[-1]["hash"]
         data = b"".join(line_of(record) for record in records)
-        if os.write(self.fd, data) != len(data):
-            raise OSError(errno.ENOSPC, "short write to the audit file")
-        # O_APPEND under the lock: the file now ends here, no fstat needed.
+        # O_APPEND under the lock: the file will end here, no fstat needed.
         new = Head(self.head.records + len(records), prev, self.length + len(data))
-        write_head(self.head_fd, new, replaces=self.stored)
+        write_intent(self.intent_fd, self.head, new)
+        try:
+            if os.write(self.fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write to the audit file")
+            write_head(self.head_fd, new, replaces=self.stored)
+        except OSError:
+            self.take_back()
+            raise
         return records
+
+    def take_back(self) -> None:
+        """Cut what this writer appended, so the trail ends where the head still says."""
+        if os.fstat(self.fd).st_size != self.length:
+            os.ftruncate(self.fd, self.length)
+            os.fsync(self.fd)
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -100,10 +151,16 @@ class FileSink:
     and the chain never forks. Beside the file, ``<file>.head`` names the number of
     records, the last hash and the file's size: it is where the next ``prev`` comes from,
     and it lets ``audit verify`` notice records cut from the end, which no chain can show
-    by itself. A file that does not end where its head says (a write cut short by a full
-    disk, a writer killed between the two, records cut or added by hand, a head deleted)
-    takes no record until an operator has run ``audit repair``: appending would fork the
-    chain, glue a record onto half a line, or silently adopt lines nobody vouched for.
+    by itself. A file that does not end where its head says (records cut or added by
+    hand, a head deleted) takes no record until an operator has run ``audit repair``:
+    appending would fork the chain, glue a record onto half a line, or silently adopt
+    lines nobody vouched for.
+
+    A writer's own failures are not left for an operator. Before appending, a writer
+    puts the head its batch will make in ``<file>.intent``; the next writer completes a
+    batch whose writer was killed before its head (the bytes past the head end exactly
+    at the intent's size and chain to its hash) or cuts one torn short of it, and a
+    writer whose append fails (a full disk) cuts its own bytes before it lets go.
 
     Group commit: records that threads of one process append while another thread is
     writing go out together in the next batch, under one lock with one write and one head
@@ -114,13 +171,16 @@ class FileSink:
 
     The head is rewritten in place, padded to a fixed width, rather than replaced by a
     rename: ext4 flushes a file renamed over another at once, which cost more than the
-    rest of an append together. A head torn by a crash reads as damaged or as disagreeing
-    with the file, and the sink then refuses to append, as for any other mismatch.
+    rest of an append together. The intent is not flushed before the append, which would
+    put a disk flush inside the lock: it covers a process killed (the kernel keeps what it
+    wrote), not a power cut that puts a batch on disk before its intent, nor a head torn
+    by one; those still read as a mismatch, for ``audit repair``.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True):
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
+        self.intent_path = self.path.with_name(self.path.name + ".intent")
         self.fsync = fsync
         self._batches = GroupCommit(self._append_all)
 
@@ -168,19 +228,70 @@ class FileSink:
                 trail.sync()
         return record
 
+    def settle(self) -> Crashed | None:
+        """Settle a batch a crashed writer left, as the next append would; None if none.
+
+        TrailMismatchError or DamagedHeadError if the trail needs more than that.
+        """
+        with self._appending() as trail:
+            return trail.crashed
+
     @contextmanager
     def _appending(self) -> Iterator[Appending]:
-        """The trail under the exclusive lock, its head read and checked against it."""
+        """The trail under the exclusive lock, its head read and checked against it, and a
+        batch a crashed writer left settled."""
         with self._opened() as fd:
             fcntl.flock(fd, fcntl.LOCK_EX)
             length = os.fstat(fd).st_size
-            with self._head_opened(create=length == 0) as head_fd:
+            with (
+                self._head_opened(create=length == 0) as head_fd,
+                self._intent_opened() as intent_fd,
+            ):
                 stored = os.pread(head_fd, HEAD_BYTES * 4, 0)
                 head = parse_head(stored, self.head_path)
                 mismatch = Snapshot(head, length).mismatch
-                if mismatch:
+                crashed = self._crashed(fd, head, length) if mismatch else None
+                if mismatch and crashed is None:
                     raise TrailMismatchError(self.refusal(mismatch))
-                yield Appending(fd, head_fd, head, length, len(stored))
+                replaces = len(stored)
+                if crashed is not None:
+                    replaces = self._settle(fd, head_fd, crashed, replaces=replaces)
+                    head, length = crashed.settled, crashed.settled.size
+                yield Appending(fd, head_fd, intent_fd, head, length, replaces, crashed)
+
+    def _settle(self, fd: int, head_fd: int, crashed: Crashed, *, replaces: int) -> int:
+        """Complete a whole crashed batch (its intent becomes the head) or cut a torn one
+        (back to the head); returns the head file's length now."""
+        if crashed.whole:
+            write_head(head_fd, crashed.intent, replaces=replaces)
+            replaces = HEAD_BYTES
+        else:
+            os.ftruncate(fd, crashed.head.size)
+            os.fsync(fd)
+        log.warning("audit trail %s: settled %s", self.path, crashed.describe())
+        return replaces
+
+    def _crashed(self, fd: int, head: Head | None, length: int) -> Crashed | None:
+        """The batch a crashed writer left past the head, if the trail beyond it is one:
+        the intent names a batch from this head, the bytes stop at or short of its size,
+        and their whole lines chain from the head (to the intent's hash, if whole).
+        Anything else past the head (bytes that match no intent) is no crash's."""
+        base, intent = self._read_intent()
+        if head is None or head != base or not head.size < length <= intent.size:
+            return None
+        lines = list(io.BytesIO(os.pread(fd, length - head.size, head.size)))
+        whole = [line for line in lines if line.endswith(b"\n")]
+        verdict = verify_from(whole, head.last_hash)
+        records = head.records + verdict.records
+        if not verdict.ok or records > intent.records:
+            return None
+        if length < intent.size:
+            return Crashed(head, intent, whole=False) if records < intent.records else None
+        complete = whole == lines and (records, verdict.last_hash) == (
+            intent.records,
+            intent.last_hash,
+        )
+        return Crashed(head, intent, whole=True) if complete else None
 
     def refusal(self, mismatch: str) -> str:
         """The message of a trail that takes no records until an operator repairs it."""
@@ -193,7 +304,7 @@ class FileSink:
         Readiness is public, so the answer names no path.
         """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
             space = os.statvfs(self.path.parent)
             mismatch = self.snapshot().mismatch
@@ -221,9 +332,15 @@ class FileSink:
             return Snapshot(self._read_head(), 0)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            return Snapshot(self._read_head(), os.fstat(fd).st_size)
+            snapshot = Snapshot(self._read_head(), os.fstat(fd).st_size)
+            crashed = (
+                self._crashed(fd, snapshot.head, snapshot.length) if snapshot.mismatch else None
+            )
         finally:
             os.close(fd)
+        if crashed is None:
+            return snapshot
+        return Snapshot(crashed.settled, crashed.settled.size, crashed)
 
     def head(self) -> Head:
         """The head file's statement; the empty head for a trail not begun.
@@ -242,14 +359,27 @@ class FileSink:
         finally:
             os.close(fd)
 
+    def _read_intent(self) -> tuple[Head | None, Head]:
+        """The head the last batch began from and the one it meant to write; (None, the
+        empty head) if no sink wrote them."""
+        try:
+            stored = self.intent_path.read_bytes()
+            if len(stored) == 2 * HEAD_BYTES:
+                base = parse_head(stored[:HEAD_BYTES], self.intent_path)
+                return base, parse_head(stored[HEAD_BYTES:], self.intent_path)
+        except (FileNotFoundError, DamagedHeadError):
+            pass
+        return None, EMPTY_HEAD
+
     @contextmanager
     def _opened(self) -> Iterator[int]:
-        """The trail opened for appending; closing it releases a lock still held."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        """The trail opened for appending (and reading what a crashed writer left); closing
+        it releases a lock still held."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
         try:
             fd = os.open(self.path, flags, 0o640)
         except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             fd = os.open(self.path, flags, 0o640)
         try:
             yield fd
@@ -265,6 +395,15 @@ class FileSink:
             fd = os.open(self.head_path, flags, 0o640)
         except FileNotFoundError as error:
             raise TrailMismatchError(self.refusal("its head file is missing")) from error
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _intent_opened(self) -> Iterator[int]:
+        """The intent file opened for rewriting, created when missing."""
+        fd = os.open(self.intent_path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             yield fd
         finally:
@@ -306,11 +445,22 @@ def _not_a_number(name: str) -> Any:
 
 def write_head(fd: int, head: Head, *, replaces: int) -> None:
     """Overwrite the head in place; cut whatever a longer head (``replaces`` bytes) left."""
-    stored = json.dumps({"records": head.records, "hash": head.last_hash, "size": head.size})
-    if os.pwrite(fd, stored.encode().ljust(HEAD_BYTES), 0) != HEAD_BYTES:
+    if os.pwrite(fd, _padded(head), 0) != HEAD_BYTES:
         raise OSError(errno.ENOSPC, "short write to the audit head file")
     if replaces > HEAD_BYTES:
         os.ftruncate(fd, HEAD_BYTES)
+
+
+def write_intent(fd: int, base: Head, new: Head) -> None:
+    """Overwrite the intent in place: the head a batch begins from, and the one it will write."""
+    if os.pwrite(fd, _padded(base) + _padded(new), 0) != 2 * HEAD_BYTES:
+        raise OSError(errno.ENOSPC, "short write to the audit intent file")
+
+
+def _padded(head: Head) -> bytes:
+    """The head's JSON, padded with spaces to its fixed width."""
+    stored = json.dumps({"records": head.records, "hash": head.last_hash, "size": head.size})
+    return stored.encode().ljust(HEAD_BYTES)
 
 
 class StdoutSink:

@@ -12,6 +12,11 @@ a row naming the chain's last record (its ``seq`` and ``hash``). No chain can sh
 records cut from its end; a head naming a record the chain no longer holds (or holds
 with another hash), or a chain ending past its newest head, can. Both tables only ever
 grow: the service's role may insert and read them, never update or delete.
+
+Row-level security keeps every role but the tables' owner (and superusers, who bypass
+it) to rows of the live chain when inserting: the service's role cannot add a chain that
+``audit verify`` would take for an imported one, or a head to one. ``audit import`` runs
+as the owner.
 """
 
 from __future__ import annotations
@@ -44,11 +49,30 @@ heads = sa.Table(
 )
 sa.Index("ix_audit_heads_chain_seq", heads.c.chain, heads.c.seq)
 
+
+def live_only(table: str) -> tuple[str, ...]:
+    """The statements that let a role other than the owner insert only the live chain's
+    rows into ``table``, and read all of them."""
+    return (
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"CREATE POLICY {table}_read ON {table} FOR SELECT USING (true)",
+        f"CREATE POLICY {table}_live ON {table} FOR INSERT WITH CHECK (chain = '{LIVE}')",
+    )
+
+
+@sa.event.listens_for(records, "after_create")
+@sa.event.listens_for(heads, "after_create")
+def _live_only(table: sa.Table, connection: sa.Connection, **_: object) -> None:
+    """A new database gets the policies revision a0002 gives an existing one."""
+    for statement in live_only(table.name):
+        connection.exec_driver_sql(statement)
+
+
 AUDIT = Migrations(
     name="audit trail",
     metadata=metadata,
     versions="reporting_svc.catalog:migrations/audit_versions",
     version_table="audit_alembic_version",
     lock=0x52505441,  # "RPTA"
-    newest="a0001",
+    newest="a0002",
 )

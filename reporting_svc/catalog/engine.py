@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..file_modes import make_dirs, open_new
+
 BUSY_TIMEOUT_MS = 10_000
 #: Execution option of a connection that will write: its transaction takes the lock first.
 WRITES = "reporting_svc_writes"
@@ -32,10 +34,12 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    if url.database:
-        # When the folder cannot be made, SQLite's own "unable to open" says so on use.
+    if url.database and url.database != ":memory:":
+        # When the folder or file cannot be made, SQLite's own "unable to open" says so on
+        # use. SQLite gives its -wal and -shm files the database file's mode.
         with contextlib.suppress(OSError):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(url.database).parent)
+            os.close(open_new(Path(url.database), exclusive=True))
     engine = sa.create_engine(
         url, connect_args={"isolation_level": None, "timeout": BUSY_TIMEOUT_MS / 1000}
     )

@@ -63,6 +63,12 @@ class AccelResponse(Response):
         self.status_sent = status_sent
 
 
+def status_sent(response: Response) -> int:
+    """The status the client receives: nginx's for an x-accel answer (a 206 goes to nginx
+    as a 200), the response's own otherwise. Trail, metrics and access log all use it."""
+    return response.status_sent if isinstance(response, AccelResponse) else response.status_code
+
+
 class Delivery(ABC):
     """Answers a granted download of one job: the conditional decision, then the bytes."""
 

@@ -1,8 +1,9 @@
 """The request counters for every answer, and the app's fields for its access log line.
 
 gunicorn writes one access line per request (reporting_svc.logs.GunicornLogger); the app
-hands it what only the app knows, the caller and the route, through the WSGI environ,
-rather than writing a second line of its own.
+hands it what only the app knows, the caller, the route and the status the client gets
+(nginx's, for an x-accel answer), through the WSGI environ, rather than writing a second
+line of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Flask, Response, g, request
 
 from ..logs import ACCESS_FIELDS
 from ..metrics import AUTH_FAILURES, HTTP_REQUESTS, method_label
+from .delivery import status_sent
 
 UNMATCHED = "unmatched"
 
@@ -30,13 +32,15 @@ def _started() -> None:
 
 def _observe(response: Response) -> Response:
     route = route_name()
-    HTTP_REQUESTS.labels(route, method_label(request.method), str(response.status_code)).inc()
+    status = status_sent(response)
+    HTTP_REQUESTS.labels(route, method_label(request.method), str(status)).inc()
     if response.status_code == 401:
         AUTH_FAILURES.labels(_auth_failure(response)).inc()
     principal = g.get("principal")
     request.environ[ACCESS_FIELDS] = {
         "subject": principal.subject if principal else None,
         "route": route,
+        "status": status,
     }
     return response
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..file_modes import make_dirs, open_new
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
 from .entries import Entry
@@ -20,7 +21,8 @@ from .record import JobRecord
 class LocalStore(Store):
     """Files under ``root``; every path is built from a validated job id, never from input.
 
-    nginx can serve the same files from an internal location aliased to ``root``.
+    nginx can serve the same files from an internal location aliased to ``root``, through
+    the group its files and directories are readable by (reporting_svc.file_modes).
     """
 
     offers = frozenset({Offer.INTERNAL_PATH})
@@ -30,7 +32,7 @@ class LocalStore(Store):
         when it cannot be created, readiness says so."""
         self.root = Path(root).absolute()
         with contextlib.suppress(OSError):
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root)
 
     def content_path(self, record: JobRecord) -> Path:
         return self.root / self.internal_path(record)
@@ -73,9 +75,9 @@ class LocalStore(Store):
 
     def put(self, record: JobRecord, source: BinaryIO) -> None:
         claim = self.root / layout.claim_key(record.id)
-        claim.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(claim.parent)
         try:
-            claim.open("x").close()
+            os.close(open_new(claim, exclusive=True))
         except FileExistsError:
             raise JobExists(record.id) from None
         _write_atomically(self.root / layout.content_key(record.id), source)
@@ -146,7 +148,7 @@ def _write_atomically(path: Path, source: BinaryIO) -> None:
 
 
 def _write_durably(path: Path, source: BinaryIO) -> None:
-    with path.open("wb") as target:
+    with os.fdopen(open_new(path), "wb") as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
         target.flush()
         os.fsync(target.fileno())

@@ -71,6 +71,14 @@ class Service:
         record.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
         record_path.write_text(json.dumps(record))
 
+    def rename(self, job_id: str, file_name: str) -> None:
+        """Test-only store edit: a record naming its file ``file_name``, which ``publish``
+        would refuse."""
+        record_path = self.store / record_key(job_id)
+        record = json.loads(record_path.read_text())
+        record.update(fileName=file_name)
+        record_path.write_text(json.dumps(record))
+
     def audit_records(self) -> list[dict[str, Any]]:
         trail = Path(self.env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl"
         return [json.loads(line) for line in trail.read_text().splitlines()]

@@ -133,12 +133,13 @@ class Processes:
         wait_for_port(port, process)
         return f"http://127.0.0.1:{port}"
 
-    def nginx(self, http_block_for_port: Callable[[int], str]) -> str:
-        """Start real nginx on a free port with what ``http_block_for_port(port)`` returns."""
+    def nginx(self, http_block_for_port: Callable[[int], str], *, user: str | None = None) -> str:
+        """Start real nginx on a free port with what ``http_block_for_port(port)`` returns;
+        ``user`` as in ``harness.nginx.main_config``."""
         port = free_port()
         folder = self.folder / f"nginx-{port}"
         folder.mkdir()
-        config = nginx.main_config(folder, http_block_for_port(port))
+        config = nginx.main_config(folder, http_block_for_port(port), user=user)
         process = self._start(
             nginx.command(folder, config),
             stdout=subprocess.DEVNULL,
@@ -154,6 +155,7 @@ class Processes:
         rate: str | None = None,
         *,
         s3_tls: S3Tls | None = None,
+        user: str | None = None,
     ) -> str:
         """Put config/nginx.conf in front of a running service; returns nginx's URL.
 
@@ -163,7 +165,8 @@ class Processes:
         """
         log_dir = store_root.absolute().parent
         return self.nginx(
-            lambda port: nginx.site(port, upstream, store_root, log_dir, rate=rate, s3_tls=s3_tls)
+            lambda port: nginx.site(port, upstream, store_root, log_dir, rate=rate, s3_tls=s3_tls),
+            user=user,
         )
 
     def moto_server(self, tls: tuple[Path, Path] | None = None) -> str:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import subprocess
 import threading
+import uuid
 from collections import Counter
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -17,10 +22,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from harness.postgres import Postgres
-from reporting_svc.audit.chain import line_of, seal
-from reporting_svc.audit.database import DatabaseSink, rows_of
+from reporting_svc.audit.chain import GENESIS, Verdict, line_of, seal
+from reporting_svc.audit.database import (
+    AuditDatabaseError,
+    DatabaseSink,
+    append_live,
+    insert_chain,
+    row_of,
+    rows_of,
+)
+from reporting_svc.audit.imported import import_record, statement
 from reporting_svc.audit.sinks import FileSink
-from reporting_svc.audit.tables import AUDIT, LIVE, metadata
+from reporting_svc.audit.tables import AUDIT, LIVE, heads, metadata
 from reporting_svc.catalog import Catalog, schema
 
 pytestmark = pytest.mark.integration
@@ -44,6 +57,14 @@ def append_records(url: str, process: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def append_and_wait_to_be_killed(url: str, inserted: Event) -> None:
+    """A writer that inserts a batch under the chain's lock and is killed before it commits."""
+    with DatabaseSink(url).writing() as connection:
+        append_live(connection, [{"event": "start", "requestId": f"killed-{n}"} for n in range(3)])
+        inserted.set()
+        threading.Event().wait()
 
 
 def database_of(url: str) -> str:
@@ -110,6 +131,33 @@ def test_processes_and_threads_appending_at_once_leave_one_chain_in_the_database
         postgres_server.psql("SELECT count(*) FROM audit_heads", database_of(postgres_url))
     )
     assert batches < APPENDS  # group commit: some transactions carried several records
+
+
+def test_a_writer_killed_mid_batch_leaves_the_chain_whole_and_the_lock_free(
+    filled: DatabaseSink, postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: Any
+) -> None:
+    """Records and their head are one transaction: a SIGKILL before its commit rolls the
+    batch back, PostgreSQL frees the lock when the connection drops, and the next writer
+    goes on with no repair (the file sink needs its intent for this; the database not)."""
+    context = multiprocessing.get_context("spawn")
+    inserted = context.Event()
+    writer = context.Process(target=append_and_wait_to_be_killed, args=(postgres_url, inserted))
+    writer.start()
+    assert inserted.wait(timeout=60)
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    assert postgres_server.psql(locks, database_of(postgres_url)).strip() == "1"  # mid-batch
+
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join(timeout=30)
+    filled.append({"event": "head", "requestId": "after the kill"})
+
+    assert writer.exitcode == -signal.SIGKILL
+    result = cli("audit", "verify", env=audit_env)
+    assert result.stdout.startswith("OK: 11 records, last hash ")
+    with filled.snapshot() as connection:
+        ids = [json.loads(row.line)["requestId"] for row in rows_of(connection, LIVE)]
+    assert ids == [f"r{number}" for number in range(10)] + ["after the kill"]
 
 
 TAMPERING = {
@@ -224,7 +272,7 @@ def test_an_imported_trail_keeps_its_lines_as_a_chain_and_the_import_is_on_recor
     assert verified.stdout.startswith("OK: 11 records, last hash ")
     assert [line.encode() for line in shown[:5]] == lines
     anchor = json.loads(shown[-1])
-    assert (anchor["event"], anchor["subject"]) == ("import", "ops")
+    assert (anchor["event"], anchor["subject"], anchor["complete"]) == ("import", "ops", True)
     assert last_hash in anchor["reportName"]
 
 
@@ -284,3 +332,210 @@ def test_the_service_role_may_insert_and_read_audit_rows_but_never_update_or_del
         with pytest.raises(subprocess.CalledProcessError) as refused:
             postgres_server.psql(sql, database, user="reporting_svc")
         assert "permission denied" in refused.value.stderr
+
+
+class Roles(NamedTuple):
+    """The README's two roles on one database: the tables' owner and the service's role."""
+
+    owner: str
+    service: str
+    owner_env: dict[str, str]
+    service_env: dict[str, str]
+
+
+@pytest.fixture
+def roles(postgres_server: Postgres, postgres_url: str, audit_env: dict[str, str]) -> Roles:
+    """An owner role that owns the test's database (no superuser) and a service role with
+    no rights yet; named apart from other tests' roles, since roles are the server's."""
+    suffix = uuid.uuid4().hex[:8]
+    owner, service = f"audit_owner_{suffix}", f"reporting_svc_{suffix}"
+    postgres_server.psql(f"CREATE ROLE {owner} LOGIN; CREATE ROLE {service} LOGIN")
+    postgres_server.psql(f"ALTER DATABASE {database_of(postgres_url)} OWNER TO {owner}")
+
+    def env(role: str) -> dict[str, str]:
+        return {
+            **audit_env,
+            "REPORTING_SVC_AUDIT_URL": postgres_url.replace("reporting@", f"{role}@"),
+        }
+
+    return Roles(owner, service, env(owner), env(service))
+
+
+def chain_rows(chain: str, count: int) -> list[dict[str, Any]]:
+    """A well-formed chain of ``count`` back-dated records, as a forger would make it."""
+    rows, prev = [], GENESIS
+    for seq in range(1, count + 1):
+        fields = {
+            "time": "2024-01-02T03:04:05.000Z",
+            "event": "start",
+            "requestId": f"forged-{seq}",
+            "subject": "bob",
+            "jobId": "0B" * 16,
+        }
+        record = seal(fields, prev)
+        rows.append(row_of(chain, seq, record))
+        prev = record["hash"]
+    return rows
+
+
+FORGED = "import-0badc0ffee00"
+
+
+@pytest.mark.parametrize("upgraded", [False, True], ids=["new schema", "upgraded from a0001"])
+def test_the_service_role_writes_only_the_live_chain_and_the_owner_still_imports(
+    tmp_path: Path, postgres_url: str, roles: Roles, cli: Any, upgraded: bool
+) -> None:
+    if upgraded:
+        owner_url = roles.owner_env["REPORTING_SVC_AUDIT_URL"]
+        with sa.create_engine(owner_url).begin() as connection:
+            alembic_command.upgrade(AUDIT.config(connection), "a0001")
+    cli("audit", "grant", roles.service, env=roles.owner_env)
+    service = DatabaseSink(roles.service_env["REPORTING_SVC_AUDIT_URL"])
+    service.append({"event": "start", "requestId": "served"})
+    forged = chain_rows(FORGED, 3)
+    refusals = []
+    for forge in (
+        lambda connection: insert_chain(connection, FORGED, forged),
+        lambda connection: connection.execute(
+            sa.insert(heads).values(chain=FORGED, seq=1, hash="a" * 64)
+        ),
+    ):
+        with pytest.raises(AuditDatabaseError) as refused, service.writing() as connection:
+            forge(connection)
+        refusals.append(str(refused.value))
+    write_file_trail(tmp_path / "host1.jsonl", 3)
+
+    imported = cli(
+        "audit", "import", str(tmp_path / "host1.jsonl"), "--by", "ops", env=roles.owner_env
+    )
+    verified = cli("audit", "verify", env=roles.service_env)
+
+    assert all("violates row-level security policy" in refusal for refusal in refusals)
+    assert imported.stdout.startswith("OK: audit import: 3 record(s) of host1.jsonl")
+    assert verified.stdout.startswith("OK: 2 records, last hash ")
+    assert "imported chain import-" in verified.stdout
+
+
+def forge_a_chain(url: str, psql: Callable[[str], str]) -> None:
+    with DatabaseSink(url).writing() as connection:
+        insert_chain(connection, FORGED, chain_rows(FORGED, 3))
+
+
+def cut_the_imported_chain(url: str, psql: Callable[[str], str]) -> None:
+    psql(
+        "DELETE FROM audit_records WHERE chain <> 'live' AND seq > 3;"
+        "DELETE FROM audit_heads WHERE chain <> 'live';"
+        "INSERT INTO audit_heads (chain, seq, hash) SELECT chain, seq, hash FROM audit_records"
+        " WHERE chain <> 'live' AND seq = 3"
+    )
+
+
+def announce_it_again(url: str, psql: Callable[[str], str]) -> None:
+    with DatabaseSink(url).snapshot() as connection:
+        [chain] = connection.scalars(
+            sa.select(heads.c.chain).where(heads.c.chain != LIVE).distinct()
+        )
+        last = list(rows_of(connection, chain))[-1]
+    summary = statement("host1.jsonl", chain, Verdict(5, last.hash), vouched=True)
+    DatabaseSink(url).append(import_record("mallory", summary, vouched=True))
+
+
+def delete_the_imported_chain(url: str, psql: Callable[[str], str]) -> None:
+    psql(
+        "DELETE FROM audit_records WHERE chain <> 'live';"
+        "DELETE FROM audit_heads WHERE chain <> 'live'"
+    )
+
+
+def head_a_chain_of_no_records(url: str, psql: Callable[[str], str]) -> None:
+    psql(f"INSERT INTO audit_heads (chain, seq, hash) VALUES ('{FORGED}', 1, repeat('a', 64))")
+
+
+def head_a_record_the_chain_lacks(url: str, psql: Callable[[str], str]) -> None:
+    psql("INSERT INTO audit_heads (chain, seq, hash) VALUES ('live', 3, repeat('b', 64))")
+
+
+#: How the database is changed behind the import records' back, and verify's first line.
+UNACCOUNTED = {
+    "a chain no import record names": (
+        forge_a_chain,
+        f"BROKEN: chain {FORGED} (3 records, last hash ",
+        "is named by no import record on the live chain",
+    ),
+    "an imported chain cut at its end, head and all": (
+        cut_the_imported_chain,
+        "BROKEN: chain import-",
+        "holds 3 records, last hash ",
+    ),
+    "a second import record naming a chain": (
+        announce_it_again,
+        "BROKEN: chain import-",
+        "is named by 2 import records, not one",
+    ),
+    "an imported chain deleted": (
+        delete_the_imported_chain,
+        "BROKEN: the import record ",
+        "which is not an imported chain the database holds",
+    ),
+    "a head of a chain holding no records": (
+        head_a_chain_of_no_records,
+        f"BROKEN of chain {FORGED}: a head names record 1 ",
+        "which the chain (0 records) does not hold",
+    ),
+    "a head naming a record the chain does not hold": (
+        head_a_record_the_chain_lacks,
+        "BROKEN: a head names record 3 ",
+        "which the chain (11 records) does not hold",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", UNACCOUNTED)
+def test_verify_reports_a_chain_or_head_its_import_records_do_not_account_for(
+    tmp_path: Path,
+    filled: DatabaseSink,
+    postgres_url: str,
+    postgres_server: Postgres,
+    cli: Any,
+    audit_env: dict[str, str],
+    name: str,
+) -> None:
+    tamper, start, saying = UNACCOUNTED[name]
+    write_file_trail(tmp_path / "host1.jsonl", 5)
+    cli("audit", "import", str(tmp_path / "host1.jsonl"), "--by", "ops", env=audit_env)
+    tamper(postgres_url, lambda sql: postgres_server.psql(sql, database_of(postgres_url)))
+
+    result = cli("audit", "verify", env=audit_env, check=False)
+
+    assert result.returncode == 1
+    assert result.stdout.startswith(start)
+    assert saying in result.stdout
+
+
+def test_a_trail_without_its_head_is_imported_only_when_the_operator_accepts_it(
+    tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
+) -> None:
+    path = tmp_path / "host1.jsonl"
+    lines = write_file_trail(path, 12)
+    path.write_bytes(b"".join(lines[:5]))
+    path.with_name("host1.jsonl.head").unlink()
+
+    refused = cli("audit", "import", str(path), "--by", "ops", env=audit_env, check=False)
+    empty = cli("audit", "verify", env=audit_env)
+    accepted = cli("audit", "import", str(path), "--by", "ops", "--accept-unvouched", env=audit_env)
+    verified = cli("audit", "verify", env=audit_env)
+    shown = cli("audit", "show", "--json", env=audit_env).stdout.splitlines()
+
+    last_hash = json.loads(lines[4])["hash"]
+    assert refused.returncode == 1
+    assert refused.stdout.startswith(f"BROKEN: no head file {path}.head")
+    assert "--accept-unvouched" in refused.stdout.splitlines()[-1]
+    assert empty.stdout.startswith("OK: 0 records")
+    assert accepted.stdout.startswith(
+        f"OK: audit import without its head: 5 record(s) of host1.jsonl as chain "
+        f"import-{last_hash[:12]}, last hash {last_hash}"
+    )
+    assert "WARNING: no head file" in accepted.stderr
+    assert verified.stdout.startswith("OK: 1 records, last hash ")
+    anchor = json.loads(shown[-1])
+    assert (anchor["event"], anchor["complete"]) == ("import", False)

@@ -374,7 +374,8 @@ def test_hostile_and_colliding_names_land_safely_inside_the_folder(
     contents = {}
     for name in HOSTILE_NAMES:
         content = os.urandom(1000)
-        record = service.publish(content, name)
+        record = service.publish(content)
+        service.rename(record["id"], name)
         fetched = fetch(service.url, dest, "--id", record["id"], token=token)
         assert fetched.returncode == 0, fetched.stderr
         contents[fetched.of("verified")[0]["file"]] = content

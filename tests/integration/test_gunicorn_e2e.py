@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -242,3 +243,55 @@ def test_two_instances_of_one_user_open_no_shared_control_socket(
         lines = _control_socket_lines(processes.folder / f"serve-{port}.stderr")
         assert not any("listening" in line for line in lines), lines
     assert list(home.rglob("*.ctl")) + list(runtime.rglob("*.ctl")) == []
+
+
+# Header lines gunicorn refuses, each holding a credential in a shape no token pattern
+# knows; the last is cut off mid-line, which gunicorn notes at debug level.
+API_KEY, BASIC, BEARER = "s3cr3t-key-4f1c", "YWxpY2U6czNjcjN0LTdhOWU=", "tok-9d2e-bearer"
+REFUSED_LINES = [
+    f"X-Api-Key {API_KEY}",
+    f"Authorization Basic {BASIC}",
+    f"Authorization bearer\t{BEARER}",
+    f"Authorization Basic {BASIC} : x",
+    f"X-Folded: a\r\n {API_KEY}",
+    f"X-Api-Key: {API_KEY}\x00",
+    f"Transfer-Encoding: {API_KEY}",
+    f"Expect: {BEARER}",
+]
+
+
+def _refused_answer(port: int, request: bytes) -> bytes:
+    """Send ``request`` raw on its own connection and read until gunicorn closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def test_no_refused_header_line_reaches_the_log_whatever_credential_it_holds(
+    serve: Any, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**service_env, "GUNICORN_CMD_ARGS": "--log-level debug", "WEB_CONCURRENCY": "1"}
+    port = int(serve(env).rsplit(":", 1)[1])
+    requests_sent = [
+        *(f"GET /healthz HTTP/1.1\r\nHost: a\r\n{line}\r\n\r\n" for line in REFUSED_LINES),
+        f"X-Api-Key {API_KEY}\r\n\r\n",
+        f"GET /healthz HTTP/1.1\r\nAuthorization: Basic {BASIC}",
+    ]
+
+    answers = [_refused_answer(port, text.encode("latin-1")) for text in requests_sent]
+
+    assert [answer.split(b" ", 2)[1] for answer in answers[:-1]] == [
+        b"400", b"400", b"400", b"400", b"400", b"400", b"501", b"417", b"400",
+    ]  # fmt: skip
+    stderr = tmp_path / f"serve-{port}.stderr"
+    deadline = time.monotonic() + 10
+    while "Ignored premature client disconnection" not in stderr.read_text():
+        assert time.monotonic() < deadline, stderr.read_text()
+        time.sleep(0.05)
+    logged = stderr.read_text() + (tmp_path / f"serve-{port}.stdout").read_text()
+    warnings = [line for line in logged.splitlines() if "Invalid request from ip=" in line]
+    assert len(warnings) == len(requests_sent) - 1, logged
+    for secret in (API_KEY, BASIC, BEARER, "czNjcjN0", "bearer\\t"):
+        assert secret not in logged
+    assert all("[withheld]" in line for line in warnings), warnings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import (
@@ -54,6 +56,8 @@ class Pair:
     record: dict[str, str]
     token: str
     trail: Path
+    behind: str  # the x-accel service nginx fronts: its /metrics
+    log: Path  # and its standard error, where gunicorn writes the access lines
 
 
 # Per store: the delivery setting, the mode the worker sends the bytes in, nginx's mode.
@@ -78,7 +82,9 @@ def pair(request: pytest.FixtureRequest, module_processes: Processes, moto_serve
     accel = module_processes.serve({**env, setting: by_nginx})
     nginx = module_processes.behind_nginx(accel, Path(env["REPORTING_SVC_LOCAL_ROOT"]))
     token = token_with_cli(env, f"{STUDY}:test:REPORTING_VIEW")
-    return Pair(direct, nginx, record, token, Path(env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl")
+    trail = Path(env["REPORTING_SVC_VAR_DIR"]) / "audit.jsonl"
+    log = module_processes.folder / f"serve-{accel.rsplit(':', 1)[1]}.stderr"
+    return Pair(direct, nginx, record, token, trail, accel, log)
 
 
 STALE = '"' + "0" * 64 + '"'
@@ -221,3 +227,49 @@ def test_nginx_sends_the_status_the_trail_records_for_any_range(pair: Pair, spec
     assert offloaded.status_code == direct.status_code
     assert offloaded.headers.get("Content-Range") == direct.headers.get("Content-Range")
     assert offloaded.content == direct.content
+
+
+# gunicorn writes a request's access line once the answer has gone: long enough to wait.
+ACCESS_LINE_WAIT = 10.0
+
+
+def _requests_counted(pair: Pair, status: str) -> float:
+    """The x-accel service's count of download GETs answered with ``status``."""
+    text = requests.get(f"{pair.behind}/metrics", timeout=30).text
+    wanted = {"route": "download", "method": "GET", "status": status}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "reporting_http_requests_total" and sample.labels == wanted:
+                return sample.value
+    return 0.0
+
+
+def _access_line(pair: Pair, request_id: str) -> dict[str, object]:
+    """The x-accel service's access line for a request, once gunicorn has written it."""
+    deadline = time.monotonic() + ACCESS_LINE_WAIT
+    while time.monotonic() < deadline:
+        for line in pair.log.read_text().splitlines():
+            entry: dict[str, object] = json.loads(line)
+            if entry.get("message") == "access" and entry.get("requestId") == request_id:
+                return entry
+        time.sleep(0.05)
+    raise AssertionError(f"no access line for {request_id} within {ACCESS_LINE_WAIT} s")
+
+
+@pytest.mark.parametrize(("spec", "status"), [(None, 200), ("bytes=10-19", 206)])
+def test_metrics_access_line_and_trail_all_count_the_status_nginx_sends(
+    pair: Pair, spec: str | None, status: int
+) -> None:
+    request_id = f"counted-{uuid.uuid4().hex}"
+    other = 206 if status == 200 else 200
+    counted, miscounted = _requests_counted(pair, str(status)), _requests_counted(pair, str(other))
+
+    response = _ask(
+        pair.through_nginx, pair, "GET", {"Range": spec or "", "X-Request-ID": request_id}
+    )
+
+    assert response.status_code == status
+    assert _trail_status(pair, request_id) == status
+    assert _access_line(pair, request_id)["status"] == status
+    assert _requests_counted(pair, str(status)) == counted + 1
+    assert _requests_counted(pair, str(other)) == miscounted

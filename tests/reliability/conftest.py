@@ -7,6 +7,7 @@ the test (or, for moto's S3 server, the session) that started it ends.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +57,14 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     started = Processes(tmp_path_factory.mktemp("moto"))
     yield started.moto_server()
     started.stop_all()
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs of the test's own, for a disk that fills up (mounting needs root, as in
+    CI); detached when the test ends, even while a server still holds a file open on it."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)

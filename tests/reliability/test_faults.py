@@ -15,7 +15,7 @@ import requests
 
 from harness.processes import children, stop
 from reporting_svc.storage.layout import content_key
-from tests.integration.processes import Processes, s3_client
+from tests.integration.processes import Processes, run_cli, s3_client
 from tests.reliability.clients import error_data, read_head, read_to_end, send_download
 from tests.reliability.deployments import (
     Deployment,
@@ -23,6 +23,7 @@ from tests.reliability.deployments import (
     wait_for_records,
     wait_for_workers,
 )
+from tests.reliability.kills import downloading
 from tests.reliability.s3_front import s3_front
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -221,6 +222,46 @@ def test_full_audit_disk_refuses_downloads_with_503_and_still_answers_401(
     assert error_data(unauthenticated)["errorCode"] == "REPT_401"
     assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
     assert any("disk-full" in message for message in error_lines(deployment))
+
+
+def fill(volume: Path) -> Path:
+    """Fill the volume with another file until no byte more fits; returns the file."""
+    filler = volume / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (64 * 1024, 4096, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError:
+                continue
+    return filler
+
+
+def test_a_full_audit_disk_serves_again_as_soon_as_space_is_freed(
+    small_volume: Path, processes: Processes
+) -> None:
+    """16-way downloads while another file fills the trail's volume: 503 (or a record that
+    still fits), never a torn record left behind, and 200 again once the file is gone."""
+    deployment = deploy(
+        processes,
+        "stream",
+        {"r.bin": SMALL},
+        workers=2,
+        REPORTING_SVC_AUDIT_FILE=str(small_volume / "audit.jsonl"),
+    )
+    assert get(deployment, "r.bin", "before-full").status_code == 200
+    filler = fill(small_volume)
+
+    with downloading(deployment, 16) as attempts:
+        time.sleep(2)
+    filler.unlink()
+    after = get(deployment, "r.bin", "space-again")
+
+    assert {attempt.status for attempt in attempts} <= {200, 503}
+    assert 503 in {attempt.status for attempt in attempts}
+    assert after.status_code == 200
+    verified = run_cli("audit", "verify", env=deployment.env, check=False)
+    assert (verified.returncode, verified.stdout[:4]) == (0, "OK: "), verified.stdout
 
 
 # --- S3 x-accel: nginx relays from S3, and S3's failures reach the client as envelopes --
