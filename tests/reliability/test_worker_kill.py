@@ -197,7 +197,11 @@ def test_workers_killed_at_random_under_load_never_need_a_person(
     followed by downloads served, and the trail verifies. (Hundreds of kills:
     ``python -m bench.worker_kills``.)"""
     deployment = deploy(
-        processes, "stream", {"small.bin": REPORTS["small.bin"]}, GUNICORN_THREADS=str(34)
+        processes,
+        "stream",
+        {"small.bin": REPORTS["small.bin"]},
+        GUNICORN_THREADS=str(34),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(32),  # the 32 clients' one caller
     )
     wait_for_workers(deployment.master, WORKERS)
 
