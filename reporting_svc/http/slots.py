@@ -8,8 +8,8 @@ drawn from a hash of its subject, far above them. A download holds one byte of e
 
 The locks are Linux's open file description locks (``F_OFD_SETLK``): the kernel frees
 them when the last descriptor closes, so a worker that is SIGKILLed gives its slots back
-at once and there is no count to repair. Taking and giving back a slot is one ``fcntl``
-each while a slot is free. Locks on one descriptor never exclude each other, so the
+at once and there is no count to repair. Taking and giving back a byte is one ``fcntl``
+each while one is free. Locks on one descriptor never exclude each other, so the
 threads of a process, which share the descriptor, keep among themselves which bytes they
 hold; the descriptor is opened again in a child after a fork, where an inherited one
 would be shared with the parent.
