@@ -44,8 +44,9 @@ SLOT_WAIT = 0.25
 # says nothing of now.
 CHURN_WINDOW = 0.25
 # A slot this process gives back wakes its waiters at once; one another process gives
-# back is seen within this.
-POLL = 0.005
+# back is seen within this. Each look is up to a share's and a host's fcntl calls, so
+# looking more often costs a burst's waiters more CPU than it wins them slots.
+POLL = 0.02
 
 
 class Admission:
