@@ -41,6 +41,8 @@ def main() -> int:
                 {"small.bin": os.urandom(1024)},
                 workers=args.workers,
                 GUNICORN_THREADS=str(args.clients + 2),
+                # The clients' one token stands for many callers: the host's whole share.
+                REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(args.clients),
             )
             wait_for_workers(deployment.master, args.workers)
             run = kill_at_random(

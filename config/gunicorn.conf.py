@@ -6,15 +6,12 @@ download that streams for minutes; it only catches a worker that is truly stuck.
 ``GUNICORN_CMD_ARGS`` overrides anything else (for example ``--graceful-timeout 600``).
 """
 
-import multiprocessing
 import os
 import shutil
 import tempfile
 
-cpus = multiprocessing.cpu_count()
 # gthread, answering gunicorn's own refusals (a request line too long...) in the envelope.
 worker_class = "reporting_svc.worker.EnvelopeThreadWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", cpus * 2))
 timeout = 60
 # On SIGTERM (a deploy, a scale-in) a worker stops accepting and lets downloads in
 # progress run this long before it is killed.
@@ -52,12 +49,15 @@ if _own_metrics_dir:
 
 # Imported only now: the worker class imports the app's metrics in this process too, and
 # they must see the directory above.
-from reporting_svc.settings import worker_threads  # noqa: E402
+from reporting_svc.settings import worker_processes, worker_threads  # noqa: E402
 
+# WEB_CONCURRENCY, else two per CPU.
+workers = worker_processes(os.environ)
 # Threads wait on disks, S3 and slow clients far more than they compute. In stream and
-# proxy modes each download holds one until its last byte; the app refuses downloads past
-# REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER (default: all threads but two, from the same
-# rule), so the threads left answer health checks and refusals at once.
+# proxy modes each download holds one until its last byte. Workers accept connections
+# unevenly, so by default each has threads for all of the host's downloads (which the
+# app counts host-wide: REPORTING_SVC_MAX_DOWNLOADS_PER_HOST) plus two, from the same
+# rule as the app's limits; the threads left answer health checks and refusals at once.
 threads = worker_threads(os.environ)
 
 

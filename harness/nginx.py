@@ -20,6 +20,9 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # one millisecond get 429, which 64 connections reach. Lifting the rate lifts the burst.
 UNLIMITED_RATE = "1000000r/s"
 UNLIMITED_BURST = "1000000"
+# The most requests in progress per client address nginx accepts as a limit: none.
+UNLIMITED_PER_ADDRESS = 65535
+PER_ADDRESS = "limit_conn reporting_per_address "
 # The CAs the S3 relay trusts as shipped: the system's, which sign AWS's certificates.
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -40,7 +43,8 @@ def site(
     rate: str | None = None,
     s3_tls: S3Tls | None = None,
 ) -> str:
-    """config/nginx.conf for this run: ``rate`` None lifts the per-client limit; several
+    """config/nginx.conf for this run: ``rate`` None lifts the per-client limits (the
+    request rate and the requests in progress per address, else both as shipped); several
     upstreams are balanced, as README's "Several hosts" shows; ``s3_tls`` points the S3
     relay at a private DNS server and CA (else the shipped resolver and system CAs stay)."""
     text = (CONFIG / "nginx.conf").read_text()
@@ -52,6 +56,10 @@ def site(
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
         ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
         ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),
+        (
+            f"{PER_ADDRESS}{per_address()};",
+            f"{PER_ADDRESS}{per_address() if rate else UNLIMITED_PER_ADDRESS};",
+        ),
         ("/var/log/nginx/", f"{log_dir.absolute()}/"),
     ]
     if s3_tls is not None:
@@ -64,6 +72,13 @@ def site(
             raise RuntimeError(f"config/nginx.conf no longer contains {default!r}")
         text = text.replace(default, value)
     return text
+
+
+def per_address() -> int:
+    """The requests in progress one client address may have, as config/nginx.conf ships."""
+    text = (CONFIG / "nginx.conf").read_text()
+    start = text.index(PER_ADDRESS) + len(PER_ADDRESS)
+    return int(text[start : text.index(";", start)])
 
 
 def main_config(

@@ -132,10 +132,26 @@ class StoreUnavailable(Unavailable):
 
 
 class TooManyDownloads(Unavailable):
-    """Every download slot of this worker is sending a file: refused at once, not queued."""
+    """Every download slot of this host (or of this worker's threads) is sending a file:
+    refused at once, not queued."""
 
     message = "Too many downloads in progress"
     default_details = "This server is sending as many downloads as it can; try again later"
+
+
+class TooManyDownloadsForCaller(ApiError):
+    """The caller already holds its share of the host's download slots: 429, not queued."""
+
+    status = 429
+    message = "Too many downloads by this caller"
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This caller is receiving as many downloads at once as one caller may;"
+            " try again when one has finished",
+            headers={"Retry-After": str(self.retry_after)},
+        )
 
 
 class NotReady(Unavailable):

@@ -51,7 +51,11 @@ DOWNLOADS_IN_FLIGHT = Gauge(
 )
 DOWNLOADS_REFUSED_BUSY = Counter(
     "reporting_downloads_refused_busy_total",
-    "Downloads refused with 503 because every download slot of the worker was taken.",
+    "Downloads refused with 503 because every download slot of the host or the worker was taken.",
+)
+DOWNLOADS_REFUSED_CALLER = Counter(
+    "reporting_downloads_refused_caller_total",
+    "Downloads refused with 429 because their caller held its share of the host's slots.",
 )
 STORE_ERRORS = Counter(
     "reporting_store_errors_total",

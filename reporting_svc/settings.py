@@ -44,6 +44,13 @@ MIN_CONNECT_SECONDS = 2
 # Threads of a gunicorn worker that never send a download: however many are in flight,
 # these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
 RESERVED_THREADS = 2
+# Downloads a host sends at once by default, per worker process: what four threads per CPU
+# but RESERVED_THREADS gave each worker before the host counted them as one.
+DOWNLOADS_PER_WORKER = max(4, (os.cpu_count() or 1) * 4) - RESERVED_THREADS
+# One caller's default share of a host's download slots: a quarter.
+SUBJECT_SHARE = 4
+# The file of lock bytes that counts a host's download slots (http/slots.py), in var_dir.
+SLOTS_FILE = "download-slots"
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -73,6 +80,8 @@ class Settings:
     x_accel_presign_expires: int = 15
     s3_cache_seconds: int = 3
     max_downloads_per_worker: int = 0
+    max_downloads_per_host: int = 0
+    max_downloads_per_subject: int = 0
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key_file: str = ""
     jwt_jwks_file: str = ""
@@ -133,6 +142,24 @@ class Settings:
         return max(1, self.worker_threads - RESERVED_THREADS) if self.worker_threads else 0
 
     @property
+    def host_download_limit(self) -> int:
+        """Downloads the host's processes send at once, counted together: as configured,
+        else what one process may hold, so a host refuses only when it is full, whichever
+        worker accepted the connections."""
+        return self.max_downloads_per_host or self.download_limit
+
+    @property
+    def subject_download_limit(self) -> int:
+        """Downloads one caller (token subject) holds on a host at once: as configured, else
+        a quarter of the host's (at least one)."""
+        return self.max_downloads_per_subject or max(1, self.host_download_limit // SUBJECT_SHARE)
+
+    @property
+    def slots_path(self) -> Path:
+        """The file whose byte locks count the host's download slots."""
+        return self.var_dir / SLOTS_FILE
+
+    @property
     def audit_path(self) -> Path:
         """The audit trail's JSON Lines file: as configured, else under the var dir."""
         return Path(self.audit_file) if self.audit_file else self.var_dir / "audit.jsonl"
@@ -157,20 +184,33 @@ _STORE_KEYS = ("store", "local_root", "s3_bucket")
 _DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
 
 
-def worker_threads(environ: Mapping[str, str]) -> int:
-    """Threads per gunicorn worker: ``GUNICORN_THREADS``, else four per CPU (at least 4).
+def worker_processes(environ: Mapping[str, str]) -> int:
+    """gunicorn workers: ``WEB_CONCURRENCY``, else two per CPU (config/gunicorn.conf.py)."""
+    return _whole_number(environ, "WEB_CONCURRENCY", (os.cpu_count() or 1) * 2)
 
-    config/gunicorn.conf.py runs its workers with this, and the download limit is derived
-    from it, so the two cannot disagree.
+
+def worker_threads(environ: Mapping[str, str]) -> int:
+    """Threads per gunicorn worker: ``GUNICORN_THREADS``, else enough for one worker to send
+    every download of the host (workers x DOWNLOADS_PER_WORKER) plus RESERVED_THREADS.
+
+    gunicorn's workers accept connections unevenly, so a worker may be handed most of the
+    host's downloads; the host counts them together (http/slots.py). config/gunicorn.conf.py
+    runs its workers with this, and the download limits are derived from it, so the two
+    cannot disagree.
     """
-    value = environ.get("GUNICORN_THREADS") or str(max(4, (os.cpu_count() or 1) * 4))
+    derived = worker_processes(environ) * DOWNLOADS_PER_WORKER + RESERVED_THREADS
+    return _whole_number(environ, "GUNICORN_THREADS", derived)
+
+
+def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name) or str(default)
     try:
-        threads = int(value)
+        number = int(value)
     except ValueError:
-        raise SettingsError(f"GUNICORN_THREADS must be a whole number, not {value!r}") from None
-    if threads < 1:
-        raise SettingsError("GUNICORN_THREADS must be at least 1")
-    return threads
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise SettingsError(f"{name} must be at least 1")
+    return number
 
 
 def load_settings(
@@ -300,6 +340,19 @@ def _check_download_limit(settings: Settings) -> None:
             f"{PREFIX}MAX_DOWNLOADS_PER_WORKER must be below the threads of a worker"
             f" (GUNICORN_THREADS, {settings.worker_threads}), so some are left for health"
             " checks and refusals"
+        )
+    if settings.max_downloads_per_host < 0 or settings.max_downloads_per_subject < 0:
+        _fail(f"{PREFIX}MAX_DOWNLOADS_PER_HOST and _PER_SUBJECT must not be negative (0: derived)")
+    if settings.host_download_limit > settings.download_limit:
+        _fail(
+            f"{PREFIX}MAX_DOWNLOADS_PER_HOST ({settings.host_download_limit}) must be at most"
+            f" what one worker may send ({settings.download_limit}): a worker may be handed"
+            " most of a host's connections; raise GUNICORN_THREADS"
+        )
+    if settings.subject_download_limit > settings.host_download_limit:
+        _fail(
+            f"{PREFIX}MAX_DOWNLOADS_PER_SUBJECT must be at most the host's"
+            f" ({settings.host_download_limit})"
         )
 
 

@@ -1,9 +1,12 @@
-"""Admission control: a process sends at most its limit of downloads, and every way a
-download ends gives its slot back (SPEC §1 Capacity)."""
+"""Admission control: a process, a host and one caller send at most their limits of
+downloads, and every way a download ends gives its slot back (SPEC §1 Capacity)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,12 +16,13 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
-from reporting_svc.errors import TooManyDownloads
+from reporting_svc.errors import TooManyDownloads, TooManyDownloadsForCaller
 from reporting_svc.http import admission as admission_module
 from reporting_svc.http.admission import Admission
 from reporting_svc.http.bodies import TrackedBody
+from reporting_svc.http.slots import HostSlots
 from reporting_svc.storage import StoreError
-from tests.conftest import BUCKET, DOWNLOAD, error_of
+from tests.conftest import BUCKET, DOWNLOAD, STUDY, error_of
 
 CONTENT = os.urandom(3 * 1024 * 1024 + 5)
 S3 = {"store": "s3", "s3_bucket": BUCKET, "s3_region": "us-east-1", "s3_chunk_size": 65536}
@@ -30,7 +34,23 @@ def settings(make_settings: Any, request: Any) -> Any:
     extra: dict[str, Any] = getattr(request, "param", {})
     if extra.get("store") == "s3":
         request.getfixturevalue("s3_bucket")
-    return make_settings(max_downloads_per_worker=1, **extra)
+    return make_settings(**{"max_downloads_per_worker": 1, **extra})
+
+
+@pytest.fixture
+def slots_file(tmp_path: Any) -> Any:
+    return tmp_path / "download-slots"
+
+
+@pytest.fixture
+def admission(slots_file: Any) -> Callable[..., Admission]:
+    """``admission(host, share=)``: one process's admission on the test's slots file; each
+    call opens its own descriptor, so two stand for two worker processes of a host."""
+
+    def make(host: int = 1, *, share: int = 1) -> Admission:
+        return Admission(HostSlots(slots_file, host, share))
+
+    return make
 
 
 @pytest.fixture
@@ -39,10 +59,14 @@ def job(publish: Any) -> Any:
 
 
 @pytest.fixture
-def fetch(client: FlaskClient, bearer: str, job: Any) -> Callable[..., Any]:
-    """Start a download of the job without reading its body: ``fetch(method=, headers=)``."""
+def fetch(client: FlaskClient, token: Callable[..., str], job: Any) -> Callable[..., Any]:
+    """Start a download of the job without reading its body:
+    ``fetch(method=, headers=, subject=)``."""
 
-    def call(method: str = "GET", headers: dict[str, str] | None = None) -> Any:
+    def call(
+        method: str = "GET", headers: dict[str, str] | None = None, subject: str = "alice"
+    ) -> Any:
+        bearer = token(f"{STUDY}:test:REPORTING_VIEW", subject=subject)
         return client.open(
             DOWNLOAD,
             method=method,
@@ -55,9 +79,9 @@ def fetch(client: FlaskClient, bearer: str, job: Any) -> Callable[..., Any]:
 
 
 @contextmanager
-def slot_taken(fetch: Callable[..., Any]) -> Iterator[Any]:
+def slot_taken(fetch: Callable[..., Any], subject: str = "alice") -> Iterator[Any]:
     """A download in flight, its body unread, for as long as the block runs."""
-    response = fetch()
+    response = fetch(subject=subject)
     try:
         assert response.status_code == 200
         yield response
@@ -65,9 +89,10 @@ def slot_taken(fetch: Callable[..., Any]) -> Iterator[Any]:
         response.close()
 
 
-def admits_another(fetch: Callable[..., Any]) -> bool:
-    """Whether a download now starts (200) rather than being refused as busy (503)."""
-    response = fetch()
+def admits_another(fetch: Callable[..., Any], subject: str = "bob") -> bool:
+    """Whether a download by another caller than alice now starts (200) rather than being
+    refused as busy (503)."""
+    response = fetch(subject=subject)
     response.close()
     assert response.status_code in (200, 503)
     return bool(response.status_code == 200)
@@ -82,7 +107,7 @@ def test_a_download_past_the_limit_is_refused_at_once_with_503_and_retry_after(
 ) -> None:
     before = refused_busy()
     with slot_taken(fetch):
-        response = fetch(headers={"X-Request-ID": "past-the-limit"})
+        response = fetch(headers={"X-Request-ID": "past-the-limit"}, subject="bob")
 
     assert response.status_code == 503
     data = error_of(response)
@@ -136,7 +161,7 @@ def test_a_download_whose_start_record_fails_gives_the_slot_back(
     assert error_of(response)["errorMessage"] == "Audit trail unavailable"
 
     # Every download is refused while the trail is unwritable: ask the slots themselves.
-    release = app.extensions["reporting_svc"].delivery.admission.admit()
+    release = app.extensions["reporting_svc"].delivery.admission.admit("alice")
     release()
 
 
@@ -199,9 +224,11 @@ def test_health_is_answered_while_every_slot_is_taken(
     assert answers == [200, 200, 200]
 
 
-def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails() -> None:
-    admission = Admission(1)
-    body = TrackedBody(open(os.devnull, "rb"), 0, 0, release=admission.admit())  # noqa: SIM115
+def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails(
+    admission: Callable[..., Admission],
+) -> None:
+    one = admission()
+    body = TrackedBody(open(os.devnull, "rb"), 0, 0, release=one.admit("alice"))  # noqa: SIM115
 
     def failing(sent: int) -> None:
         raise RuntimeError("the end record could not be prepared")
@@ -211,44 +238,123 @@ def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails() -> Non
         body.close()
     body.close()
 
-    admission.admit()()
+    one.admit("alice")()
 
 
+@pytest.mark.parametrize("subject", ["alice", "bob"], ids=["same-caller", "other-caller"])
 def test_while_slots_are_coming_free_a_download_waits_for_one(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, admission: Callable[..., Admission], subject: str
 ) -> None:
     monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
-    admission = Admission(1)
-    admission.admit()()  # a short download came and went: slots are turning over
-    release = admission.admit()
+    monkeypatch.setattr(admission_module, "CHURN_WINDOW", 30.0)
+    one = admission()
+    one.admit("alice")()  # a short download came and went: slots are turning over
+    release = one.admit("alice")
     timer = threading.Timer(0.05, release)
     timer.start()
 
-    admission.admit()  # waits for the slot instead of raising TooManyDownloads
+    one.admit(subject)  # waits for the slot instead of raising
     timer.join()
 
 
 def test_when_no_slot_came_free_lately_a_download_is_refused_without_waiting(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, admission: Callable[..., Admission]
 ) -> None:
     monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)
-    admission = Admission(1)
-    release = admission.admit()  # held by a slow client since before the window
-    monkeypatch.setattr(admission, "_freed_at", -admission_module.CHURN_WINDOW - 1.0)
+    one = admission()
+    release = one.admit("alice")  # held by a slow client since before the window
+    monkeypatch.setattr(one, "_freed_at", -admission_module.CHURN_WINDOW - 1.0)
     timer = threading.Timer(0.2, release)
     timer.start()
 
     with pytest.raises(TooManyDownloads):
-        admission.admit()
+        one.admit("bob")
     timer.join()
 
 
-def test_a_slot_given_back_twice_counts_once() -> None:
-    admission = Admission(1)
-    release = admission.admit()
+def test_a_slot_given_back_twice_counts_once(admission: Callable[..., Admission]) -> None:
+    one = admission()
+    release = one.admit("alice")
     release()
     release()
 
-    admission.admit()
+    one.admit("alice")
     with pytest.raises(TooManyDownloads):
-        admission.admit()
+        one.admit("bob")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"max_downloads_per_worker": 3, "max_downloads_per_subject": 2}],
+    ids=["share-of-2-in-3"],
+    indirect=True,
+)
+def test_a_caller_holding_its_share_is_refused_with_429_while_another_still_gets_a_slot(
+    fetch: Callable[..., Any], audit_records: Any
+) -> None:
+    with slot_taken(fetch), slot_taken(fetch):
+        response = fetch(headers={"X-Request-ID": "past-the-share"})
+        response.close()
+        other_admitted = admits_another(fetch)
+
+    assert response.status_code == 429
+    assert error_of(response)["errorCode"] == "REPT_429"
+    assert error_of(response)["errorMessage"] == "Too many downloads by this caller"
+    assert response.headers["Retry-After"].isdigit()
+    assert other_admitted
+    [record] = [r for r in audit_records() if r["requestId"] == "past-the-share"]
+    assert (record["event"], record["status"], record["subject"]) == ("refused", 429, "alice")
+
+
+def test_the_host_refuses_only_when_all_its_processes_together_are_full(
+    admission: Callable[..., Admission],
+) -> None:
+    first, second = admission(2, share=2), admission(2, share=2)
+
+    first.admit("alice")
+    second.admit("bob")  # the first worker's free thread does not count: the host is full
+
+    for worker in (first, second):
+        with pytest.raises(TooManyDownloads):
+            worker.admit("carol")
+
+
+def test_a_callers_share_is_counted_across_the_hosts_processes(
+    admission: Callable[..., Admission],
+) -> None:
+    first, second = admission(3, share=1), admission(3, share=1)
+    first.admit("alice")
+
+    with pytest.raises(TooManyDownloadsForCaller):
+        second.admit("alice")
+    second.admit("bob")
+    second.admit("carol")  # alice's refusal took no slot of the host's
+
+
+def test_a_killed_process_gives_its_slots_back_at_once(
+    admission: Callable[..., Admission], slots_file: Any
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EVERY_SLOT, str(slots_file)], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+        with pytest.raises(TooManyDownloads):
+            admission(2, share=2).admit("alice")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+
+    admission(2, share=2).admit("alice")
+
+
+# A worker that takes both of a host's slots and is then killed before it gives them back.
+HOLD_EVERY_SLOT = """
+import sys, time
+from pathlib import Path
+from reporting_svc.http.slots import HostSlots, Refusal
+slots = HostSlots(Path(sys.argv[1]), 2, 1)
+assert not any(isinstance(slots.take(subject), Refusal) for subject in ("x", "y"))
+print("holding", flush=True)
+time.sleep(60)
+"""

@@ -10,7 +10,12 @@ import pytest
 
 from reporting_svc.catalog import DatabaseLimits, database_limits
 from reporting_svc.devsecret import FILE_NAME
-from reporting_svc.settings import SettingsError, load_settings
+from reporting_svc.settings import (
+    DOWNLOADS_PER_WORKER,
+    RESERVED_THREADS,
+    SettingsError,
+    load_settings,
+)
 from tests.conftest import SECRET
 
 
@@ -250,6 +255,45 @@ def test_download_limit_defaults_to_all_threads_of_a_worker_but_two(env, threads
 def test_a_configured_download_limit_below_the_threads_is_kept(env):
     changes = {"GUNICORN_THREADS": "16", "REPORTING_SVC_MAX_DOWNLOADS_PER_WORKER": "15"}
     assert load_settings({**env, **changes}).download_limit == 15
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_by_default_any_worker_has_threads_for_all_of_its_hosts_downloads(env, workers):
+    settings = load_settings({**env, "WEB_CONCURRENCY": workers})
+
+    host = int(workers) * DOWNLOADS_PER_WORKER
+    assert settings.worker_threads == host + RESERVED_THREADS
+    assert settings.download_limit == settings.host_download_limit == host
+    assert settings.subject_download_limit == max(1, host // 4)
+
+
+@pytest.mark.parametrize(
+    ("changes", "host", "share"),
+    [
+        ({"GUNICORN_THREADS": "10"}, 8, 2),
+        ({"GUNICORN_THREADS": "3"}, 1, 1),
+        ({"GUNICORN_THREADS": "10", "REPORTING_SVC_MAX_DOWNLOADS_PER_HOST": "5"}, 5, 1),
+        ({"GUNICORN_THREADS": "10", "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "8"}, 8, 8),
+    ],
+    ids=["derived", "one-slot", "host-set", "share-set"],
+)
+def test_host_and_caller_download_limits(env, changes, host, share):
+    settings = load_settings({**env, **changes})
+
+    assert (settings.host_download_limit, settings.subject_download_limit) == (host, share)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"REPORTING_SVC_MAX_DOWNLOADS_PER_HOST": "9"}, "GUNICORN_THREADS"),
+        ({"REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "9"}, "MAX_DOWNLOADS_PER_SUBJECT"),
+        ({"REPORTING_SVC_MAX_DOWNLOADS_PER_HOST": "-1"}, "must not be negative"),
+    ],
+    ids=["host-above-a-worker", "share-above-the-host", "negative"],
+)
+def test_download_limits_that_cannot_hold_are_refused(env, changes, named):
+    assert named in refusal({**env, "GUNICORN_THREADS": "10", **changes})
 
 
 def test_metrics_token_in_bearer_syntax_is_accepted(env):

@@ -30,9 +30,11 @@ ERROR_STATUSES = {
     "other check passed, so a caller who may not see the job never gets it.",
     412: "If-Match or If-Unmodified-Since names another version of the file.",
     416: "The single `Range` cannot be satisfied; `Content-Range` gives the size.",
-    429: "Too many requests from this client (answered by the proxy in front).",
+    429: "This caller already has its share of the host's downloads in progress, or (from "
+    "the proxy in front) too many requests from this client address; retry later.",
     500: "A fault of the service or its store, never a stack trace or a path.",
-    503: "The report store or the audit trail is unavailable; retry later.",
+    503: "The report store or the audit trail is unavailable, or the host is sending as "
+    "many downloads as it can; retry later.",
 }
 LIST_ERROR_STATUSES = {
     400: "Insufficient or invalid parameters; `details` names each one and its rule.",

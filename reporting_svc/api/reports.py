@@ -25,16 +25,16 @@ OTHER_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"
 def download(attempt: Attempt) -> Response:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
     services: Services = current_app.extensions["reporting_svc"]
-    attempt.principal = services.authenticate(request)
+    attempt.principal = principal = services.authenticate(request)
     query = parser.parse(_schema, request)
     attempt.job = record = services.find_job(query.id)
-    attempt.granted = bool(services.authorise(attempt.principal, record))
+    attempt.granted = bool(services.authorise(principal, record))
     if not attempt.granted:
         raise PermissionDenied(record.requiredPermission)
     if not query.matches(record):
         raise JobNotFound()
     services.check_available(record)
-    return services.delivery.respond(record, request)
+    return services.delivery.respond(record, request, principal.subject)
 
 
 @bp.route("/download", methods=OTHER_METHODS, provide_automatic_options=False)

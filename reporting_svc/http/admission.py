@@ -1,18 +1,26 @@
-"""Admission control: how many downloads one process sends itself at once (SPEC §1 Capacity).
+"""Admission control: how many downloads a host, one of its processes and one caller send at
+once (SPEC §1 Capacity).
 
 In ``stream`` and ``proxy`` a download holds a gunicorn thread until its last byte, and a
 request that finds every thread busy waits, health checks included. So a process takes
-at most ``limit`` downloads and refuses the next one at once with 503; the threads it
-keeps free answer everything else. A slot is taken before the store is asked for bytes
-and given back exactly once, when the body closes or when the answer fails before it.
+at most as many downloads as it has threads but a few. The host takes at most its
+``host_limit`` and one caller at most its ``subject_limit``, counted across the host's
+processes (http/slots.py), and ``host_limit`` is at most what one process may take
+(settings.py): gunicorn's workers accept connections unevenly, so a host refuses only
+when the host is full, whichever worker accepted, and one caller's slow downloads cannot
+take every slot from the others. A download past its caller's share is refused with 429
+(TooManyDownloadsForCaller), past the host's slots with 503 (TooManyDownloads); the
+threads kept free answer everything else. A slot is taken before the store is asked
+for bytes and given back exactly once, when the body closes or when the answer fails
+before it.
 
 A slot is also held while the download's ``start`` record waits for the disk, so under a
 burst of small downloads every slot may be taken for a few milliseconds at a time: a
-download waits up to SLOT_WAIT for one before it is refused, but only while slots are
-coming free (one did within CHURN_WINDOW). When every slot is held by a slow client,
-none has for a while: the download is refused at once. Waiting then would only queue
-the refusals of a burst, SLOT_WAIT each, behind the few threads kept free, and the last
-503 would come half a second late.
+download then waits for one, up to SLOT_WAIT, for as long as slots keep coming free (one
+did in this process within CHURN_WINDOW). Every thread of a worker may be in the app at
+once (threads are the host's slots plus a few), so this wait is the queue a burst of
+small downloads waits in. When every slot is held by a slow client, none comes free: the
+download is refused at once, instead of queueing its refusal behind the others'.
 """
 
 from __future__ import annotations
@@ -22,46 +30,62 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import TooManyDownloads
-from ..metrics import DOWNLOADS_REFUSED_BUSY
+from ..errors import TooManyDownloads, TooManyDownloadsForCaller
+from ..metrics import DOWNLOADS_REFUSED_BUSY, DOWNLOADS_REFUSED_CALLER
+from .slots import HostSlots, Refusal
 
 Release = Callable[[], None]
-# Long enough for a slot held by a small download (an fsync or two) to come free; short
-# enough that a refusal is still "at once" and the threads kept free stay free.
-SLOT_WAIT = 0.025
-# Under a burst of short downloads a slot comes free every few milliseconds; slow clients
-# hold theirs for minutes, and one download that ended a while ago says nothing of now.
-CHURN_WINDOW = 2 * SLOT_WAIT
+# Long enough for a burst of small downloads (each holding its slot for an fsync or two)
+# to be served in turn on a busy host; short enough that no client waits long for a 503.
+SLOT_WAIT = 0.25
+# Under a burst of short downloads a slot of this process comes free every few tens of
+# milliseconds even on a loaded host (a 50 ms window gave up on half of a 64-connection
+# burst); slow clients hold theirs for minutes, and one download that ended a while ago
+# says nothing of now.
+CHURN_WINDOW = 0.25
+# A slot this process gives back wakes its waiters at once; one another process gives
+# back is seen within this. Each look is up to a share's and a host's fcntl calls, so
+# looking more often costs a burst's waiters more CPU than it wins them slots.
+POLL = 0.02
 
 
 class Admission:
-    """``limit`` download slots, shared by the threads of one process."""
+    """The host's download ``slots``, as one process takes and gives them back."""
 
-    def __init__(self, limit: int):
-        if limit < 1:
-            raise ValueError("a process must admit at least one download")
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+    def __init__(self, slots: HostSlots):
+        self.slots = slots
         self._freed_at = -math.inf
+        self._freed = threading.Condition()
 
-    def admit(self) -> Release:
-        """Take a slot, or raise TooManyDownloads; call the result to give it back."""
-        if not (self._slots.acquire(blocking=False) or self._wait_for_a_slot()):
-            DOWNLOADS_REFUSED_BUSY.inc()
-            raise TooManyDownloads()
+    def admit(self, subject: str) -> Release:
+        """Take a slot for ``subject``, or raise TooManyDownloads (503) or
+        TooManyDownloadsForCaller (429); call the result to give it back."""
+        deadline = time.monotonic() + SLOT_WAIT
+        taken = self.slots.take(subject)
+        while isinstance(taken, Refusal):
+            now = time.monotonic()
+            if now >= deadline or now - self._freed_at > CHURN_WINDOW:
+                if taken is Refusal.SUBJECT:
+                    DOWNLOADS_REFUSED_CALLER.inc()
+                    raise TooManyDownloadsForCaller()
+                DOWNLOADS_REFUSED_BUSY.inc()
+                raise TooManyDownloads()
+            with self._freed:
+                self._freed.wait(POLL)
+            taken = self.slots.take(subject)
+        return self._release_of(taken)
+
+    def _release_of(self, taken: tuple[int, int]) -> Release:
+        """Gives back the slots taken, once however often it is called."""
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                self._freed_at = time.monotonic()
-                self._slots.release()
+                self.slots.give_back(taken)
+                with self._freed:
+                    self._freed_at = time.monotonic()
+                    self._freed.notify()
 
         return release
-
-    def _wait_for_a_slot(self) -> bool:
-        """Wait up to SLOT_WAIT for a slot, if one came free within CHURN_WINDOW."""
-        if time.monotonic() - self._freed_at > CHURN_WINDOW:
-            return False
-        return self._slots.acquire(timeout=SLOT_WAIT)

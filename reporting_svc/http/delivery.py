@@ -27,6 +27,7 @@ from .attachment import content_disposition
 from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
 from .representation import file_headers, validators
+from .slots import HostSlots
 
 BLOCK_SIZE = 1024 * 1024
 MISMATCH = "The report file does not match its record"
@@ -81,14 +82,15 @@ class Delivery(ABC):
             raise SettingsError(f"delivery {self.name} needs a store that offers {wanted}")
         self.store = store
 
-    def respond(self, record: JobRecord, request: Request) -> Response:
+    def respond(self, record: JobRecord, request: Request, subject: str) -> Response:
+        """The answer to ``subject``'s granted request; its bytes count against its share."""
         answer = decide(request, record)
         if answer.status == 304:
             return Response(status=304, headers=validators(record))
         headers = file_headers(record, answer)
         if request.method == "HEAD":
             return self.head(record, headers)
-        return self.send(record, answer, headers, request)
+        return self.send(record, answer, headers, request, subject)
 
     def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
         """A full GET's status and headers; the store is checked, the file is not read."""
@@ -105,7 +107,12 @@ class Delivery(ABC):
 
     @abstractmethod
     def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+        self,
+        record: JobRecord,
+        answer: Answer,
+        headers: dict[str, str],
+        request: Request,
+        subject: str,
     ) -> Response:
         """Answer a GET with the bytes of ``answer``."""
 
@@ -115,20 +122,27 @@ class StreamDelivery(Delivery):
 
     Under gunicorn a local file goes by sendfile; a body without a descriptor (S3's) is
     read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode. Each
-    body holds one of the process's ``limit`` download slots until it closes; past them a
-    download is refused at once (TooManyDownloads), before the store is asked.
+    body holds one of the ``admission``'s download slots until it closes; past them a
+    download is refused at once, before the store is asked.
     """
 
-    def __init__(self, store: Store, block_size: int, limit: int, *, name: str = "stream"):
+    def __init__(
+        self, store: Store, block_size: int, admission: Admission, *, name: str = "stream"
+    ):
         self.name = name
         super().__init__(store)
         self.block_size = block_size
-        self.admission = Admission(limit)
+        self.admission = admission
 
     def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+        self,
+        record: JobRecord,
+        answer: Answer,
+        headers: dict[str, str],
+        request: Request,
+        subject: str,
     ) -> Response:
-        release = self.admission.admit()
+        release = self.admission.admit(subject)
         try:
             stored = self.store.open_range(record, answer.start, answer.length)
             if stored.size != record.size:
@@ -152,15 +166,20 @@ class AccelDelivery(StreamDelivery):
 
     needs = frozenset({Offer.INTERNAL_PATH})
 
-    def __init__(self, store: Store, prefix: str, limit: int):
-        super().__init__(store, BLOCK_SIZE, limit, name="x-accel")
+    def __init__(self, store: Store, prefix: str, admission: Admission):
+        super().__init__(store, BLOCK_SIZE, admission, name="x-accel")
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+        self,
+        record: JobRecord,
+        answer: Answer,
+        headers: dict[str, str],
+        request: Request,
+        subject: str,
     ) -> Response:
         if has_preconditions(request):  # nginx would evaluate them again, wrongly
-            return super().send(record, answer, headers, request)
+            return super().send(record, answer, headers, request, subject)
         return self.hand_over(record, answer, headers)
 
     def hand_over(self, record: JobRecord, answer: Answer, headers: dict[str, str]) -> Response:
@@ -188,12 +207,17 @@ class RelayDelivery(AccelDelivery):
 
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, prefix: str, limit: int, expires: int):
-        super().__init__(store, prefix, limit)
+    def __init__(self, store: Store, prefix: str, admission: Admission, expires: int):
+        super().__init__(store, prefix, admission)
         self.expires = expires
 
     def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+        self,
+        record: JobRecord,
+        answer: Answer,
+        headers: dict[str, str],
+        request: Request,
+        subject: str,
     ) -> Response:
         return self.hand_over(record, answer, headers)
 
@@ -216,19 +240,24 @@ class RedirectDelivery(StreamDelivery):
 
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, block_size: int, limit: int, expires: int):
-        super().__init__(store, block_size, limit, name="redirect")
+    def __init__(self, store: Store, block_size: int, admission: Admission, expires: int):
+        super().__init__(store, block_size, admission, name="redirect")
         self.expires = expires
 
     def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
         return self.redirect(record)
 
     def send(
-        self, record: JobRecord, answer: Answer, headers: dict[str, str], request: Request
+        self,
+        record: JobRecord,
+        answer: Answer,
+        headers: dict[str, str],
+        request: Request,
+        subject: str,
     ) -> Response:
         ignored_range = answer.status == 200 and "Range" in request.headers
         if ignored_range or any(name in request.headers for name in VALIDATOR_HEADERS):
-            return super().send(record, answer, headers, request)
+            return super().send(record, answer, headers, request, subject)
         return self.redirect(record)
 
     def redirect(self, record: JobRecord) -> Response:
@@ -239,16 +268,20 @@ class RedirectDelivery(StreamDelivery):
 
 def make_delivery(settings: Settings, store: Store) -> Delivery:
     """The delivery mode the settings choose, for whichever store they built."""
-    mode, limit = settings.delivery, settings.download_limit
+    mode = settings.delivery
+    slots = HostSlots(
+        settings.slots_path, settings.host_download_limit, settings.subject_download_limit
+    )
+    admission = Admission(slots)
     relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
     if mode == "x-accel" and relayed:
         return RelayDelivery(
-            store, settings.x_accel_prefix, limit, settings.x_accel_presign_expires
+            store, settings.x_accel_prefix, admission, settings.x_accel_presign_expires
         )
     if mode == "x-accel":
-        return AccelDelivery(store, settings.x_accel_prefix, limit)
+        return AccelDelivery(store, settings.x_accel_prefix, admission)
     if mode == "redirect":
-        return RedirectDelivery(store, settings.s3_chunk_size, limit, settings.presign_expires)
+        return RedirectDelivery(store, settings.s3_chunk_size, admission, settings.presign_expires)
     if mode == "proxy":
-        return StreamDelivery(store, settings.s3_chunk_size, limit, name="proxy")
-    return StreamDelivery(store, BLOCK_SIZE, limit)
+        return StreamDelivery(store, settings.s3_chunk_size, admission, name="proxy")
+    return StreamDelivery(store, BLOCK_SIZE, admission)

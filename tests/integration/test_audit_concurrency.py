@@ -102,8 +102,14 @@ def test_processes_and_threads_appending_at_once_leave_one_verifiable_chain(
 @pytest.fixture
 def env(service_env: dict[str, str]) -> dict[str, str]:
     """The service's environment with four gunicorn workers sharing the trail."""
-    # 16 clients at once: a slot for each in any one worker, so none is refused as busy.
-    return {**service_env, "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "18"}
+    # 16 clients at once, one caller: a slot for each in any one worker and in the
+    # caller's share, so none is refused as busy.
+    return {
+        **service_env,
+        "WEB_CONCURRENCY": "4",
+        "GUNICORN_THREADS": "18",
+        "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "16",
+    }
 
 
 @pytest.fixture

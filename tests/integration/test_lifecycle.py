@@ -122,12 +122,18 @@ def listed(base: str, token: str) -> int:
 def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[str, str]]]:
     """The environments of the hosts under test: one host on local disk with four
     workers, or two hosts on one S3 store (moto's server) and one PostgreSQL catalog."""
+    # The test's 8 downloads at once share one token: give its caller room for them all.
+    one_caller = {"REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "8"}
     if request.param == "local":
-        env = {**p.service_env(tmp_path / "host"), "WEB_CONCURRENCY": "4"}
+        env = {**p.service_env(tmp_path / "host"), "WEB_CONCURRENCY": "4", **one_caller}
         yield [env]
         return
     moto, catalog = request.getfixturevalue("moto_server"), request.getfixturevalue("postgres_url")
-    shared = {**p.s3_env(p.service_env(tmp_path), moto), "REPORTING_SVC_CATALOG_URL": catalog}
+    shared = {
+        **p.s3_env(p.service_env(tmp_path), moto),
+        "REPORTING_SVC_CATALOG_URL": catalog,
+        **one_caller,
+    }
     yield [
         {**shared, "REPORTING_SVC_VAR_DIR": str(tmp_path / name / "var")}
         for name in ("host-a", "host-b")

@@ -17,6 +17,7 @@ import boto3
 import pytest
 import requests
 
+from reporting_svc.refused import WITHHELD
 from tests.conftest import DOWNLOAD, SECRET, STUDY
 from tests.integration.processes import Processes
 
@@ -276,7 +277,7 @@ def test_a_token_in_a_header_line_gunicorn_refuses_reaches_neither_answer_nor_lo
     assert json.loads(body)["errorData"]["errorCode"] == "REPT_400"
     log = (processes.folder / f"serve-{port}.stderr").read_text()
     warnings = [json.loads(line) for line in log.splitlines() if "Invalid request" in line]
-    assert [entry["message"].endswith("Bearer [redacted]'") for entry in warnings] == [True]
+    assert [entry["message"].endswith(f"'{WITHHELD}'") for entry in warnings] == [True]
     assert token.encode() not in answer
     assert token not in log
 

@@ -34,8 +34,12 @@ REPORTS = {
 }
 DIGESTS = {name: hashlib.sha256(content).hexdigest() for name, content in REPORTS.items()}
 # Enough threads (and so download slots) that no client of the load is ever refused as
-# busy: this test checks what is sent, tests/reliability/test_slow_clients.py capacity.
-ROOMY = {"GUNICORN_THREADS": str(CONCURRENCY + 2)}
+# busy, nor its one caller past its share: this test checks what is sent,
+# tests/reliability/test_slow_clients.py capacity.
+ROOMY = {
+    "GUNICORN_THREADS": str(CONCURRENCY + 2),
+    "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": str(CONCURRENCY),
+}
 
 
 @dataclass(frozen=True)

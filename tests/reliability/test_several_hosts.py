@@ -188,6 +188,7 @@ def test_a_host_killed_under_load_loses_nothing_and_serves_again(
         REPORTING_SVC_TRUSTED_PROXIES="127.0.0.1",
         WEB_CONCURRENCY="2",
         GUNICORN_THREADS=str(CLIENTS + 2),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(CLIENTS),  # one token for every client
     )
     settings = load_settings(shared)
     store, catalog = make_test_store(settings), make_catalog(settings)

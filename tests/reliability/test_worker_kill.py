@@ -133,10 +133,15 @@ def test_killed_worker_fails_only_its_own_connections_and_is_replaced(
     killer, gunicorn's own timeout) lands there sooner or later under load. The next
     writer completes the killed one's batch: no other request fails, no repair is needed.
     """
-    # One worker alone has a download slot for every client: none is refused as busy
-    # while the others are being killed.
+    # One worker alone has a download slot for every client, and their one caller a share
+    # of all: none is refused as busy while the others are being killed.
     deployment = deploy(
-        processes, "stream", REPORTS, workers=WORKERS, GUNICORN_THREADS=str(CLIENTS + 2)
+        processes,
+        "stream",
+        REPORTS,
+        workers=WORKERS,
+        GUNICORN_THREADS=str(CLIENTS + 2),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(CLIENTS),
     )
     host, port = deployment.address()
     workers = wait_for_workers(deployment.master, WORKERS)
@@ -192,7 +197,11 @@ def test_workers_killed_at_random_under_load_never_need_a_person(
     followed by downloads served, and the trail verifies. (Hundreds of kills:
     ``python -m bench.worker_kills``.)"""
     deployment = deploy(
-        processes, "stream", {"small.bin": REPORTS["small.bin"]}, GUNICORN_THREADS=str(34)
+        processes,
+        "stream",
+        {"small.bin": REPORTS["small.bin"]},
+        GUNICORN_THREADS=str(34),
+        REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT=str(32),  # the 32 clients' one caller
     )
     wait_for_workers(deployment.master, WORKERS)
 
