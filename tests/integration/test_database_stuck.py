@@ -39,21 +39,23 @@ def stuck_service(
     cli_publish: Callable[..., dict[str, Any]],
     cli_token: Callable[..., str],
 ) -> Callable[..., dict[str, str]]:
-    """``stuck_service(**settings)``: the service on PostgreSQL (catalog and audit trail)
-    with one published report; returns the URLs that need the database, the token and
-    the database's libpq URL."""
+    """``stuck_service(**settings)``: the service on PostgreSQL (catalog and audit trail),
+    serving as the README's role, with one report the owner published; returns the URLs
+    that need the database, the token and the owner's libpq URL."""
 
     def start(**settings: str) -> dict[str, str]:
         database = own_postgres.create_database()
-        env = {
+        owner = {
             **service_env,
             **THREADS,
             **{f"REPORTING_SVC_{name.upper()}": value for name, value in settings.items()},
             "REPORTING_SVC_AUDIT_SINK": "postgres",
             "REPORTING_SVC_CATALOG_URL": database,
         }
+        role = own_postgres.create_service_role(database, "reporting_svc")
+        env = {**owner, "REPORTING_SVC_CATALOG_URL": role}
         (tmp_path / "r.csv").write_bytes(b"a,b\n1,2\n")
-        job = cli_publish(env, tmp_path / "r.csv")["id"]
+        job = cli_publish(owner, tmp_path / "r.csv")["id"]
         base = serve(env)
         return {
             "base": base,
