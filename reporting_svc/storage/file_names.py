@@ -11,6 +11,7 @@ with one is shown everywhere in the same cleaned form.
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from pathvalidate import ValidationError, sanitize_filename, validate_filename
@@ -38,11 +39,13 @@ def is_safe_file_name(name: str) -> bool:
     return all(_plain(form) for form in (name, _nfkc(name)))
 
 
+@lru_cache(maxsize=4096)
 def shown_file_name(name: str) -> str:
     """``name`` if safe; otherwise its last path part cleaned until it is, or ``report``.
 
     A name left with only an extension (``.csv``) becomes ``report.csv``, so the client
-    still knows what it saves; a long name is cut but keeps its extension.
+    still knows what it saves; a long name is cut but keeps its extension. Remembered:
+    every download and listed run asks it, and the check cost a download tens of µs.
     """
     if is_safe_file_name(name):
         return name
