@@ -74,7 +74,7 @@ def local_env(base: dict[str, str], folder: Path) -> dict[str, str]:
         REPORTING_SVC_JWT_SECRET=SECRET,
     )
     # The benchmark's one token stands for many callers: give it the host's whole share, so
-    # the figures measure what a download costs, not one caller's bound (README "Capacity").
+    # the figures measure what a download costs, not one caller's bound (docs/deploying.md).
     env["REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT"] = str(load_settings(env).host_download_limit)
     return env
 

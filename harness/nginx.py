@@ -45,7 +45,7 @@ def site(
 ) -> str:
     """config/nginx.conf for this run: ``rate`` None lifts the per-client limits (the
     request rate and the requests in progress per address, else both as shipped); several
-    upstreams are balanced, as README's "Several hosts" shows; ``s3_tls`` points the S3
+    upstreams are balanced, as docs/deploying.md's "Several hosts" shows; ``s3_tls`` points the S3
     relay at a private DNS server and CA (else the shipped resolver and system CAs stay)."""
     text = (CONFIG / "nginx.conf").read_text()
     hosts = [upstream] if isinstance(upstream, str) else upstream

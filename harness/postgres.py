@@ -6,8 +6,8 @@ the process the harness holds is the postmaster itself), in a folder of its own 
 the system's temporary directory (a pytest folder is closed to other users). Clients
 connect over TCP as the superuser ``reporting``, trusted on the loopback only.
 
-The service itself connects as the role the README's "PostgreSQL roles" block makes:
-``create_service_role`` runs that block's commands, read from the README, so the roles
+The service itself connects as the role the deployment guide's "PostgreSQL roles" block makes:
+``create_service_role`` runs that block's commands, read from docs/deploying.md, so the roles
 the tests run the service with are exactly the documented ones.
 """
 
@@ -36,8 +36,8 @@ SUPERUSER = "reporting"
 #: What the tests trade for speed; a benchmark keeps PostgreSQL's durable defaults.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 PROJECT = Path(__file__).resolve().parents[1]
-README = PROJECT / "README.md"
-#: The README's heading of the block that makes the service's role, and that role's name.
+DEPLOYING = PROJECT / "docs" / "deploying.md"
+#: The deployment guide's heading of the block that makes the service's role, and that role's name.
 ROLES_HEADING = "**PostgreSQL roles.**"
 DOCUMENTED_ROLE = "reporting_svc"
 
@@ -92,7 +92,7 @@ class Postgres:
 
     def create_service_role(self, owner_url: str, role: str) -> str:
         """Make ``role`` in the database of ``owner_url`` (one ``create_database`` gave) as
-        the README's roles block makes the service's; returns the role's URL.
+        the deployment guide's roles block makes the service's; returns the role's URL.
 
         Each command of the block runs as written, with ``role`` for the documented name
         (roles are the server's, shared by every test database) and ``owner_url`` (the
@@ -120,9 +120,9 @@ class Postgres:
                     check=False,
                 )
                 if result.returncode:
-                    raise RuntimeError(f"the README's {shlex.join(words)} failed: {result.stderr}")
+                    raise RuntimeError(f"the guide's {shlex.join(words)} failed: {result.stderr}")
             else:
-                raise ValueError(f"the README's roles block runs {words[0]}: not a known command")
+                raise ValueError(f"the guide's roles block runs {words[0]}: not a known command")
         return self.url(database, user=role)
 
     def halt(self) -> None:
@@ -155,9 +155,9 @@ class Postgres:
 
 
 def documented_role_commands() -> list[list[str]]:
-    """The commands of the README's PostgreSQL roles block, split as sh splits them
+    """The commands of the deployment guide's PostgreSQL roles block, split as sh splits them
     (comments left out, continued lines joined)."""
-    section = README.read_text().split(ROLES_HEADING, 1)[1]
+    section = DEPLOYING.read_text().split(ROLES_HEADING, 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     lines = block.replace("\\\n", " ").splitlines()
     return [words for words in (shlex.split(line, comments=True) for line in lines) if words]

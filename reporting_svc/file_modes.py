@@ -2,7 +2,7 @@
 
 Reports, records, the catalog and the audit trail are readable around authorisation by
 anyone who can open them, so no file or directory the service creates grants anything
-to other accounts. nginx reaches the store's files through a group (README, Deploying),
+to other accounts. nginx reaches the store's files through a group (docs/deploying.md),
 so those are created group-readable whatever the process's umask: a restrictive umask
 would otherwise lock nginx out, and a permissive one would open them to everybody. A
 directory keeps the set-group-ID bit it inherits, which is how new job directories and

@@ -37,7 +37,7 @@ MAX_RETENTION_DAYS = 100 * 366
 # disk or network. Nothing bounds a claimant paused longer (a frozen VM, SIGSTOP).
 DEFAULT_PURGE_LEASE_SECONDS = 15 * 60
 MAX_PURGE_LEASE_SECONDS = 7 * 24 * 3600
-# Waits for PostgreSQL (README: A stuck database) and readiness, in seconds; libpq takes
+# Waits for PostgreSQL (docs/deploying.md: A stuck database) and readiness, in seconds; libpq takes
 # no connect timeout under 2 s.
 MAX_WAIT_SECONDS = 3600
 MIN_CONNECT_SECONDS = 2
@@ -76,7 +76,7 @@ class Settings:
     s3_chunk_size: int = 1024 * 1024
     presign_expires: int = 60
     # Long enough to outlive a burst's queue between signing and S3 reading the request
-    # (README: x-accel on S3); only nginx ever holds the URL.
+    # (docs/stores.md: x-accel on S3); only nginx ever holds the URL.
     x_accel_presign_expires: int = 15
     s3_cache_seconds: int = 3
     max_downloads_per_worker: int = 0

@@ -153,7 +153,7 @@ def expiring(record: JobRecord, *, days: int, job_id: str) -> JobRecord:
 
 
 def test_a_listing_request_writes_nothing_to_the_catalog(listing, catalog, publish, caller):
-    """The service's database role may only read the catalog (README: PostgreSQL roles),
+    """The service's database role may only read the catalog (docs/deploying.md: PostgreSQL roles),
     even when the counts' horizon is a day behind."""
     kept = publish()
     catalog.add(expiring(kept, days=-1, job_id="2" * 32))

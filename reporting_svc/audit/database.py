@@ -35,7 +35,7 @@ from .tables import AUDIT, LIVE, heads, records
 APPEND_LOCK = 0x52505443  # "RPTC"
 #: Rows read or inserted per round trip by verify, show and import.
 ROWS = 1000
-#: What the service's role needs to append a batch (README: roles).
+#: What the service's role needs to append a batch (docs/deploying.md: roles).
 APPENDS = {
     records.name: ("SELECT", "INSERT"),
     heads.name: ("SELECT", "INSERT"),

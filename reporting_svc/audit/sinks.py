@@ -225,7 +225,7 @@ class FileSink:
         writer of this file takes, so two processes on this host never both write it.
 
         The trail is read from where ``recorded`` stopped to its end; a trail on another
-        host is not seen at all (README: Retention and withdrawal).
+        host is not seen at all (docs/lifecycle.md).
         """
         with self._remembering(), self._appending() as trail:
             with self.path.open("rb") as handle:

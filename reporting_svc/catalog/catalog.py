@@ -22,7 +22,7 @@ from .schema import CATALOG, SchemaError, upgrade
 from .tables import count_horizon, job_counts, jobs
 
 BATCH = 1000
-#: What the service's role needs on the catalog: a listing only reads (README: roles).
+#: What the service's role needs on the catalog: a listing only reads (docs/deploying.md: roles).
 READS = {
     table: ("SELECT",)
     for table in (jobs.name, job_counts.name, count_horizon.name, CATALOG.version_table)

@@ -18,7 +18,7 @@ from .record import JobRecord
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 # The tag every report file carries (and no record, claim or entry), so a bucket
-# lifecycle rule can expire the files alone (README: Retention and withdrawal).
+# lifecycle rule can expire the files alone (docs/lifecycle.md).
 CONTENT_TAG = "reporting-svc=content"
 _TAKEN = {"PreconditionFailed", "412"}
 # S3 answers 409 to a conditional write that raced another one on the same key; retried,

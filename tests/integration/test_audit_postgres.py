@@ -335,7 +335,7 @@ def test_the_service_role_may_insert_and_read_audit_rows_but_never_update_or_del
 
 
 class Roles(NamedTuple):
-    """The README's two roles on one database: the tables' owner and the service's role."""
+    """The guide's two roles on one database: the tables' owner and the service's role."""
 
     owner: str
     service: str

@@ -40,7 +40,7 @@ def stuck_service(
     cli_token: Callable[..., str],
 ) -> Callable[..., dict[str, str]]:
     """``stuck_service(**settings)``: the service on PostgreSQL (catalog and audit trail),
-    serving as the README's role, with one report the owner published; returns the URLs
+    serving as the deployment guide's role, with one report the owner published; returns the URLs
     that need the database, the token and the owner's libpq URL."""
 
     def start(**settings: str) -> dict[str, str]:

@@ -142,7 +142,7 @@ def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[
 
 def as_served(hosts: list[dict[str, str]], request: pytest.FixtureRequest) -> list[dict[str, str]]:
     """The hosts' environments for ``serve``: a PostgreSQL catalog is reached as the
-    README's service role (the operator's commands keep the owner's URL)."""
+    the deployment guide's service role (the operator's commands keep the owner's URL)."""
     owner_url = hosts[0].get("REPORTING_SVC_CATALOG_URL")
     if owner_url is None:
         return hosts

@@ -1,4 +1,4 @@
-"""The service on PostgreSQL under exactly the README's roles: it lists, downloads and is
+"""The service on PostgreSQL under exactly the deployment guide's roles: it lists, downloads and is
 ready with the documented grants, and readiness names a privilege taken away."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_the_service_lists_downloads_and_is_ready_with_exactly_the_documented_gr
     ]
 
 
-#: A privilege the README grants, and how /readyz names its loss.
+#: A privilege the deployment guide grants, and how /readyz names its loss.
 REVOKED = [
     ("INSERT ON audit_heads", "the audit database's role lacks INSERT ON audit_heads"),
     ("SELECT ON audit_records", "the audit database's role lacks SELECT ON audit_records"),
@@ -126,14 +126,14 @@ def test_readiness_names_each_privilege_the_service_role_loses_until_it_is_grant
         assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
 
 
-def test_the_readme_shows_the_catalog_grants_that_config_postgres_roles_sql_makes() -> None:
-    """The commented statements in the README's block are the file's, for the documented role."""
+def test_the_guide_shows_the_catalog_grants_that_config_postgres_roles_sql_makes() -> None:
+    """The commented statements in the guide's block are the file's, for the documented role."""
     statements = [
         line.replace(':"role"', DOCUMENTED_ROLE)
         for line in ROLES_SQL.read_text().splitlines()
         if line and not line.startswith("--")
     ]
-    block = (PROJECT / "README.md").read_text().split(postgres.ROLES_HEADING, 1)[1]
+    block = postgres.DEPLOYING.read_text().split(postgres.ROLES_HEADING, 1)[1]
     commented = re.findall(r"^# (.*)$", block.split("```sh\n", 1)[1].split("```", 1)[0], re.M)
 
     assert ["psql", "-v", f"role={DOCUMENTED_ROLE}", "-f", "config/postgres-roles.sql"] in (

@@ -1,4 +1,4 @@
-"""The README's store permissions: nginx, as another account, reads reports through a group.
+"""The guide's store permissions: nginx, as another account, reads reports through a group.
 
 The service writes the store for its owner and group alone (reporting_svc.file_modes); the
 deployment gives the store a group nginx's user is in, with the set-group-ID bit so every
@@ -34,7 +34,7 @@ NGINX_USER, FILES_GROUP = "nobody", "nogroup"
 
 @pytest.fixture
 def deployment() -> Iterator[Path]:
-    """/srv/reporting-svc as the README sets it up: a folder nginx may only pass through,
+    """/srv/reporting-svc as the deployment guide sets it up: a folder nginx may only pass through,
     a store of the files group with the set-group-ID bit, a var folder nginx cannot enter."""
     pwd.getpwnam(NGINX_USER)
     folder = Path(tempfile.mkdtemp(prefix="reporting-svc-", dir="/tmp"))

@@ -127,7 +127,7 @@ def audit_discrepancies(deployment: Deployment, outcomes: list[Outcome]) -> list
     """Request ids whose records differ from SPEC §4's start + end, and unexpected ids.
 
     With x-accel nginx sends the bytes, so the ``end`` record leaves ``bytesSent`` and
-    ``complete`` null (README, "The audit trail"); nginx's access log has the count.
+    ``complete`` null (docs/audit.md); nginx's access log has the count.
     """
     grouped = wait_for_records(deployment.audit_file, {o.request_id: 2 for o in outcomes})
     wrong = [f"unexpected {i}" for i in set(grouped) - {o.request_id for o in outcomes}]

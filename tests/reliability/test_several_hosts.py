@@ -2,7 +2,7 @@
 
 Each host is ``reporting-svc serve`` on its own loopback address (127.0.0.2-4) with its
 own var folder; the store is a bucket on moto's S3 server, and the catalog and the audit
-trail share one PostgreSQL database, which the hosts reach as the README's service role
+trail share one PostgreSQL database, which the hosts reach as the deployment guide's service role
 (the publisher uses the owner). Clients download (whole files and ranges, every body
 hash-checked) and list through nginx; a third of the way in one host is killed with
 SIGKILL (its master and workers: the process group), two thirds in it is started again.
