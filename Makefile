@@ -10,7 +10,7 @@ REDBOT_VENV ?= .venv-redbot
 .PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
-	$(BIN)/reporting-svc serve
+	$(BIN)/reporting-svc serve --init
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest

@@ -30,6 +30,7 @@ from .storage import JobExists, StoreError, make_store
 DEFAULT_BIND = "127.0.0.1:8000"
 # What an error may quote of an unknown argument: an option's name, never a value.
 OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
+INIT_HELP = "start a new, empty deployment in the home if it holds none (docs/settings.md)"
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
 
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
-        settings = load_settings()
+        settings = load_settings(init=getattr(args, "init", False))
         return int(args.run(settings, args))
     except (SettingsError, GrantError, PublishError, ValueError) as error:
         print(f"reporting-svc: error: {error}", file=sys.stderr)
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the service under gunicorn")
     run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
     run.add_argument("--dev", action="store_true", help="Flask's development server instead")
+    run.add_argument("--init", action="store_true", help=INIT_HELP)
     run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
     run.set_defaults(run=serve)
 
@@ -195,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         " unset: never)",
     )
     expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
+    put.add_argument("--init", action="store_true", help=INIT_HELP)
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)

@@ -51,6 +51,20 @@ DOWNLOADS_PER_WORKER = max(4, (os.cpu_count() or 1) * 4) - RESERVED_THREADS
 SUBJECT_SHARE = 4
 # The file of lock bytes that counts a host's download slots (http/slots.py), in var_dir.
 SLOTS_FILE = "download-slots"
+# A deployment's home when none is set, under the user's data directory (XDG Base
+# Directory): the same for every command, wherever it runs.
+HOME_NAME = "reporting-svc"
+# Settings that name where a deployment lives; with none of them (and no settings file) its
+# files are all found through its home, and a home holding none is no deployment yet.
+_LOCATION_KEYS = (
+    "store",
+    "local_root",
+    "s3_bucket",
+    "var_dir",
+    "catalog_url",
+    "audit_url",
+    "audit_file",
+)
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -59,10 +73,15 @@ class SettingsError(Exception):
     """A missing or contradictory setting, reported at start-up in one line."""
 
 
+class NoDeployment(SettingsError):
+    """The home found holds no deployment, and the command was not asked to start one."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service; each field maps to ``REPORTING_SVC_<NAME>``."""
 
+    home: Path = Path()
     store: str = "local"
     local_root: Path = Path("var/reports")
     local_delivery: str = "stream"
@@ -213,12 +232,27 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def default_home(environ: Mapping[str, str]) -> Path:
+    """A deployment's home when ``REPORTING_SVC_HOME`` is not set: ``$XDG_DATA_HOME``
+    (else ``~/.local/share``) ``/reporting-svc``, which no working directory changes."""
+    data = Path(environ.get("XDG_DATA_HOME") or "")
+    if not data.is_absolute():
+        data = Path(environ.get("HOME") or Path.home()) / ".local" / "share"
+    return data / HOME_NAME
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+    *,
+    init: bool = False,
 ) -> Settings:
     """Read settings from a TOML file named by ``REPORTING_SVC_CONFIG``, then the environment.
 
     The environment wins over the file and ``overrides`` (used by tests) over both.
+    Relative paths of the deployment's own files are taken inside its home. When nothing
+    names where the deployment lives and its home holds none, this refuses
+    (``NoDeployment``) unless ``init`` asks to start a new one there.
     """
     environ = os.environ if environ is None else environ
     raw: dict[str, object] = {}
@@ -230,9 +264,31 @@ def load_settings(
         if value is not None and value != "":
             raw[spec.name] = value
     raw.update(overrides or {})
+    raw.setdefault("home", default_home(environ))
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
     threads = worker_threads(environ)
-    return _check(replace(_build(raw), worker_threads=threads), embedded)
+    settings = _at_home(replace(_build(raw), worker_threads=threads))
+    implicit = not config_file and not any(key in raw for key in _LOCATION_KEYS)
+    if implicit and not init and not settings.var_dir.is_dir():
+        raise NoDeployment(
+            f"no deployment in {settings.home}; set {PREFIX}HOME to an existing deployment's"
+            " home, or start a new, empty one there with serve --init or publish --init"
+            " (docs/settings.md)"
+        )
+    return _check(settings, embedded)
+
+
+def _at_home(settings: Settings) -> Settings:
+    """The deployment's own files: a relative path is taken inside its home, never the
+    working directory, so every command finds the same files wherever it runs."""
+    home = settings.home.absolute()
+    return replace(
+        settings,
+        home=home,
+        local_root=home / settings.local_root,
+        var_dir=home / settings.var_dir,
+        audit_file=str(home / settings.audit_file) if settings.audit_file else "",
+    )
 
 
 def _read_file(path: Path) -> dict[str, object]:
