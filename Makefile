@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
+# `make run BIND=127.0.0.1:9000` serves on another address (GUNICORN_CMD_ARGS="--bind …" wins).
 # `make test-fast` runs the unit tests alone, for the edit-test loop.
 # `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
@@ -6,11 +7,13 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
+# Where `make run` listens.
+BIND ?= 127.0.0.1:8000
 
 .PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
-	$(BIN)/reporting-svc serve --init
+	$(BIN)/reporting-svc serve --init --bind $(BIND)
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest

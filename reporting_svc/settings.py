@@ -51,6 +51,10 @@ DOWNLOADS_PER_WORKER = max(4, (os.cpu_count() or 1) * 4) - RESERVED_THREADS
 SUBJECT_SHARE = 4
 # The file of lock bytes that counts a host's download slots (http/slots.py), in var_dir.
 SLOTS_FILE = "download-slots"
+# Where serve listens unless told otherwise, and the variable that tells it
+# (config/gunicorn.conf.py reads it; GUNICORN_CMD_ARGS's --bind wins over both).
+DEFAULT_BIND = "127.0.0.1:8000"
+BIND_VARIABLE = "GUNICORN_BIND"
 # A deployment's home when none is set, under the user's data directory (XDG Base
 # Directory): the same for every command, wherever it runs.
 HOME_NAME = "reporting-svc"
@@ -201,6 +205,12 @@ class Settings:
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
 _DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
+
+
+def bind_address(environ: Mapping[str, str]) -> str:
+    """gunicorn's address: ``GUNICORN_BIND`` (what ``serve --bind`` sets), else
+    DEFAULT_BIND; config/gunicorn.conf.py binds it unless ``GUNICORN_CMD_ARGS`` names one."""
+    return environ.get(BIND_VARIABLE) or DEFAULT_BIND
 
 
 def worker_processes(environ: Mapping[str, str]) -> int:

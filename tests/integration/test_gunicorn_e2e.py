@@ -19,7 +19,7 @@ import requests
 
 from reporting_svc.sample import SAMPLE_JOB_ID
 from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, STUDY
-from tests.integration.processes import Processes
+from tests.integration.processes import Processes, printed_lines
 
 pytestmark = pytest.mark.integration
 
@@ -167,10 +167,10 @@ def embedded(module_processes: Processes) -> Embedded:
     env.update(HOME=str(folder / "user"), WEB_CONCURRENCY="2")
     base = module_processes.serve(env, "--init", cwd=workdir)
     port = base.rsplit(":", 1)[1]
-    stdout = (folder / f"serve-{port}.stdout").read_text()
+    lines = printed_lines(folder / f"serve-{port}.stdout", 2)
     home = folder / "user" / ".local" / "share" / "reporting-svc"
     stderr = (folder / f"serve-{port}.stderr").read_text()
-    return Embedded(base, workdir, home, env, stdout.splitlines(), stderr)
+    return Embedded(base, workdir, home, env, lines, stderr)
 
 
 def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
