@@ -92,7 +92,6 @@ def _remove_metrics_dir(master, path):
 
 def when_ready(server):
     """The sample's curl lines, once gunicorn listens, for the address it listens on."""
-    from reporting_svc.settings import load_settings
-    from reporting_svc.startup import announce, listening_address
+    from reporting_svc.startup import announce_ready
 
-    announce(load_settings(), listening_address(server))
+    announce_ready(server)

@@ -16,7 +16,7 @@ from gunicorn import systemd
 from gunicorn.util import is_ipv6
 
 from .sample import SAMPLE_JOB_ID, curl_lines
-from .settings import Settings
+from .settings import Settings, SettingsError, load_settings
 from .storage import make_store
 
 _WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - naming the wildcard, not binding it
@@ -53,6 +53,15 @@ def refuse_taken_address(server: Any) -> None:
                 if server.pidfile is not None:
                     server.pidfile.unlink()
                 raise SystemExit(1) from None
+
+
+def announce_ready(server: Any) -> None:
+    """gunicorn is listening: print the curl lines for the address it listens on."""
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return  # each worker stops on it, in one line; run directly, gunicorn checked nothing
+    announce(settings, listening_address(server))
 
 
 def listening_address(server: Any) -> tuple[str, int] | None:
