@@ -25,8 +25,11 @@ from .catalog import database_limits
 from .catalog.catalog import READS
 from .catalog.engine import failure_of, make_engine, missing_privileges
 from .catalog.schema import CATALOG, Migrations
-from .settings import PREFIX, Settings, SettingsError
+from .settings import PREFIX, Settings, SettingsError, worker_processes
 from .storage import make_store
+
+#: PostgreSQL's settings that say how many clients it takes (reserved_connections: 16+).
+CAPACITY = "max_connections", "superuser_reserved_connections", "reserved_connections"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ def findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
         *_folder("the var dir", settings.var_dir, f"{PREFIX}VAR_DIR"),
         *_catalog(settings),
         *_audit(settings),
+        *_connections(settings, environ),
     ]
 
 
@@ -192,3 +196,50 @@ def _database(
         yield Finding(f"the {what}'s role lacks {', '.join(missing)}", problem=True)
     else:
         yield Finding(f"the {what} answers, at revision {revision}, with the privileges needed")
+
+
+def _connections(settings: Settings, environ: Mapping[str, str]) -> Iterator[Finding]:
+    """Whether the server takes one host's pools: workers x engines x (pool + overflow),
+    an engine per PostgreSQL database (catalog and audit trail share one on one URL)."""
+    used = [settings.catalog_database_url]
+    if "postgres" in settings.audit_sink:
+        used.append(settings.audit_database_url)
+    urls = sorted({url for url in used if sa.make_url(url).get_backend_name() == "postgresql"})
+    if not urls:
+        return
+    pool = settings.database_pool_size + settings.database_pool_overflow
+    workers = worker_processes(environ)
+    per_host = workers * len(urls) * pool
+    engine = make_engine(urls[0], database_limits(settings))
+    try:
+        with engine.connect() as connection:
+            shown = {name: _setting(connection, name) for name in CAPACITY}
+    except sa.exc.SQLAlchemyError:
+        return  # the database's own finding names the failure
+    finally:
+        engine.dispose()
+    reserved = shown["superuser_reserved_connections"] + shown["reserved_connections"]
+    room = shown["max_connections"] - reserved
+    sizes = (
+        f"{workers} workers (WEB_CONCURRENCY) x {len(urls)} database(s) x"
+        f" ({PREFIX}DATABASE_POOL_SIZE {settings.database_pool_size}"
+        f" + {PREFIX}DATABASE_POOL_OVERFLOW {settings.database_pool_overflow})"
+    )
+    if per_host > room:
+        yield Finding(
+            f"one host may open {per_host} PostgreSQL connections ({sizes}), more than the"
+            f" {room} the server takes (max_connections {shown['max_connections']} less"
+            f" {reserved} reserved): lower them, or raise max_connections",
+            problem=True,
+        )
+    else:
+        yield Finding(
+            f"PostgreSQL takes {room} connections: {room // per_host} host(s) like this one"
+            f" fit, each opening at most {per_host} ({sizes})"
+        )
+
+
+def _setting(connection: sa.Connection, name: str) -> int:
+    """A server setting as a number; 0 for one this server does not have."""
+    value = connection.scalar(sa.select(sa.func.current_setting(name, True)))
+    return int(value) if value else 0

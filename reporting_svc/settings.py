@@ -42,6 +42,8 @@ MAX_PURGE_LEASE_SECONDS = 7 * 24 * 3600
 # no connect timeout under 2 s.
 MAX_WAIT_SECONDS = 3600
 MIN_CONNECT_SECONDS = 2
+# PostgreSQL connections one engine may hold, kept and overflow alike: far past any server's.
+MAX_POOL = 1000
 # Threads of a gunicorn worker that never send a download: however many are in flight,
 # these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
 RESERVED_THREADS = 2
@@ -114,6 +116,10 @@ class Settings:
     database_lock_timeout: int = 3
     database_pool_timeout: int = 3
     database_keepalive: int = 5
+    # Per process and database (catalog and audit trail share one engine on one URL): 3
+    # hosts x 4 workers (2 CPUs) x 6 = 72 fit PostgreSQL's default 100 (docs/deploying.md).
+    database_pool_size: int = 4
+    database_pool_overflow: int = 2
     readiness_timeout: int = 2
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -508,6 +514,10 @@ def _check_waits(settings: Settings) -> None:
     ]:
         if not least <= getattr(settings, name) <= MAX_WAIT_SECONDS:
             _fail(f"{PREFIX}{name.upper()} must be from {least} to {MAX_WAIT_SECONDS} seconds")
+    if not 1 <= settings.database_pool_size <= MAX_POOL:
+        _fail(f"{PREFIX}DATABASE_POOL_SIZE must be from 1 to {MAX_POOL} connections")
+    if not 0 <= settings.database_pool_overflow <= MAX_POOL:
+        _fail(f"{PREFIX}DATABASE_POOL_OVERFLOW must be from 0 to {MAX_POOL} connections")
     if settings.database_lock_timeout > settings.database_statement_timeout:
         _fail(
             f"{PREFIX}DATABASE_LOCK_TIMEOUT must not exceed {PREFIX}DATABASE_STATEMENT_TIMEOUT,"

@@ -532,6 +532,9 @@ def test_database_waits_default_to_a_few_seconds_and_are_read_from_the_environme
         ("DATABASE_KEEPALIVE", "0"),
         ("READINESS_TIMEOUT", "0"),
         ("READINESS_TIMEOUT", "3601"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_POOL_OVERFLOW", "-1"),
+        ("DATABASE_POOL_SIZE", "1001"),
     ],
 )
 def test_a_database_wait_cannot_be_unbounded_or_out_of_range(env, name, value):
