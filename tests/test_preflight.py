@@ -21,6 +21,16 @@ def tree(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
 
 
+def contents(folder: Path) -> dict[Path, bytes | None]:
+    """Every file under ``folder`` with its bytes, but SQLite's WAL index (``-shm``): shared
+    memory that any reader rewrites, never the database's content."""
+    return {
+        path: None if path.name.endswith("-shm") else path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
 def problems(err: str) -> list[str]:
     """The problem lines ``check`` wrote, each checked to be one line of its own."""
     lines = err.splitlines()
@@ -59,16 +69,18 @@ def test_check_refuses_a_missing_local_root_and_makes_nothing(
     assert not (tmp_path / "var").exists()
 
 
-def test_check_passes_a_local_deployment_whose_folders_exist(
-    command: Command, tmp_path: Path
+def test_check_passes_a_published_local_deployment_and_changes_nothing(
+    command: Command, publish_command: Command, tmp_path: Path
 ) -> None:
-    (tmp_path / "reports").mkdir()
+    assert publish_command()[0] == 0
+    before = contents(tmp_path)
 
     code, out, err = command("check")
 
     assert (code, err) == (0, "")
     assert f"OK: the local store's root {tmp_path / 'reports'} is readable" in out
-    assert tree(tmp_path) == ["reports"]
+    assert f"OK: the SQLite catalog {tmp_path / 'var' / 'catalog.sqlite3'} is at revision" in out
+    assert contents(tmp_path) == before
 
 
 def test_a_misspelt_variable_is_refused_naming_the_setting_it_resembles(
