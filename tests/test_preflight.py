@@ -173,3 +173,19 @@ def test_check_names_a_key_file_that_cannot_be_used(
     assert problems(err) == [
         f"reporting-svc: error: {PREFIX}JWT_JWKS_FILE {jwks} holds no signing key"
     ]
+
+
+def test_check_refuses_a_deployment_without_a_signing_key(
+    command: Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "reports").mkdir()
+    monkeypatch.delenv(PREFIX + "JWT_SECRET")
+
+    code, _, err = command("check")
+
+    assert code == 1
+    (line,) = problems(err)
+    assert line.startswith(
+        f"reporting-svc: error: no signing key is configured: set {PREFIX}JWT_JWKS_FILE"
+    )
+    assert not (tmp_path / "var").exists()
