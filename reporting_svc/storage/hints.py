@@ -12,8 +12,9 @@ _ENDPOINT = (
     " server runs"
 )
 _REFUSED = (
-    "S3 refused these credentials: they need s3:ListBucket, s3:GetObject, s3:PutObject and"
-    " s3:DeleteObject on the bucket (docs/stores.md)"
+    "S3 refused these credentials: they need s3:ListBucket and s3:GetObject on the bucket,"
+    " and s3:PutObject, s3:PutObjectTagging and s3:DeleteObject to publish and purge"
+    " (docs/stores.md)"
 )
 _REGION = "the bucket is in another region: set REPORTING_SVC_S3_REGION to it"
 _CHANGED = (
