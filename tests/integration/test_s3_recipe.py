@@ -105,7 +105,8 @@ def test_make_run_s3_prints_curl_lines_that_work_and_ctrl_c_stops_everything(tmp
         assert f"x-amz-checksum-sha256: {digest}" in headers
         assert _listens(endpoint[1]) and _listens(f"http://{bind}")
     finally:
-        os.killpg(recipe.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        if recipe.poll() is None:
+            os.killpg(recipe.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         recipe.wait(timeout=DEADLINE)
     assert "Stopped." in _until(lines, "Stopped.", recipe)
     assert not _listens(endpoint[1])
