@@ -7,10 +7,17 @@ BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
 
-.PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
+.PHONY: run run-s3 test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
+
+# One host on S3 (docs/stores.md): moto's S3 server, a bucket, the service with a signing
+# key of its own and the sample; prints curl lines; Ctrl-C stops it all. Options:
+# BIND=HOST:PORT, DELIVERY=proxy|redirect, RUN_S3_DIR=folder for its key and logs.
+run-s3: $(VENV)/.installed-test
+	$(BIN)/python -m harness.s3_host $(if $(BIND),--bind $(BIND)) \
+		$(if $(DELIVERY),--delivery $(DELIVERY)) $(if $(RUN_S3_DIR),--folder $(RUN_S3_DIR))
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest

@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, print the sample line, then run gunicorn."""
     app = create_app(settings)
+    problem = app.extensions["reporting_svc"].store.check()
+    if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
+        print(f"reporting-svc: warning: {problem}", file=sys.stderr, flush=True)
     if settings.embedded_default:
         services = app.extensions["reporting_svc"]
         record = ensure_sample(services.store, services.catalog)

@@ -134,10 +134,10 @@ def test_check_names_a_missing_bucket_and_passes_once_it_exists(
 ) -> None:
     code, _, err = command("check", STORE="s3", S3_BUCKET="absent", S3_REGION="us-east-1")
     assert code == 1
-    assert problems(err) == [
-        "reporting-svc: error: the S3 bucket cannot be reached (S3 error 404: no such bucket)"
-        f" ({PREFIX}S3_BUCKET absent)"
-    ]
+    (line,) = problems(err)
+    assert line.startswith("reporting-svc: error: the S3 bucket cannot be reached (S3 error 404")
+    assert "does not exist at this endpoint" in line
+    assert line.endswith(f"({PREFIX}S3_BUCKET absent)")
 
     code, out, err = command("check", S3_BUCKET=BUCKET)
     assert (code, err) == (0, "")

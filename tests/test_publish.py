@@ -306,6 +306,36 @@ def test_cli_publish_missing_file_exits_2_with_one_line(cli_env, tmp_path, capsy
     assert err.count("\n") == 1
 
 
+def test_cli_publish_into_a_missing_bucket_says_what_to_fix_in_one_line(
+    cli_env, report_file, s3_bucket, monkeypatch, capsys
+):
+    monkeypatch.setenv("REPORTING_SVC_STORE", "s3")
+    monkeypatch.setenv("REPORTING_SVC_S3_BUCKET", "no-such-bucket")
+    monkeypatch.setenv("REPORTING_SVC_S3_REGION", "us-east-1")
+
+    assert run_publish(report_file(), "--study-id", STUDY) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: the store failed: S3 error NoSuchBucket: ")
+    assert "create it, or correct REPORTING_SVC_S3_BUCKET" in err
+    assert err.count("\n") == 1
+
+
+def test_serve_warns_at_start_up_when_the_bucket_is_missing(
+    cli_env, s3_bucket, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("REPORTING_SVC_STORE", "s3")
+    monkeypatch.setenv("REPORTING_SVC_S3_BUCKET", "no-such-bucket")
+    monkeypatch.setenv("REPORTING_SVC_S3_REGION", "us-east-1")
+
+    # Stops before gunicorn starts: the warning comes from building the app.
+    assert cli.main(["serve", "--gunicorn-config", str(tmp_path / "absent.py")]) == 2
+
+    warning = capsys.readouterr().err.splitlines()[0]
+    assert warning.startswith("reporting-svc: warning: the S3 bucket cannot be reached")
+    assert "create it, or correct REPORTING_SVC_S3_BUCKET" in warning
+
+
 def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
     grants = [f"{STUDY}:test,active:REPORTING_VIEW", "tenant:active:A,B"]
     argv = ["token", "--subject", "alice", "--ttl", "120"]
