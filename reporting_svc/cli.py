@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--study-id")
     scope.add_argument("--tenant", action="store_true", help="a tenant-level report")
     put.add_argument("--job-id", help="default: a new random GUID")
-    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
+    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time with its zone (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
     put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
@@ -194,7 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
         " unset: never)",
     )
-    expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
+    expiry.add_argument(
+        "--expires-at", metavar="ISO", help="the report expires at this instant (with its zone)"
+    )
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)

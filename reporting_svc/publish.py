@@ -21,6 +21,7 @@ from .storage.record import (
     DEFAULT_PERMISSION,
     check_report_name,
     format_instant,
+    given_instant,
     normalise_mode,
     now_instant,
     parse_instant,
@@ -180,11 +181,11 @@ def _kickoff(kickoff: str | None) -> str:
 
 
 def _instant(what: str, value: str) -> str:
+    """The instant in the records' one form; one without a zone is refused, not guessed."""
     try:
-        parse_instant(value)
-    except ValueError:
-        raise PublishError(f"{what} {value!r} is not an ISO-8601 date-time") from None
-    return value
+        return format_instant(given_instant(value))
+    except ValueError as error:
+        raise PublishError(f"{what} {value!r} {error}") from None
 
 
 def _measure(path: Path) -> tuple[int, str]:

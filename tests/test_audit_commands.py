@@ -237,8 +237,8 @@ def test_show_json_prints_the_stored_lines_unchanged(trail: FileSink, audit_comm
         (["--subject", "bob"], ["req-3"]),
         (["--since", "2024-05-02T12:00:00Z"], ["req-2", "req-3", "req-4"]),
         (["--until", "2024-05-02T12:00:00Z"], ["req-0", "req-1"]),
-        (["--since", "2024-05-01T10:00:00+01:00", "--until", "2024-05-01"], []),
-        (["--since", "2024-05-01T09:00:01.000Z", "--until", "2024-05-03"], ["req-1", "req-2"]),
+        (["--since", "2024-05-01T10:00:00+01:00", "--until", "2024-05-01T00:00Z"], []),
+        (["--since", "2024-05-01T09:00:01.000Z", "--until", "2024-05-03T00Z"], ["req-1", "req-2"]),
         (["--study", STUDY, "--subject", "bob"], []),
     ],
 )
@@ -249,6 +249,17 @@ def test_show_keeps_only_records_matching_every_filter(
 
     assert code == 0
     assert shown_request_ids(out) == expected
+
+
+@pytest.mark.parametrize("since", ["2024-05-01", "2024-05-01T10:00:00"])
+def test_show_refuses_a_time_without_a_zone_as_publish_and_the_api_do(
+    trail: FileSink, audit_command: Any, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        audit_command("show", "--since", since)
+
+    assert exit_info.value.code == 2
+    assert "zone" in capsys.readouterr().err
 
 
 def test_show_refuses_an_id_that_is_no_guid(trail: FileSink, audit_command: Any) -> None:
