@@ -22,6 +22,7 @@ from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
 from .fetch import add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .pipes import quiet_when_the_reader_leaves
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
@@ -33,6 +34,7 @@ OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
 
 
+@quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     parser = _parser()
@@ -113,6 +115,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         sort_spec=args.sort_spec,
         retain_days=_retention(settings, args),
         expires_at=args.expires_at,
+        allow_past_expiry=args.allow_past_expiry,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -137,6 +140,10 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a token signed with the configured secret, for development and tests."""
+    if args.ttl <= 0:
+        raise ValueError(
+            f"--ttl must be a positive number of seconds; {args.ttl} would mint an expired token"
+        )
     grants = [parse_grant(text) for text in args.grant]
     print(mint_token(settings, args.subject, grants, ttl=args.ttl))
     return 0
@@ -196,6 +203,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     expiry.add_argument(
         "--expires-at", metavar="ISO", help="the report expires at this instant (with its zone)"
+    )
+    put.add_argument(
+        "--allow-past-expiry",
+        action="store_true",
+        help="publish even if --expires-at is past (the report is then gone, 410, at once)",
     )
     put.set_defaults(run=publish)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -260,6 +262,23 @@ def test_show_refuses_a_time_without_a_zone_as_publish_and_the_api_do(
 
     assert exit_info.value.code == 2
     assert "zone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_show_to_a_reader_that_left_ends_quietly_with_141(
+    trail: FileSink, audit_command: Any, monkeypatch: pytest.MonkeyPatch, options: list[str]
+) -> None:
+    """``audit show | head -1``: the status a shell gives a filter killed by SIGPIPE, no
+    traceback, and nothing left for the interpreter to fail to flush at exit."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    monkeypatch.setattr(sys, "stdout", os.fdopen(writer, "w"))
+
+    code, _, err = audit_command("show", *options)
+
+    assert (code, err) == (141, "")
+    sys.stdout.write("at exit\n")
+    sys.stdout.flush()
 
 
 def test_show_refuses_an_id_that_is_no_guid(trail: FileSink, audit_command: Any) -> None:

@@ -354,6 +354,18 @@ def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
     assert claims["grants"] == [parse_grant(grant).to_claim() for grant in grants]
 
 
+@pytest.mark.parametrize("ttl", ["0", "-60"])
+def test_cli_token_refuses_a_ttl_that_mints_an_expired_token(cli_env, capsys, ttl):
+    argv = ["token", "--subject", "alice", "--grant", "tenant:active:A", "--ttl", ttl]
+
+    assert cli.main(argv) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"reporting-svc: error: --ttl must be a positive number of seconds; {ttl} would mint"
+        " an expired token\n",
+    )
+
+
 def test_cli_bad_grant_exits_2_with_one_line(cli_env, capsys):
     assert cli.main(["token", "--subject", "alice", "--grant", "tenant:prod:A"]) == 2
     captured = capsys.readouterr()
