@@ -74,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditDatabaseError as error:
         print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # standard output's reader left: ends quietly (see pipes)
+    except OSError as error:  # a folder or file of the deployment that cannot be used
+        where = f": {error.filename}" if error.filename else ""
+        print(f"reporting-svc: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -339,6 +339,18 @@ def test_cli_publish_missing_file_exits_2_with_one_line(cli_env, tmp_path, capsy
     assert err.count("\n") == 1
 
 
+def test_cli_publish_into_a_store_that_cannot_be_made_fails_in_one_line(
+    cli_env, report_file, monkeypatch, tmp_path, capsys
+):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("REPORTING_SVC_LOCAL_ROOT", str(tmp_path / "a-file" / "store"))
+
+    assert run_publish(report_file(), "--study-id", STUDY) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
 def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
     grants = [f"{STUDY}:test,active:REPORTING_VIEW", "tenant:active:A,B"]
     argv = ["token", "--subject", "alice", "--ttl", "120"]
