@@ -22,6 +22,7 @@ from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
 from .fetch import add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .pipes import quiet_when_the_reader_leaves
 from .preflight import findings
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
@@ -34,6 +35,7 @@ OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
 
 
+@quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     parser = _parser()
@@ -72,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except AuditDatabaseError as error:
         print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # standard output's reader left: ends quietly (see pipes)
+    except OSError as error:  # a folder or file of the deployment that cannot be used
+        where = f": {error.filename}" if error.filename else ""
+        print(f"reporting-svc: error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
 
 
@@ -117,6 +125,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         sort_spec=args.sort_spec,
         retain_days=_retention(settings, args),
         expires_at=args.expires_at,
+        allow_past_expiry=args.allow_past_expiry,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -146,6 +155,10 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a token signed with the configured secret, for development and tests."""
+    if args.ttl <= 0:
+        raise ValueError(
+            f"--ttl must be a positive number of seconds; {args.ttl} would mint an expired token"
+        )
     grants = [parse_grant(text) for text in args.grant]
     print(mint_token(settings, args.subject, grants, ttl=args.ttl))
     return 0
@@ -191,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--study-id")
     scope.add_argument("--tenant", action="store_true", help="a tenant-level report")
     put.add_argument("--job-id", help="default: a new random GUID")
-    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
+    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time with its zone (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
     put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
@@ -205,7 +218,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
         " unset: never)",
     )
-    expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
+    expiry.add_argument(
+        "--expires-at", metavar="ISO", help="the report expires at this instant (with its zone)"
+    )
+    put.add_argument(
+        "--allow-past-expiry",
+        action="store_true",
+        help="publish even if --expires-at is past (the report is then gone, 410, at once)",
+    )
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)
