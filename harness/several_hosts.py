@@ -37,10 +37,16 @@ import requests
 
 from harness import nginx, postgres
 from harness.processes import free_port, wait_for_port
+from reporting_svc.catalog import Catalog, make_catalog
+from reporting_svc.settings import Settings, load_settings
+from reporting_svc.storage import Store
+from reporting_svc.storage.s3 import S3Store
 
 BIN = Path(sys.executable).parent
 FOLDER = Path("var/hosts")
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+#: The guide's heading of the recipe, whose SQL ``start_database`` runs; the names it uses.
+RECIPE_HEADING = "### The recipe on one machine"
 DATABASE = "reporting"
 #: The role that owns the tables; the guide's block makes the other two.
 OWNER = "reporting_owner"
@@ -93,11 +99,19 @@ class State:
         return {**self.env, "REPORTING_SVC_VAR_DIR": str(Path(self.folder) / address)}
 
     def owner_env(self) -> dict[str, str]:
-        """The settings of the owner's commands (publish, audit verify, catalog upgrade)."""
+        """The settings of the owner's commands (publish, withdraw, catalog upgrade)."""
+        return self.role_env("owner")
+
+    def auditor_env(self) -> dict[str, str]:
+        """The settings of the auditor's commands (audit verify, audit show)."""
+        return self.role_env("auditor")
+
+    def role_env(self, role: str) -> dict[str, str]:
+        url = self.database[role]
         return {
-            **self.host_env("owner"),
-            "REPORTING_SVC_CATALOG_URL": self.database["owner"],
-            "REPORTING_SVC_AUDIT_URL": self.database["owner"],
+            **self.host_env(role),
+            "REPORTING_SVC_CATALOG_URL": url,
+            "REPORTING_SVC_AUDIT_URL": url,
         }
 
 
@@ -114,18 +128,27 @@ class Database:
 
 def start_database() -> Database:
     """PostgreSQL with the guide's roles: a database held by an owner role (as a provider
-    or a DBA gives it), then the guide's roles block run as that owner, which makes the
-    service's and the auditor's roles and runs the migrations."""
+    or a DBA gives it; the recipe's SQL, read from the guide), then the guide's roles
+    block run as that owner, which makes the service's and the auditor's roles and runs
+    the migrations. One function, so a standby can join the server here."""
     server = postgres.start()
     try:
-        server.psql(f"CREATE ROLE {OWNER} LOGIN CREATEROLE")
-        server.psql(f"CREATE DATABASE {DATABASE} OWNER {OWNER}")
+        for statement in documented_setup():
+            server.psql(statement)
         owner = server.url(DATABASE, user=OWNER)
         service = server.create_service_role(owner, SERVICE_ROLE)
     except Exception:
         server.stop()
         raise
     return Database(server, owner, service, server.url(DATABASE, user=AUDITOR_ROLE))
+
+
+def documented_setup() -> list[str]:
+    """The SQL the guide's recipe runs as the superuser (its first ``sql`` block), one
+    statement each: the owner role and its database."""
+    section = postgres.DEPLOYING.read_text().split(RECIPE_HEADING, 1)[1]
+    block = section.split("```sql\n", 1)[1].split("```", 1)[0]
+    return [statement.strip() for statement in block.split(";") if statement.strip()]
 
 
 def up(
@@ -197,12 +220,13 @@ def _start_s3(state: State) -> str:
 
 
 def start_hosts(state: State, addresses: Sequence[str]) -> None:
-    """``reporting-svc serve`` on each address (a free port of its own), as the service's
-    role, all at once; returns once every ``/readyz`` answers 200, their URLs in
-    ``state.hosts``. Also how a test restarts a host it killed."""
+    """``reporting-svc serve`` on each address (a free port of its own, or the one it had:
+    how a test restarts a host it killed), as the service's role, all at once; returns once
+    every ``/readyz`` answers 200, their URLs in ``state.hosts``."""
     started = {}
     for address in addresses:
-        bind = f"{address}:{_free_port_on(address)}"
+        known = state.hosts.get(address, "").removeprefix("http://")
+        bind = known or f"{address}:{_free_port_on(address)}"
         started[address] = _spawn(
             Path(state.folder) / f"{address}.log",
             [str(BIN / "reporting-svc"), "serve", "--bind", bind],
@@ -259,15 +283,17 @@ def _start_balancer(state: State, folder: Path, *, client_limits: bool) -> str:
 def _publish_sample(state: State) -> str:
     """Publish the sample report as the owner (what ``reporting-svc publish`` does, in
     process) and return the curl lines that download and list it through nginx."""
-    from reporting_svc.catalog import make_catalog
     from reporting_svc.sample import curl_lines, ensure_sample
-    from reporting_svc.settings import load_settings
-    from reporting_svc.storage.s3 import S3Store
 
+    settings, store, catalog = as_owner(state)
+    return curl_lines(settings, ensure_sample(store, catalog), state.balancer)
+
+
+def as_owner(state: State) -> tuple[Settings, Store, Catalog]:
+    """The owner's settings, store and catalog, for publishing in process."""
     settings = load_settings(state.owner_env())
     store = S3Store(_s3_client(state.s3_endpoint), settings.s3_bucket, settings.s3_prefix)
-    record = ensure_sample(store, make_catalog(settings))
-    return curl_lines(settings, record, state.balancer)
+    return settings, store, make_catalog(settings)
 
 
 def _s3_client(endpoint: str) -> Any:
