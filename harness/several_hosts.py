@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"nginx: {state.balancer}")
     print(state.curl)
     print(
-        "stop it all: python -m harness.several_hosts down --folder",
+        "stop it all: make hosts-stop, or python -m harness.several_hosts down --folder",
         shlex.quote(str(args.folder)),
     )
     return 0
