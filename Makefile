@@ -1,19 +1,28 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
-# `make run BIND=127.0.0.1:9000` serves on another address (GUNICORN_CMD_ARGS="--bind …" wins).
+# `make run BIND=127.0.0.1:9000` serves on another address than 127.0.0.1:8000
+# (GUNICORN_CMD_ARGS="--bind …" wins over it).
 # `make test-fast` runs the unit tests alone, for the edit-test loop.
+# `make hosts` starts docs/deploying.md's several-hosts recipe on this machine (S3, PostgreSQL,
+# three hosts, nginx; state and logs in HOSTS_DIR) and prints curl lines; `make hosts-stop` ends it.
 # `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
-# Where `make run` listens.
-BIND ?= 127.0.0.1:8000
+HOSTS_DIR ?= var/hosts
 
-.PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
+.PHONY: run run-s3 test test-fast lint system-packages hosts hosts-stop bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
-	$(BIN)/reporting-svc serve --init --bind $(BIND)
+	$(BIN)/reporting-svc serve --init $(if $(BIND),--bind $(BIND))
+
+# One host on S3 (docs/stores.md): moto's S3 server, a bucket, the service with a signing
+# key of its own and the sample; prints curl lines; Ctrl-C stops it all. Options:
+# BIND=HOST:PORT, DELIVERY=proxy|redirect, RUN_S3_DIR=folder for its key and logs.
+run-s3: $(VENV)/.installed-test
+	$(BIN)/python -m harness.s3_host $(if $(BIND),--bind $(BIND)) \
+		$(if $(DELIVERY),--delivery $(DELIVERY)) $(if $(RUN_S3_DIR),--folder $(RUN_S3_DIR))
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest
@@ -27,6 +36,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The recipe's servers come with the test extras (moto's S3 server) and the system packages.
+hosts: $(VENV)/.installed-test system-packages
+	$(BIN)/python -m harness.several_hosts up --folder $(HOSTS_DIR)
+
+hosts-stop: $(VENV)/.installed-test
+	$(BIN)/python -m harness.several_hosts down --folder $(HOSTS_DIR)
 
 # Scenarios against nginx, Flask and S3 anchors; pass options with BENCH_ARGS="--rounds 1".
 bench: $(VENV)/.installed-test

@@ -25,6 +25,8 @@ from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
 from .fetch import add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .pipes import quiet_when_the_reader_leaves
+from .preflight import findings
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import ensure_sample
 from .settings import (
@@ -44,6 +46,7 @@ INIT_HELP = "start a new, empty deployment in the home if it holds none (docs/se
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
 
 
+@quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     parser = _parser()
@@ -53,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
-        settings = load_settings(init=getattr(args, "init", False))
+        settings = load_settings(
+            init=getattr(args, "init", False), read_only=getattr(args, "read_only", False)
+        )
         return int(args.run(settings, args))
     except (SettingsError, GrantError, PublishError, ValueError) as error:
         print(f"reporting-svc: error: {error}", file=sys.stderr)
@@ -83,12 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditDatabaseError as error:
         print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # standard output's reader left: ends quietly (see pipes)
+    except OSError as error:  # a folder or file of the deployment that cannot be used
+        where = f": {error.filename}" if error.filename else ""
+        print(f"reporting-svc: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, publish the sample, then run gunicorn; the
     curl lines come once it listens (config/gunicorn.conf.py's when_ready)."""
     app = create_app(settings)
+    problem = app.extensions["reporting_svc"].store.check()
+    if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
+        print(f"reporting-svc: warning: {problem}", file=sys.stderr, flush=True)
     if settings.embedded_default:
         services = app.extensions["reporting_svc"]
         ensure_sample(services.store, services.catalog)
@@ -137,6 +151,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         sort_spec=args.sort_spec,
         retain_days=_retention(settings, args),
         expires_at=args.expires_at,
+        allow_past_expiry=args.allow_past_expiry,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -152,15 +167,24 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int | None:
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
-    """Build the app as a worker would: run before a reload, since a worker that cannot
-    start (a broken key file, say) makes gunicorn stop altogether."""
-    create_app(settings)
-    print("OK: settings, keys and hooks load")
-    return 0
+    """Load what a worker loads and reach every engine it will use, changing nothing: run
+    before a start or a reload, since a worker that cannot start (a broken key file, say)
+    makes gunicorn stop altogether. One line per finding; exit 1 if any is a problem."""
+    found = findings(settings, os.environ)
+    for finding in found:
+        if finding.problem:
+            print(f"reporting-svc: error: {finding.text}", file=sys.stderr)
+        else:
+            print(f"OK: {finding.text}")
+    return 1 if any(finding.problem for finding in found) else 0
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a token signed with the configured secret, for development and tests."""
+    if args.ttl <= 0:
+        raise ValueError(
+            f"--ttl must be a positive number of seconds; {args.ttl} would mint an expired token"
+        )
     grants = [parse_grant(text) for text in args.grant]
     print(mint_token(settings, args.subject, grants, ttl=args.ttl))
     return 0
@@ -192,8 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
     run.set_defaults(run=serve)
 
-    verify = commands.add_parser("check", help="check settings, keys and hooks load")
-    verify.set_defaults(run=check)
+    verify = commands.add_parser(
+        "check", help="check settings, keys and hooks load and every engine answers; change nothing"
+    )
+    verify.set_defaults(run=check, read_only=True)
 
     put = commands.add_parser("publish", help="publish a report file into the store")
     put.add_argument("file", type=Path)
@@ -203,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--study-id")
     scope.add_argument("--tenant", action="store_true", help="a tenant-level report")
     put.add_argument("--job-id", help="default: a new random GUID")
-    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
+    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time with its zone (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
     put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
@@ -217,7 +243,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
         " unset: never)",
     )
-    expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
+    expiry.add_argument(
+        "--expires-at", metavar="ISO", help="the report expires at this instant (with its zone)"
+    )
+    put.add_argument(
+        "--allow-past-expiry",
+        action="store_true",
+        help="publish even if --expires-at is past (the report is then gone, 410, at once)",
+    )
     put.add_argument("--init", action="store_true", help=INIT_HELP)
     put.set_defaults(run=publish)
 

@@ -73,10 +73,10 @@ def test_gunicorn_cmd_args_bind_wins_and_the_curl_lines_name_where_it_listens(
 
 
 @pytest.mark.parametrize(
-    ("variables", "address"),
-    [([], "127.0.0.1:8000"), (["BIND=127.0.0.1:9000"], "127.0.0.1:9000")],
+    ("variables", "command"),
+    [([], "serve --init "), (["BIND=127.0.0.1:9000"], "serve --init --bind 127.0.0.1:9000")],
 )
-def test_make_run_serves_on_bind(variables: list[str], address: str) -> None:
+def test_make_run_serves_on_bind(variables: list[str], command: str) -> None:
     planned = subprocess.run(
         ["make", "--dry-run", "--always-make", "run", *variables],
         cwd=PROJECT,
@@ -87,4 +87,4 @@ def test_make_run_serves_on_bind(variables: list[str], address: str) -> None:
         timeout=30,
     ).stdout.splitlines()
 
-    assert planned[-1].endswith(f"/reporting-svc serve --init --bind {address}")
+    assert planned[-1].endswith(f"/reporting-svc {command}")
