@@ -1,13 +1,16 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
 # `make test-fast` runs the unit tests alone, for the edit-test loop.
+# `make hosts` starts docs/deploying.md's several-hosts recipe on this machine (S3, PostgreSQL,
+# three hosts, nginx; state and logs in HOSTS_DIR) and prints curl lines; `make hosts-stop` ends it.
 # `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
+HOSTS_DIR ?= var/hosts
 
-.PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
+.PHONY: run test test-fast lint system-packages hosts hosts-stop bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
@@ -24,6 +27,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The recipe's servers come with the test extras (moto's S3 server) and the system packages.
+hosts: $(VENV)/.installed-test system-packages
+	$(BIN)/python -m harness.several_hosts up --folder $(HOSTS_DIR)
+
+hosts-stop: $(VENV)/.installed-test
+	$(BIN)/python -m harness.several_hosts down --folder $(HOSTS_DIR)
 
 # Scenarios against nginx, Flask and S3 anchors; pass options with BENCH_ARGS="--rounds 1".
 bench: $(VENV)/.installed-test

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.processes import free_port, stop, wait_for_port
 
@@ -56,6 +57,9 @@ DEPLOYING = PROJECT / "docs" / "deploying.md"
 #: The deployment guide's heading of the block that makes the service's role, and that role's name.
 ROLES_HEADING = "**PostgreSQL roles.**"
 DOCUMENTED_ROLE = "reporting_svc"
+#: The auditor's read-only role the block makes; its name holds the service's, so a test's
+#: role of its own gets an auditor of its own (roles are the server's).
+DOCUMENTED_AUDITOR = f"{DOCUMENTED_ROLE}_auditor"
 
 
 def binary(name: str) -> str:
@@ -113,10 +117,11 @@ class Postgres:
 
         Each command of the block runs as written, with ``role`` for the documented name
         (roles are the server's, shared by every test database) and ``owner_url`` (the
-        superuser, standing for the tables' owner) for any URL: ``psql`` here,
-        ``reporting-svc`` with the block's settings only.
+        tables' owner, or the superuser standing for it) for any URL: ``psql`` here as the
+        URL's user, ``reporting-svc`` with the block's settings only.
         """
         database = owner_url.rsplit("/", 1)[1]
+        owner = urlsplit(owner_url).username or SUPERUSER
         for words in documented_role_commands():
             settings = {}
             while "=" in words[0]:
@@ -124,7 +129,7 @@ class Postgres:
                 settings[name] = owner_url if "://" in value else value
             args = [word.replace(DOCUMENTED_ROLE, role) for word in words[1:]]
             if words[0] == "psql":
-                self._psql(args, database)
+                self._psql(args, database, owner)
             elif words[0] == "reporting-svc":
                 env = {k: v for k, v in os.environ.items() if not k.startswith("REPORTING_SVC_")}
                 result = subprocess.run(
