@@ -62,8 +62,9 @@ READY_SECONDS = 60.0
 #: How long ``down`` waits for a process after SIGTERM before SIGKILL (gunicorn's graceful
 #: timeout is longer: a recipe being taken down does not wait for slow downloads).
 STOP_SECONDS = 20.0
-#: The processes that are PostgreSQL servers (a fast shutdown is their SIGINT).
-POSTGRES = ("postgres", "standby")
+#: What ``down`` stops first, by the start of its name: clients' way in first, so nothing
+#: is still sent to a host or a database that is going.
+STOP_ORDER = ("nginx", "host ", "postgres")
 
 
 class RecipeError(RuntimeError):
@@ -75,13 +76,18 @@ class State:
     """What ``up`` started, as ``FOLDER/state.json`` holds it."""
 
     folder: str
-    balancer: str
-    hosts: dict[str, str]
-    s3_endpoint: str
-    database: dict[str, str]
-    postgres_folder: str
-    #: Process name to pid; each is the leader of its own process group.
+    balancer: str = ""
+    #: Address to URL.
+    hosts: dict[str, str] = field(default_factory=dict)
+    s3_endpoint: str = ""
+    #: Role (owner, service, auditor) to URL.
+    database: dict[str, str] = field(default_factory=dict)
+    #: PostgreSQL's data folder, which ``down`` removes.
+    postgres_folder: str = ""
+    #: Process name to pid; each leads a process group of its own. ``down`` stops "nginx",
+    #: then each "host …", then each "postgres…" (a fast shutdown), then the rest.
     pids: dict[str, int] = field(default_factory=dict)
+    #: The synchronous standby's data folder, which ``down`` removes too.
     standby_folder: str = ""
     #: The settings every host runs with (each adds its own REPORTING_SVC_VAR_DIR).
     env: dict[str, str] = field(default_factory=dict)
@@ -112,6 +118,7 @@ class State:
         return self.role_env("auditor")
 
     def role_env(self, role: str) -> dict[str, str]:
+        """The hosts' settings with the database reached as ``role`` (a key of ``database``)."""
         url = self.database[role]
         return {
             **self.host_env(role),
@@ -179,7 +186,7 @@ def up(
     if (folder / "state.json").exists():
         raise RecipeError(f"{folder} already holds a running recipe: run `down` first")
     folder.mkdir(parents=True, exist_ok=True)
-    state = State(str(folder), "", {}, "", {}, "")
+    state = State(str(folder))
     try:
         _start(state, dict(os.environ if environ is None else environ), client_limits=client_limits)
     except BaseException:
@@ -193,7 +200,7 @@ def _start(state: State, environ: dict[str, str], *, client_limits: bool) -> Non
     state.s3_endpoint = _start_s3(state)
     database = start_database()
     state.pids["postgres"] = database.server.process.pid
-    state.pids["standby"] = database.standby.process.pid
+    state.pids["postgres standby"] = database.standby.process.pid
     state.postgres_folder = str(database.server.folder)
     state.standby_folder = str(database.standby.folder)
     state.database = {"owner": database.owner, "service": database.service}
@@ -345,10 +352,8 @@ def down(folder: Path = FOLDER, *, state: State | None = None) -> list[str]:
     folder = folder.absolute()
     state = state or State.load(folder)
     stopped = []
-    tiers = [["nginx"], [f"host {a}" for a in ADDRESSES], ["postgres", "standby"], ["s3"]]
-    for tier in tiers:
-        running = {name: state.pids[name] for name in tier if name in state.pids}
-        stopped += _stop(running)
+    for tier in range(len(STOP_ORDER) + 1):
+        stopped += _stop({name: pid for name, pid in state.pids.items() if _tier(name) == tier})
     for data in (state.postgres_folder, state.standby_folder):
         if data:
             shutil.rmtree(data, ignore_errors=True)
@@ -357,14 +362,20 @@ def down(folder: Path = FOLDER, *, state: State | None = None) -> list[str]:
     return stopped
 
 
+def _tier(name: str) -> int:
+    """When ``down`` stops a process: its place in ``STOP_ORDER``, else after them all."""
+    found = (tier for tier, prefix in enumerate(STOP_ORDER) if name.startswith(prefix))
+    return next(found, len(STOP_ORDER))
+
+
 def _stop(pids: dict[str, int]) -> list[str]:
-    """Signal each process group (SIGINT to PostgreSQL's servers: a fast shutdown; SIGTERM
-    to the rest), wait for the leaders together, SIGKILL any group that outlives ``STOP_SECONDS``;
+    """Signal each process group (SIGINT to PostgreSQL: its fast shutdown; SIGTERM to the
+    rest), wait for the leaders together, SIGKILL any group that outlives ``STOP_SECONDS``;
     returns the names of those that were running."""
     running = {name: pid for name, pid in pids.items() if not _gone(pid)}
     for name, pid in running.items():
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGINT if name in POSTGRES else signal.SIGTERM)
+            os.killpg(pid, signal.SIGINT if name.startswith("postgres") else signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
     while not all(_gone(pid) for pid in running.values()):
         if time.monotonic() > deadline:
@@ -403,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
             return 0
         state = up(args.folder, client_limits=not args.no_client_limits)
-    except (RecipeError, OSError, subprocess.SubprocessError) as error:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         print(f"several_hosts: error: {error}", file=sys.stderr)
         return 1
     hosts = ", ".join(state.hosts.values())

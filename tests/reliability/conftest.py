@@ -65,12 +65,13 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 ONE_CALLER_64_CLIENTS = {"GUNICORN_THREADS": "66", "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "64"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[several_hosts.State]:
-    """docs/deploying.md's several-hosts recipe, started once for the session by the code
+    """docs/deploying.md's several-hosts recipe, started once for the module by the code
     ``make hosts`` runs: S3, PostgreSQL under the guide's roles, three hosts with the default
     number of workers, nginx (its per-client limits lifted: every client here is 127.0.0.1).
-    Each test publishes into a study of its own."""
+    Each test publishes into a study of its own; the module's end stops it all (its dozen
+    workers are not left idling through the rest of the session)."""
     inherited = {
         name: value
         for name, value in os.environ.items()

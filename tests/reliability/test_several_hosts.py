@@ -14,11 +14,15 @@ test checks (tests/reliability/test_slow_clients.py refuses past capacity).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +37,8 @@ import pytest
 import requests
 
 from harness import several_hosts
+from harness.postgres import DEPLOYING, PROJECT
+from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.publish import publish_report
@@ -210,6 +216,87 @@ def test_a_host_killed_under_load_loses_nothing_and_serves_again(
     assert direct.status_code == 200 and direct.content == REPORTS["64k.bin"]
 
 
+def test_the_recipe_a_user_runs_serves_its_curl_lines_and_stops_without_a_trace(
+    tmp_path: Path,
+) -> None:
+    """``make hosts`` (its command), the curl lines it prints run as printed, then
+    ``make hosts-stop``: every process the recipe started is gone, and the hosts ran with
+    exactly the settings the guide lists."""
+    folder, recipe = tmp_path / "hosts", [sys.executable, "-m", "harness.several_hosts"]
+    # A user's shell: no settings of the service's or S3's of its own; one worker a host
+    # (the module's recipe runs the default number).
+    shell = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_SVC_", "AWS_"))}
+    shell["WEB_CONCURRENCY"] = "1"
+    up = subprocess.run(
+        [*recipe, "up", "--folder", str(folder)],
+        env=shell,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        state = several_hosts.State.load(folder)
+        started = set(state.pids.values())
+        started |= {pid for leader in state.pids.values() for pid in descendants(leader)}
+        lines = [line for line in up.stdout.splitlines() if line.startswith("curl ")]
+        answers = [
+            subprocess.run(["sh", "-c", line], cwd=tmp_path, capture_output=True, timeout=60)
+            for line in lines
+        ]
+    finally:
+        down = subprocess.run(
+            [*recipe, "down", "--folder", str(folder)],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert [answer.returncode for answer in answers] == [0, 0], answers
+    assert all(state.balancer in line for line in lines)
+    assert (tmp_path / "subject-data-extract.csv").read_text().startswith("subjectId,siteId")
+    assert json.loads(answers[1].stdout)["result"]["totalResults"] == 1
+    assert down.returncode == 0, down.stderr
+    stopped = down.stdout.removeprefix("stopped: ").strip().split(", ")
+    assert stopped[:5] == [
+        "nginx",
+        "host 127.0.0.2",
+        "host 127.0.0.3",
+        "host 127.0.0.4",
+        "postgres",
+    ]
+    assert "s3" in stopped
+    assert sorted(pid for pid in started if alive(pid)) == []
+    assert not Path(state.postgres_folder).exists() and not (folder / "state.json").exists()
+    documented = set(re.findall(r"\b(?:REPORTING_SVC|AWS)_[A-Z_0-9]+(?==)", hosts_block()))
+    assert documented == {
+        name for name in state.host_env(VICTIM) if name.startswith(("REPORTING_SVC_", "AWS_"))
+    }
+
+
+def hosts_block() -> str:
+    """The hosts' settings as the guide's recipe lists them (its step 4)."""
+    section = DEPLOYING.read_text().split(several_hosts.RECIPE_HEADING, 1)[1]
+    return section.split("**Three hosts**", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``: gunicorn's workers, PostgreSQL's backends."""
+    found = children(pid)
+    return found | {grandchild for child in found for grandchild in descendants(child)}
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever inherited it to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return status not in ("Z", "X")
+
+
 def run_load(
     recipe: several_hosts.State, published: Published
 ) -> tuple[list[Outcome], Kill, float]:
@@ -230,7 +317,8 @@ def run_load(
             killing_at = time.monotonic()
             victim = recipe.pids[f"host {VICTIM}"]
             os.killpg(victim, signal.SIGKILL)  # the master and every worker at once
-            os.waitpid(victim, 0)  # the session's recipe started it from this process
+            with contextlib.suppress(ChildProcessError):  # reaped already: gone
+                os.waitpid(victim, 0)  # the recipe fixture started it from this process
             killed_at = time.monotonic()
             time.sleep(SECONDS / 3)
             several_hosts.start_hosts(recipe, [VICTIM])
