@@ -1,34 +1,40 @@
-"""PostgreSQL with a synchronous standby under the service (docs/deploying.md, "Failover").
+"""PostgreSQL with a synchronous standby under the service (docs/deploying.md,
+"PostgreSQL failover").
 
 The catalog and the audit trail share one database on a primary whose commits wait for
 a streaming standby's flush; the service reaches the pair through libpq's multi-host URL
-(``target_session_attrs=read-write``) as the deployment guide's service role. A lost
-standby stops every commit on the primary: downloads are refused with a quick 503 and
-served again once it returns. A primary lost under 64-way load (SIGKILL of all its
-processes) and the standby promoted: downloads are served again without a restart, and
-each download answered 200 has its ``start`` record on the promoted server.
+(``target_session_attrs=read-write``) as the deployment guide's service role.
 
-The lost standby goes first: its test leaves the pair as it found it, while the
-failover leaves a single server.
+A lost standby stops every commit on the primary: on the several-hosts recipe (three
+hosts behind nginx), downloads are refused with a quick 503 and served again once it
+returns. A primary lost under 64-way load (SIGKILL of all its processes) and the standby
+promoted: downloads are served again without a restart, and each download answered 200
+has its ``start`` record on the promoted server. That test leaves a single server, so it
+runs on a pair and a host of its own rather than on the session's recipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
-from harness import postgres
+from harness import postgres, several_hosts
+from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import make_catalog
@@ -71,6 +77,30 @@ class Outcome:
     status: int | None
     whole: bool
     code: str | None
+
+
+@pytest.fixture
+def on_recipe(recipe: several_hosts.State, tmp_path: Path) -> Service:
+    """REPORT published by the recipe's owner into a study of its own, downloaded through
+    the recipe's nginx."""
+    settings, store, catalog = several_hosts.as_owner(recipe)
+    study = uuid.uuid4().hex.upper()
+    (tmp_path / "report.bin").write_bytes(REPORT)
+    record = publish_report(
+        store,
+        tmp_path / "report.bin",
+        catalog=catalog,
+        report_name="Extract",
+        mode="test",
+        study_id=study,
+    )
+    return Service(
+        base=recipe.balancer,
+        download=f"{recipe.balancer}{DOWNLOAD}?id={record.id}",
+        token=mint_token(settings, "alice", [parse_grant(f"{study}:test:REPORTING_VIEW")], 3600),
+        database=several_hosts.DATABASE,
+        env=recipe.auditor_env(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,26 +192,43 @@ def served_again(service: Service, within: float = 30) -> bool:
     return True
 
 
-def test_a_lost_standby_is_a_quick_503_and_downloads_come_back_with_it(
-    pair: tuple[postgres.Postgres, postgres.Postgres], service: Service
+def test_the_recipes_standby_lost_is_a_quick_503_and_downloads_come_back_with_it(
+    recipe: several_hosts.State, on_recipe: Service, record_property: Any
 ) -> None:
-    primary, standby = pair
-    assert download(service).status == 200
+    standby = recipe.pids["postgres standby"]
+    assert download(on_recipe).status == 200
 
-    standby.freeze()
+    signal_server(standby, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(16) as pool:
-            burst = list(pool.map(lambda _: download(service), range(16)))
-        later = [download(service) for _ in range(3)]
-        health = requests.get(f"{service.base}/healthz", timeout=DEADLINE).status_code
-        stuck = primary.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+            burst = list(pool.map(lambda _: download(on_recipe), range(16)))
+        later = [download(on_recipe) for _ in range(3)]
+        health = [
+            requests.get(f"{url}/healthz", timeout=DEADLINE).status_code
+            for url in recipe.hosts.values()
+        ]
+        with psycopg.connect(
+            recipe.database["owner"].replace("+psycopg", ""), user=postgres.SUPERUSER
+        ) as primary:
+            (stuck,) = primary.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+            ).fetchone() or (0,)
     finally:
-        standby.thaw()
+        signal_server(standby, signal.SIGCONT)
 
-    assert int(stuck) >= 1  # the primary was waiting for the standby, not refusing
+    record_property("commits_waiting_for_the_standby", stuck)
+    assert stuck >= 1  # the primary waited for the standby, it refused nothing
     assert [(o.status, o.code) for o in burst + later] == [(503, "REPT_503")] * 19
-    assert health == 200
-    assert served_again(service)
+    assert health == [200] * len(recipe.hosts)
+    assert served_again(on_recipe)
+
+
+def signal_server(postmaster: int, number: signal.Signals) -> None:
+    """Send ``number`` to a PostgreSQL server's postmaster and every process it started
+    (SIGSTOP: a standby lost, whose kernel still holds its connections open)."""
+    for pid in [postmaster, *children(postmaster)]:
+        with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+            os.kill(pid, number)
 
 
 def test_the_primary_lost_under_load_the_promoted_standby_holds_every_200s_start(
@@ -220,10 +267,10 @@ def load_through_failover(
     stop_at = threading.Event()
 
     def client() -> list[Outcome]:
-        session = requests.Session()
         done = []
-        while not stop_at.is_set():
-            done.append(download(service, session))
+        with requests.Session() as session:
+            while not stop_at.is_set():
+                done.append(download(service, session))
         return done
 
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
