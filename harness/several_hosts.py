@@ -57,6 +57,8 @@ AUDITOR_ROLE = postgres.DOCUMENTED_AUDITOR
 BUCKET = "reports"
 #: moto's S3 server accepts any credentials; the hosts need some to sign with.
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: The caller's settings that reach the hosts: the service's, and gunicorn's workers and threads.
+SETTINGS = ("REPORTING_SVC_", "GUNICORN_", "WEB_CONCURRENCY")
 #: How long a host may take from exec to a ready answer (migrations already ran).
 READY_SECONDS = 60.0
 #: How long ``down`` waits for a process after SIGTERM before SIGKILL (gunicorn's graceful
@@ -89,7 +91,8 @@ class State:
     pids: dict[str, int] = field(default_factory=dict)
     #: The synchronous standby's data folder, which ``down`` removes too.
     standby_folder: str = ""
-    #: The settings every host runs with (each adds its own REPORTING_SVC_VAR_DIR).
+    #: The settings every host runs with (each adds its own REPORTING_SVC_VAR_DIR): the
+    #: recipe's, and the caller's whose names start with one of ``SETTINGS``.
     env: dict[str, str] = field(default_factory=dict)
     curl: str = ""
 
@@ -106,8 +109,11 @@ class State:
         path.chmod(0o600)  # it holds the signing key (in env)
 
     def host_env(self, address: str) -> dict[str, str]:
-        """A host's environment: the shared settings and its own var folder."""
-        return {**self.env, "REPORTING_SVC_VAR_DIR": str(Path(self.folder) / address)}
+        """A host's environment: this process's, less any settings of its own, then the
+        shared settings and the host's own var folder."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS)}
+        var_dir = str(Path(self.folder) / address)
+        return {**inherited, **self.env, "REPORTING_SVC_VAR_DIR": var_dir}
 
     def owner_env(self) -> dict[str, str]:
         """The settings of the owner's commands (publish, withdraw, catalog upgrade)."""
@@ -177,8 +183,9 @@ def up(
 ) -> State:
     """Start the whole recipe under ``folder``; returns its state (also saved there).
 
-    Settings in ``environ`` (the caller's environment by default: ``WEB_CONCURRENCY``,
-    ``REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT``, …) reach every host, under the recipe's own.
+    Settings in ``environ`` (the caller's environment by default) whose names start with
+    one of ``SETTINGS`` (``WEB_CONCURRENCY``, ``REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT``, …)
+    reach every host, under the recipe's own; the rest of it stays out of the state file.
     ``client_limits`` False lifts nginx's per-client limits, for a load test from one address.
     Anything that fails to start is stopped again before the error is raised.
     """
@@ -207,8 +214,7 @@ def _start(state: State, environ: dict[str, str], *, client_limits: bool) -> Non
     state.database["auditor"] = database.auditor
     state.save()
     key = secrets.token_urlsafe(48)
-    state.env = {k: v for k, v in environ.items() if not k.startswith("REPORTING_SVC_")}
-    state.env.update({k: v for k, v in environ.items() if k.startswith("REPORTING_SVC_")})
+    state.env = {k: v for k, v in environ.items() if k.startswith(SETTINGS)}
     state.env.update(
         S3_CREDENTIALS,
         REPORTING_SVC_STORE="s3",

@@ -72,15 +72,8 @@ def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[several_hosts.S
     number of workers, nginx (its per-client limits lifted: every client here is 127.0.0.1).
     Each test publishes into a study of its own; the module's end stops it all (its dozen
     workers are not left idling through the rest of the session)."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("REPORTING_SVC_", "GUNICORN_", "WEB_CONCURRENCY"))
-    }
     state = several_hosts.up(
-        tmp_path_factory.mktemp("hosts"),
-        environ={**inherited, **ONE_CALLER_64_CLIENTS},
-        client_limits=False,
+        tmp_path_factory.mktemp("hosts"), environ=ONE_CALLER_64_CLIENTS, client_limits=False
     )
     yield state
     several_hosts.down(Path(state.folder))
