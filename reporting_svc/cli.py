@@ -30,7 +30,9 @@ from .storage import JobExists, StoreError, make_store
 DEFAULT_BIND = "127.0.0.1:8000"
 # What an error may quote of an unknown argument: an option's name, never a value.
 OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
-GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+# gunicorn's settings ship in the package; gunicorn imports them by module name, so an
+# installed service finds them from any directory.
+GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,10 +87,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         host, _, port = args.bind.rpartition(":")
         app.run(host=host, port=int(port))
         return 0
-    config = Path(args.gunicorn_config)
-    if not config.is_file():
+    config = args.gunicorn_config
+    if not config.startswith("python:") and not Path(config).is_file():
         raise SettingsError(f"gunicorn config {config} not found; pass --gunicorn-config")
-    command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", args.bind]
+    command = [sys.executable, "-m", "gunicorn", "--config", config, "--bind", args.bind]
     os.execv(sys.executable, [*command, "reporting_svc:create_app()"])  # noqa: S606 - no shell
     return 0
 
@@ -166,7 +168,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the service under gunicorn")
     run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
     run.add_argument("--dev", action="store_true", help="Flask's development server instead")
-    run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
+    run.add_argument(
+        "--gunicorn-config",
+        default=GUNICORN_CONFIG,
+        metavar="PATH",
+        help="a gunicorn config file (default: the package's, %(default)s)",
+    )
     run.set_defaults(run=serve)
 
     verify = commands.add_parser("check", help="check settings, keys and hooks load")
