@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -20,7 +19,8 @@ from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
-from .fetch import add_fetch_command
+from .console import named
+from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
@@ -28,8 +28,6 @@ from .settings import Settings, SettingsError, load_settings
 from .storage import JobExists, StoreError, make_store
 
 DEFAULT_BIND = "127.0.0.1:8000"
-# What an error may quote of an unknown argument: an option's name, never a value.
-OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
 # gunicorn's settings ship in the package; gunicorn imports them by module name, so an
 # installed service finds them from any directory.
 GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
@@ -40,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        parser.error(f"unrecognized arguments: {_named(unknown)}")
+        parser.error(f"unrecognized arguments: {named(unknown)}")
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
@@ -151,16 +149,6 @@ def _base_url(bind: str) -> str:
     return f"http://{host}:{port}"
 
 
-def _named(unknown: list[str]) -> str:
-    """Unknown arguments by option name, values only counted: argparse would echo them all,
-    and one may be a token typed in the wrong place (``fetch --token SECRET``)."""
-    names = [text.split("=", 1)[0] for text in unknown if text.startswith("-")]
-    shown = [name for name in names if OPTION_NAME.fullmatch(name)]
-    hidden = len(unknown) - len(shown)
-    counted = [f"{hidden} value{'s' * (hidden != 1)} (not shown)"] if hidden else []
-    return ", ".join(shown + counted)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -212,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
 
-    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    fetch = commands.add_parser("fetch", help=FETCH_HELP)
     add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
