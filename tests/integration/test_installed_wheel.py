@@ -1,9 +1,8 @@
 """The package as users install it: a wheel built from the sources, installed (not editable)
-into a fresh virtual environment outside the checkout, run from directories outside it.
+into fresh virtual environments outside the checkout, run from directories outside it.
 
-First the base install alone (the fetch client), then the ``server`` extra added to the
-same environment; every command runs the environment's own ``reporting-svc``, never the
-checkout's code.
+The client's environment has the base install alone, the service's the ``server`` extra;
+every command runs its environment's own ``reporting-svc``, never the checkout's code.
 """
 
 from __future__ import annotations
@@ -51,11 +50,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment outside the checkout; the checkout's pip installs into it."""
-    folder = tmp_path_factory.mktemp("installed") / "venv"
+def installed(folder: Path, requirement: str) -> Path:
+    """A fresh virtual environment in ``folder`` with ``requirement`` installed by the
+    checkout's pip. Nothing is byte-compiled ahead: that halves an install's time, and
+    what runs is compiled when first imported."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    pip(str(folder / "bin" / "python"), "install", "--no-compile", requirement)
     return folder
 
 
@@ -64,6 +64,19 @@ def pip(python: str, *args: str) -> None:
     command = [sys.executable, "-m", "pip", "--python", python, "--quiet", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def python(venv: Path, code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with the environment's Python from ``cwd``, no PYTHONPATH."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def deployment_env(home: Path) -> dict[str, str]:
@@ -135,36 +148,30 @@ def printed(output: Path, text: str) -> str:
 
 
 def test_the_installed_wheel_serves_publishes_mints_fetches_and_documents_from_anywhere(
-    wheel: Path, venv: Path, tmp_path: Path, started: list[subprocess.Popen[Any]]
+    wheel: Path, tmp_path: Path, started: list[subprocess.Popen[Any]]
 ) -> None:
-    python = str(venv / "bin" / "python")
     home = tmp_path / "deployment"
     elsewhere = tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
     env = deployment_env(home)
 
-    # Nothing is byte-compiled ahead: that halves an install's time, and what runs is
-    # compiled when first imported. The base install: the fetch client runs, the service's
-    # commands say what to add.
-    pip(python, "install", "--no-compile", str(wheel))
-    located = subprocess.run(
-        [python, "-c", "import reporting_svc; print(reporting_svc.__file__)"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert Path(located.stdout.strip()).is_relative_to(venv)
-    assert command(venv, "fetch", "--help", cwd=elsewhere, env=env).returncode == 0
-    refused = command(venv, "serve", cwd=home, env=env)
+    # The base install: its own package, no server package; fetch runs, the service's
+    # commands say what to add and create nothing.
+    client = installed(tmp_path / "client-venv", str(wheel))
+    located = python(client, "import reporting_svc; print(reporting_svc.__file__)", cwd=elsewhere)
+    assert Path(located.stdout.strip()).is_relative_to(client), located.stderr
+    assert python(client, "import flask", cwd=elsewhere).returncode == 1
+    assert command(client, "fetch", "--help", cwd=elsewhere, env=env).returncode == 0
+    refused = command(client, "serve", cwd=home, env=env)
     assert refused.returncode == 2
     assert "pip install 'reporting-svc[server]'" in refused.stderr
     assert not (home / "var").exists()
 
-    # The server extra, then the service's commands against one deployment.
-    pip(python, "install", "--no-compile", f"{wheel}[server]")
+    # The server extra, and the service's commands against one deployment.
+    venv = installed(tmp_path / "server-venv", f"{wheel}[server]")
+    located = python(venv, "import reporting_svc; print(reporting_svc.__file__)", cwd=elsewhere)
+    assert Path(located.stdout.strip()).is_relative_to(venv), located.stderr
     minted = command(venv, "token", "--subject", "wheel", "--grant", GRANT, cwd=home, env=env)
     assert minted.returncode == 0, minted.stderr
     token = minted.stdout.strip()
@@ -207,8 +214,9 @@ def test_the_installed_wheel_serves_publishes_mints_fetches_and_documents_from_a
     assert script.status_code == 200
     assert script.content == shipped.read_bytes()
 
+    # The client's environment, base install alone, fetches the study from the service.
     fetched = command(
-        venv,
+        client,
         "fetch",
         "--url",
         base,
