@@ -22,6 +22,7 @@ from .catalog.commands import add_catalog_commands
 from .console import named
 from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .preflight import findings
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
-        settings = load_settings()
+        settings = load_settings(read_only=getattr(args, "read_only", False))
         return int(args.run(settings, args))
     except (SettingsError, GrantError, PublishError, ValueError) as error:
         print(f"reporting-svc: error: {error}", file=sys.stderr)
@@ -128,11 +129,16 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int | None:
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
-    """Build the app as a worker would: run before a reload, since a worker that cannot
-    start (a broken key file, say) makes gunicorn stop altogether."""
-    create_app(settings)
-    print("OK: settings, keys and hooks load")
-    return 0
+    """Load what a worker loads and reach every engine it will use, changing nothing: run
+    before a start or a reload, since a worker that cannot start (a broken key file, say)
+    makes gunicorn stop altogether. One line per finding; exit 1 if any is a problem."""
+    found = findings(settings, os.environ)
+    for finding in found:
+        if finding.problem:
+            print(f"reporting-svc: error: {finding.text}", file=sys.stderr)
+        else:
+            print(f"OK: {finding.text}")
+    return 1 if any(finding.problem for finding in found) else 0
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
@@ -164,8 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=serve)
 
-    verify = commands.add_parser("check", help="check settings, keys and hooks load")
-    verify.set_defaults(run=check)
+    verify = commands.add_parser(
+        "check", help="check settings, keys and hooks load and every engine answers; change nothing"
+    )
+    verify.set_defaults(run=check, read_only=True)
 
     put = commands.add_parser("publish", help="publish a report file into the store")
     put.add_argument("file", type=Path)

@@ -7,7 +7,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..settings import Settings
 from . import layout
@@ -25,6 +25,17 @@ _TAKEN = {"PreconditionFailed", "412"}
 # it answers 412 (taken) or succeeds.
 _CONFLICT = "ConditionalRequestConflict"
 CONFLICT_RETRIES = 3
+NO_CREDENTIALS = (
+    "boto3 found no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or"
+    " AWS_PROFILE, or give the host a role"
+)
+# What HeadBucket's usual refusals mean (it answers a status, no code: 404, 403, 400).
+_HINTS = {
+    "404": "no such bucket",
+    "NoSuchBucket": "no such bucket",
+    "403": "these credentials may not use the bucket",
+    "400": "a bad request: the region or the endpoint may be wrong",
+}
 
 
 URL_REUSE_SECONDS = 1.0
@@ -240,10 +251,15 @@ class S3Store(Store):
         self._call("delete_object", layout.content_key(record.id))
 
     def check(self) -> str | None:
+        """Why the bucket cannot be used (HeadBucket with the service's credentials), with
+        what to do about the usual causes; names no bucket (readiness is public)."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError:
+            return f"the S3 bucket cannot be reached (NoCredentialsError: {NO_CREDENTIALS})"
         except (ClientError, BotoCoreError) as error:
-            return f"the S3 bucket cannot be reached ({_failure(error)})"
+            hint = _HINTS.get(_code(error), "") if isinstance(error, ClientError) else ""
+            return f"the S3 bucket cannot be reached ({_failure(error)}{hint and ': ' + hint})"
         return None
 
     def job_ids(self) -> Iterator[str]:
