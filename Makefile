@@ -64,12 +64,14 @@ bench-listing: $(VENV)/.installed-test
 system-packages:
 	scripts/install-system-packages
 
+# The service: the package with its server extra (the base install is the fetch client's).
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[server]'
 	touch $@
 
+# The test extra includes the server extra.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@

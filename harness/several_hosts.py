@@ -3,11 +3,13 @@ up`` starts it, ``down`` stops it (``make hosts`` / ``make hosts-stop``).
 
 On loopback addresses: moto's S3 server with one bucket; PostgreSQL with a database that an
 owner role holds, the service's role and the auditor's made by the guide's roles block as
-written (it runs the migrations as the owner); three ``reporting-svc serve`` hosts on
-127.0.0.2-4, each with its own var folder, all connecting as the service's role and
-signing with one generated key; config/nginx.conf balancing them. It publishes a sample as
-the owner and prints curl lines that go through nginx. What runs is written to
-``FOLDER/state.json`` (pids, addresses, URLs), so ``down`` stops it from another process.
+written (it runs the migrations as the owner), and a synchronous standby on 127.0.0.5 that
+every role reaches through libpq's multi-host URL (the guide's "PostgreSQL failover");
+three ``reporting-svc serve`` hosts on 127.0.0.2-4, each with its own var folder, all
+connecting as the service's role and signing with one generated key; config/nginx.conf
+balancing them. It publishes a sample as the owner and prints curl lines that go through
+nginx. What runs is written to ``FOLDER/state.json`` (pids, addresses, URLs), so ``down``
+stops it from another process.
 
 The tests run this very code (tests/reliability/test_several_hosts.py): a user's recipe
 and CI's multi-host deployment cannot drift apart.
@@ -87,6 +89,8 @@ class State:
     #: Process name to pid; each leads a process group of its own. ``down`` stops "nginx",
     #: then each "host …", then each "postgres…" (a fast shutdown), then the rest.
     pids: dict[str, int] = field(default_factory=dict)
+    #: The synchronous standby's data folder, which ``down`` removes too.
+    standby_folder: str = ""
     #: The settings every host runs with (each adds its own REPORTING_SVC_VAR_DIR): the
     #: recipe's, and the caller's whose names start with one of ``SETTINGS``.
     env: dict[str, str] = field(default_factory=dict)
@@ -131,10 +135,11 @@ class State:
 
 @dataclass(frozen=True)
 class Database:
-    """The recipe's PostgreSQL: the server and the URLs of the owner's, the service's and
-    the auditor's roles on its one database."""
+    """The recipe's PostgreSQL: the primary, its synchronous standby, and the multi-host
+    URLs of the owner's, the service's and the auditor's roles on its one database."""
 
     server: postgres.Postgres
+    standby: postgres.Postgres
     owner: str
     service: str
     auditor: str
@@ -144,17 +149,25 @@ def start_database() -> Database:
     """PostgreSQL with the guide's roles: a database held by an owner role (as a provider
     or a DBA gives it; the recipe's SQL, read from the guide), then the guide's roles
     block run as that owner, which makes the service's and the auditor's roles and runs
-    the migrations. One function, so a standby can join the server here."""
-    server = postgres.start()
+    the migrations. Then a synchronous standby joins it, and every role's URL names both
+    (``target_session_attrs=read-write``), so a promoted standby is found without a restart."""
+    server = postgres.start(replicated=True)
     try:
         for statement in documented_setup():
             server.psql(statement)
-        owner = server.url(DATABASE, user=OWNER)
-        service = server.create_service_role(owner, SERVICE_ROLE)
+        server.create_service_role(server.url(DATABASE, user=OWNER), SERVICE_ROLE)
+        standby = postgres.start_standby(server)
     except Exception:
         server.stop()
         raise
-    return Database(server, owner, service, server.url(DATABASE, user=AUDITOR_ROLE))
+    pair = (server, standby)
+    return Database(
+        server,
+        standby,
+        postgres.failover_url(pair, DATABASE, user=OWNER),
+        postgres.failover_url(pair, DATABASE, user=SERVICE_ROLE),
+        postgres.failover_url(pair, DATABASE, user=AUDITOR_ROLE),
+    )
 
 
 def documented_setup() -> list[str]:
@@ -194,7 +207,9 @@ def _start(state: State, environ: dict[str, str], *, client_limits: bool) -> Non
     state.s3_endpoint = _start_s3(state)
     database = start_database()
     state.pids["postgres"] = database.server.process.pid
+    state.pids["postgres standby"] = database.standby.process.pid
     state.postgres_folder = str(database.server.folder)
+    state.standby_folder = str(database.standby.folder)
     state.database = {"owner": database.owner, "service": database.service}
     state.database["auditor"] = database.auditor
     state.save()
@@ -339,14 +354,15 @@ def _spawn(
 
 def down(folder: Path = FOLDER, *, state: State | None = None) -> list[str]:
     """Stop what ``up`` started, the balancer first and the database and S3 last; returns
-    the names of what was still running. PostgreSQL's folder goes; the logs stay."""
+    the names of what was still running. PostgreSQL's folders go; the logs stay."""
     folder = folder.absolute()
     state = state or State.load(folder)
     stopped = []
     for tier in range(len(STOP_ORDER) + 1):
         stopped += _stop({name: pid for name, pid in state.pids.items() if _tier(name) == tier})
-    if state.postgres_folder:
-        shutil.rmtree(state.postgres_folder, ignore_errors=True)
+    for data in (state.postgres_folder, state.standby_folder):
+        if data:
+            shutil.rmtree(data, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (folder / "state.json").unlink()
     return stopped
@@ -409,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     hosts = ", ".join(state.hosts.values())
     print(f"S3 (moto): {state.s3_endpoint}, bucket {BUCKET}")
-    print(f"PostgreSQL: {state.database['service']} (the hosts' role)")
+    print(f"PostgreSQL: {state.database['service']} (the hosts' role; primary, then standby)")
     print(f"hosts: {hosts}")
     print(f"nginx: {state.balancer}")
     print(state.curl)

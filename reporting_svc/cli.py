@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -23,7 +22,8 @@ from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
-from .fetch import add_fetch_command
+from .console import named
+from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
 from .pipes import quiet_when_the_reader_leaves
 from .preflight import findings
@@ -40,10 +40,10 @@ from .settings import (
 from .startup import announce
 from .storage import JobExists, StoreError, make_store
 
-# What an error may quote of an unknown argument: an option's name, never a value.
-OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
 INIT_HELP = "start a new, empty deployment in the home if it holds none (docs/settings.md)"
-GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+# gunicorn's settings ship in the package; gunicorn imports them by module name, so an
+# installed service finds them from any directory.
+GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
 
 
 @quiet_when_the_reader_leaves
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        parser.error(f"unrecognized arguments: {_named(unknown)}")
+        parser.error(f"unrecognized arguments: {named(unknown)}")
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, publish the sample, then run gunicorn; the
-    curl lines come once it listens (config/gunicorn.conf.py's when_ready)."""
+    curl lines come once it listens (gunicorn_conf.py's when_ready)."""
     app = create_app(settings)
     problem = app.extensions["reporting_svc"].store.check()
     if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
@@ -108,10 +108,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         ensure_sample(services.store, services.catalog)
     if args.dev:
         return _serve_dev(settings, app, args.bind or bind_address(os.environ))
-    config = Path(args.gunicorn_config)
-    if not config.is_file():
+    config = args.gunicorn_config
+    if not config.startswith("python:") and not Path(config).is_file():
         raise SettingsError(f"gunicorn config {config} not found; pass --gunicorn-config")
-    command = [sys.executable, "-m", "gunicorn", "--config", str(config)]
+    command = [sys.executable, "-m", "gunicorn", "--config", config]
     # Through the config file, so GUNICORN_CMD_ARGS's --bind still wins over --bind.
     env = {**os.environ, BIND_VARIABLE: args.bind} if args.bind else dict(os.environ)
     os.execve(sys.executable, [*command, "reporting_svc:create_app()"], env)  # noqa: S606
@@ -190,16 +190,6 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _named(unknown: list[str]) -> str:
-    """Unknown arguments by option name, values only counted: argparse would echo them all,
-    and one may be a token typed in the wrong place (``fetch --token SECRET``)."""
-    names = [text.split("=", 1)[0] for text in unknown if text.startswith("-")]
-    shown = [name for name in names if OPTION_NAME.fullmatch(name)]
-    hidden = len(unknown) - len(shown)
-    counted = [f"{hidden} value{'s' * (hidden != 1)} (not shown)"] if hidden else []
-    return ", ".join(shown + counted)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -213,7 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dev", action="store_true", help="Flask's development server instead")
     run.add_argument("--init", action="store_true", help=INIT_HELP)
-    run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
+    run.add_argument(
+        "--gunicorn-config",
+        default=GUNICORN_CONFIG,
+        metavar="PATH",
+        help="a gunicorn config file (default: the package's, %(default)s)",
+    )
     run.set_defaults(run=serve)
 
     verify = commands.add_parser(
@@ -262,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
 
-    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    fetch = commands.add_parser("fetch", help=FETCH_HELP)
     add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")
