@@ -288,7 +288,8 @@ def load_settings(
     file is. ``read_only`` (``check``) makes nothing, not even the development secret.
     Relative paths of the deployment's own files are taken inside its home. When nothing
     names where the deployment lives and its home holds none, this refuses
-    (``NoDeployment``) unless ``init`` asks to start a new one there.
+    (``NoDeployment``) unless ``init`` asks to start a new one there (or ``read_only``
+    makes nothing anyway).
     """
     environ = os.environ if environ is None else environ
     _check_variables(environ)
@@ -306,7 +307,7 @@ def load_settings(
     threads = worker_threads(environ)
     settings = _at_home(replace(_build(raw), worker_threads=threads))
     implicit = not config_file and not any(key in raw for key in _LOCATION_KEYS)
-    if implicit and not init and not settings.var_dir.is_dir():
+    if implicit and not (init or read_only) and not settings.var_dir.is_dir():
         raise NoDeployment(
             f"no deployment in {settings.home}; set {PREFIX}HOME to an existing deployment's"
             " home, or start a new, empty one there with serve --init or publish --init"

@@ -79,7 +79,6 @@ def test_relative_paths_are_taken_inside_the_home(
     [
         (["token", "--subject", "alice", "--grant", GRANT], None),
         (["publish", "report.csv", "--report-name", "R", "--mode", "test", "--tenant"], None),
-        (["check"], None),
         (["catalog", "check"], None),
         (["token", "--subject", "alice", "--grant", GRANT], "chosen"),
     ],
