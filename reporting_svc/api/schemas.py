@@ -83,9 +83,14 @@ def mode_field(description: str) -> fields.String:
     )
 
 
-def report_name_field(description: str) -> fields.String:
+class ReportName(fields.String):
+    """A report name: 1 to ``MAX_REPORT_NAME`` printable characters, the records' rule
+    (the OpenAPI document spells "printable" out as a pattern)."""
+
+
+def report_name_field(description: str) -> ReportName:
     """A ``reportName`` parameter: the records' rule, documented with its length."""
-    return fields.String(
+    return ReportName(
         validate=checked_by(check_report_name),
         metadata={"description": description, "minLength": 1, "maxLength": MAX_REPORT_NAME},
     )
