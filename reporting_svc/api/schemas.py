@@ -135,7 +135,7 @@ class QuerySchema(Schema):
 
 
 class DownloadQuerySchema(QuerySchema):
-    """Query parameters of ``GET /reports/download`` (SPEC §1); unknown ones are ignored."""
+    """Query parameters of ``GET /reports/download`` (docs/api.md §1); unknown ones are ignored."""
 
     id = Guid(
         required=True,
