@@ -95,7 +95,8 @@ def test_field_rules_carry_into_the_parameter_schemas(document: dict[str, Any]) 
     kickoff = query_parameter(document, "get", "rptKickoffDatetime")["schema"]
 
     assert (report_name["minLength"], report_name["maxLength"]) == (1, MAX_REPORT_NAME)
-    assert kickoff == {"type": "string", "format": "date-time"}
+    assert (kickoff["type"], kickoff["format"]) == ("string", "date-time")
+    assert re.fullmatch(kickoff["pattern"], "2025-06-04T11:27:52.014Z")
     assert "enum" not in query_parameter(document, "get", "mode")["schema"]
     assert re.fullmatch(report_name["pattern"], "Subject Data Extract")
 
@@ -148,6 +149,18 @@ def test_every_value_the_pattern_allows_is_loaded_by_the_schema(name: str) -> No
     @given(st.from_regex(pattern, fullmatch=True))
     def loads(value: str) -> None:
         assert schema_accepts(name, value), value
+
+    loads()
+
+
+def test_every_instant_the_document_allows_is_loaded_by_the_schema() -> None:
+    schema = query_parameter(DOC, "get", "rptKickoffDatetime")["schema"]
+    documented = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+
+    @settings(max_examples=300, derandomize=True, deadline=None)
+    @given(st.from_regex(schema["pattern"], fullmatch=True).filter(documented.is_valid))
+    def loads(value: str) -> None:
+        assert schema_accepts("rptKickoffDatetime", value), value
 
     loads()
 

@@ -26,7 +26,14 @@ from .listing import download_list
 from .listing_schemas import DecimalInteger, ListingQuerySchema, ListingSchema
 from .printable import printable_pattern
 from .reports import download
-from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, DownloadQuerySchema, Guid, ReportName
+from .schemas import (
+    CASE_INSENSITIVE,
+    EMPTY_MEANS_ABSENT,
+    DownloadQuerySchema,
+    Guid,
+    Instant,
+    ReportName,
+)
 
 bp = Blueprint("openapi", __name__, url_prefix=paths.ROOT)
 
@@ -179,9 +186,12 @@ def build_spec(
 
 def _own_fields(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
     """Our fields parse text themselves: a Guid's ``pattern`` is the text it accepts, a
-    DecimalInteger is an integer in its range, a ReportName is printable throughout."""
+    DecimalInteger is an integer in its range, a ReportName is printable throughout, an
+    Instant has the form of an RFC 3339 date-time."""
     if isinstance(field, Guid):
         return {"type": "string", "pattern": field.pattern}
+    if isinstance(field, Instant):
+        return {"pattern": field.pattern}
     if isinstance(field, ReportName):
         return {
             "pattern": printable_pattern(field.metadata["minLength"], field.metadata["maxLength"])

@@ -48,6 +48,15 @@ class StudyId(Guid):
 class Instant(fields.AwareDateTime):
     """An ISO-8601 date-time; a bare date names a day, not an instant, so it is malformed."""
 
+    #: What the OpenAPI document promises beside ``format: date-time``: RFC 3339's form with
+    #: an upper-case ``T`` and ``Z``, no leap second and no year 0, which Python's
+    #: ``fromisoformat`` reads (it also reads other ISO-8601 forms; the document names one).
+    pattern = (
+        r"^(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+        r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+        r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    )
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if _is_bare_date(str(value)):
             raise self.make_error("invalid")

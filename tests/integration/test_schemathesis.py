@@ -49,7 +49,7 @@ max-examples = 5
 # The run is bounded by its cases per operation and phase (each test's own), and the
 # command by a deadline. Not by ``--max-time``: fuzzing and stateful runs repeat until
 # that time is spent.
-DEADLINE = 90
+DEADLINE = 240
 
 
 @dataclass(frozen=True)
