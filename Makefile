@@ -1,16 +1,26 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
 # `make test-fast` runs the unit tests alone, for the edit-test loop.
+# `make hosts` starts docs/deploying.md's several-hosts recipe on this machine (S3, PostgreSQL,
+# three hosts, nginx; state and logs in HOSTS_DIR) and prints curl lines; `make hosts-stop` ends it.
 # `make bench` runs the benchmark (bench/, not part of the tests) and writes bench/results/.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # REDbot lives in its own virtual environment so its pins cannot clash with ours.
 REDBOT_VENV ?= .venv-redbot
+HOSTS_DIR ?= var/hosts
 
-.PHONY: run test test-fast lint system-packages bench bench-concurrency bench-listing bench-withdrawal
+.PHONY: run run-s3 test test-fast lint system-packages hosts hosts-stop bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
 	$(BIN)/reporting-svc serve
+
+# One host on S3 (docs/stores.md): moto's S3 server, a bucket, the service with a signing
+# key of its own and the sample; prints curl lines; Ctrl-C stops it all. Options:
+# BIND=HOST:PORT, DELIVERY=proxy|redirect, RUN_S3_DIR=folder for its key and logs.
+run-s3: $(VENV)/.installed-test
+	$(BIN)/python -m harness.s3_host $(if $(BIND),--bind $(BIND)) \
+		$(if $(DELIVERY),--delivery $(DELIVERY)) $(if $(RUN_S3_DIR),--folder $(RUN_S3_DIR))
 
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest
@@ -24,6 +34,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The recipe's servers come with the test extras (moto's S3 server) and the system packages.
+hosts: $(VENV)/.installed-test system-packages
+	$(BIN)/python -m harness.several_hosts up --folder $(HOSTS_DIR)
+
+hosts-stop: $(VENV)/.installed-test
+	$(BIN)/python -m harness.several_hosts down --folder $(HOSTS_DIR)
 
 # Scenarios against nginx, Flask and S3 anchors; pass options with BENCH_ARGS="--rounds 1".
 bench: $(VENV)/.installed-test
@@ -45,12 +62,14 @@ bench-listing: $(VENV)/.installed-test
 system-packages:
 	scripts/install-system-packages
 
+# The service: the package with its server extra (the base install is the fetch client's).
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[server]'
 	touch $@
 
+# The test extra includes the server extra.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@

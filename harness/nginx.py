@@ -20,6 +20,8 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # one millisecond get 429, which 64 connections reach. Lifting the rate lifts the burst.
 UNLIMITED_RATE = "1000000r/s"
 UNLIMITED_BURST = "1000000"
+# The per-client request rate as config/nginx.conf ships it.
+SHIPPED_RATE = "10r/s"
 # The most requests in progress per client address nginx accepts as a limit: none.
 UNLIMITED_PER_ADDRESS = 65535
 PER_ADDRESS = "limit_conn reporting_per_address "
@@ -54,7 +56,7 @@ def site(
         ("listen 80;", f"listen 127.0.0.1:{port};"),
         ("server 127.0.0.1:8000;", servers),
         ("/srv/reporting-svc/reports/", f"{store_root.absolute()}/"),
-        ("rate=10r/s", f"rate={rate or UNLIMITED_RATE}"),
+        (f"rate={SHIPPED_RATE}", f"rate={rate or UNLIMITED_RATE}"),
         ("burst=20 ", f"burst={20 if rate else UNLIMITED_BURST} "),
         (
             f"{PER_ADDRESS}{per_address()};",

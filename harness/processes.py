@@ -20,18 +20,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[Any], timeout: float = 30.0, *, host: str = "127.0.0.1"
+) -> None:
     """Wait until something accepts connections on the port; fail early if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited early with {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:

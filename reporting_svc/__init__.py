@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from .errors import register_error_handlers
 from .http.client_address import TrustedProxies, parse_networks
-from .http.observe import register_observers
-from .http.response_headers import register_response_headers
-from .logs import configure_logging
-from .services import Services
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the WSGI app: settings, the services it shares, its blueprints and handlers."""
+    """Build the WSGI app: settings, the services it shares, its blueprints and handlers.
+
+    Flask and the service's modules are imported here, not with the package: the ``fetch``
+    client imports this package with the base install alone (no ``server`` extra), and
+    gunicorn's settings must load before anything imports prometheus_client.
+    """
+    from flask import Flask
+
+    from .errors import register_error_handlers
+    from .http.observe import register_observers
+    from .http.response_headers import register_response_headers
+    from .logs import configure_logging
+
     settings = settings or load_settings()
     app = Flask(__name__)
     configure_logging(settings.log_level.upper())
@@ -48,6 +57,8 @@ def trust_proxies(app: Flask, settings: Settings) -> None:
 
 
 def register_services(app: Flask, settings: Settings) -> None:
+    from .services import Services
+
     app.extensions["reporting_svc"] = Services.from_settings(settings)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -20,29 +19,33 @@ from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
 from .catalog import CatalogError, make_catalog
 from .catalog.commands import add_catalog_commands
-from .fetch import add_fetch_command
+from .console import named
+from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .pipes import quiet_when_the_reader_leaves
+from .preflight import findings
 from .publish import NotIndexed, PublishError, publish_report
 from .sample import curl_lines, ensure_sample
 from .settings import Settings, SettingsError, load_settings
 from .storage import JobExists, StoreError, make_store
 
 DEFAULT_BIND = "127.0.0.1:8000"
-# What an error may quote of an unknown argument: an option's name, never a value.
-OPTION_NAME = re.compile(r"-[A-Za-z]|--[A-Za-z][A-Za-z0-9-]{0,39}")
-GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+# gunicorn's settings ship in the package; gunicorn imports them by module name, so an
+# installed service finds them from any directory.
+GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
 
 
+@quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        parser.error(f"unrecognized arguments: {_named(unknown)}")
+        parser.error(f"unrecognized arguments: {named(unknown)}")
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
-        settings = load_settings()
+        settings = load_settings(read_only=getattr(args, "read_only", False))
         return int(args.run(settings, args))
     except (SettingsError, GrantError, PublishError, ValueError) as error:
         print(f"reporting-svc: error: {error}", file=sys.stderr)
@@ -72,11 +75,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditDatabaseError as error:
         print(f"reporting-svc: error: the audit database failed: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # standard output's reader left: ends quietly (see pipes)
+    except OSError as error:  # a folder or file of the deployment that cannot be used
+        where = f": {error.filename}" if error.filename else ""
+        print(f"reporting-svc: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, print the sample line, then run gunicorn."""
     app = create_app(settings)
+    problem = app.extensions["reporting_svc"].store.check()
+    if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
+        print(f"reporting-svc: warning: {problem}", file=sys.stderr, flush=True)
     if settings.embedded_default:
         services = app.extensions["reporting_svc"]
         record = ensure_sample(services.store, services.catalog)
@@ -85,10 +97,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         host, _, port = args.bind.rpartition(":")
         app.run(host=host, port=int(port))
         return 0
-    config = Path(args.gunicorn_config)
-    if not config.is_file():
+    config = args.gunicorn_config
+    if not config.startswith("python:") and not Path(config).is_file():
         raise SettingsError(f"gunicorn config {config} not found; pass --gunicorn-config")
-    command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", args.bind]
+    command = [sys.executable, "-m", "gunicorn", "--config", config, "--bind", args.bind]
     os.execv(sys.executable, [*command, "reporting_svc:create_app()"])  # noqa: S606 - no shell
     return 0
 
@@ -113,6 +125,7 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
         sort_spec=args.sort_spec,
         retain_days=_retention(settings, args),
         expires_at=args.expires_at,
+        allow_past_expiry=args.allow_past_expiry,
     )
     print(json.dumps(asdict(record), indent=2, ensure_ascii=False))
     return 0
@@ -128,15 +141,24 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int | None:
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
-    """Build the app as a worker would: run before a reload, since a worker that cannot
-    start (a broken key file, say) makes gunicorn stop altogether."""
-    create_app(settings)
-    print("OK: settings, keys and hooks load")
-    return 0
+    """Load what a worker loads and reach every engine it will use, changing nothing: run
+    before a start or a reload, since a worker that cannot start (a broken key file, say)
+    makes gunicorn stop altogether. One line per finding; exit 1 if any is a problem."""
+    found = findings(settings, os.environ)
+    for finding in found:
+        if finding.problem:
+            print(f"reporting-svc: error: {finding.text}", file=sys.stderr)
+        else:
+            print(f"OK: {finding.text}")
+    return 1 if any(finding.problem for finding in found) else 0
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a token signed with the configured secret, for development and tests."""
+    if args.ttl <= 0:
+        raise ValueError(
+            f"--ttl must be a positive number of seconds; {args.ttl} would mint an expired token"
+        )
     grants = [parse_grant(text) for text in args.grant]
     print(mint_token(settings, args.subject, grants, ttl=args.ttl))
     return 0
@@ -149,16 +171,6 @@ def _base_url(bind: str) -> str:
     return f"http://{host}:{port}"
 
 
-def _named(unknown: list[str]) -> str:
-    """Unknown arguments by option name, values only counted: argparse would echo them all,
-    and one may be a token typed in the wrong place (``fetch --token SECRET``)."""
-    names = [text.split("=", 1)[0] for text in unknown if text.startswith("-")]
-    shown = [name for name in names if OPTION_NAME.fullmatch(name)]
-    hidden = len(unknown) - len(shown)
-    counted = [f"{hidden} value{'s' * (hidden != 1)} (not shown)"] if hidden else []
-    return ", ".join(shown + counted)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -166,11 +178,18 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the service under gunicorn")
     run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
     run.add_argument("--dev", action="store_true", help="Flask's development server instead")
-    run.add_argument("--gunicorn-config", default=str(GUNICORN_CONFIG), metavar="PATH")
+    run.add_argument(
+        "--gunicorn-config",
+        default=GUNICORN_CONFIG,
+        metavar="PATH",
+        help="a gunicorn config file (default: the package's, %(default)s)",
+    )
     run.set_defaults(run=serve)
 
-    verify = commands.add_parser("check", help="check settings, keys and hooks load")
-    verify.set_defaults(run=check)
+    verify = commands.add_parser(
+        "check", help="check settings, keys and hooks load and every engine answers; change nothing"
+    )
+    verify.set_defaults(run=check, read_only=True)
 
     put = commands.add_parser("publish", help="publish a report file into the store")
     put.add_argument("file", type=Path)
@@ -180,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--study-id")
     scope.add_argument("--tenant", action="store_true", help="a tenant-level report")
     put.add_argument("--job-id", help="default: a new random GUID")
-    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time (default: now)")
+    put.add_argument("--kickoff", help="ISO-8601 kickoff date-time with its zone (default: now)")
     put.add_argument("--required-permission", default="REPORTING_VIEW")
     put.add_argument("--file-name", help="the name clients save it as (default: FILE's)")
     put.add_argument("--report-id", metavar="GUID", help="the report definition's id (rptId)")
@@ -194,7 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the report expires N days after publishing (default: REPORTING_SVC_RETENTION_DAYS,"
         " unset: never)",
     )
-    expiry.add_argument("--expires-at", metavar="ISO", help="the report expires at this instant")
+    expiry.add_argument(
+        "--expires-at", metavar="ISO", help="the report expires at this instant (with its zone)"
+    )
+    put.add_argument(
+        "--allow-past-expiry",
+        action="store_true",
+        help="publish even if --expires-at is past (the report is then gone, 410, at once)",
+    )
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)
@@ -205,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     mint.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
     mint.set_defaults(run=token)
 
-    fetch = commands.add_parser("fetch", help="download reports: resume, verify, skip what is here")
+    fetch = commands.add_parser("fetch", help=FETCH_HELP)
     add_fetch_command(fetch)
 
     audit = commands.add_parser("audit", help="verify, repair or show the audit trail of downloads")

@@ -1,8 +1,9 @@
 """Prometheus metrics, summed across gunicorn workers by the client's multiprocess mode.
 
-``config/gunicorn.conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
-before any worker imports this module, so every worker writes its own files there and
-``/metrics`` adds them up. Without it (tests, the development server) one process counts.
+gunicorn's settings (``gunicorn_conf.py``) point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before any worker imports this module, so every worker writes its own files
+there and ``/metrics`` adds them up. Without it (tests, the development server) one
+process counts.
 """
 
 from __future__ import annotations

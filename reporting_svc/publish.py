@@ -21,6 +21,7 @@ from .storage.record import (
     DEFAULT_PERMISSION,
     check_report_name,
     format_instant,
+    given_instant,
     normalise_mode,
     now_instant,
     parse_instant,
@@ -69,6 +70,7 @@ def publish_report(
     sort_spec: str | None = None,
     retain_days: int | None = None,
     expires_at: str | None = None,
+    allow_past_expiry: bool = True,
     catalog: Catalog | None = None,
 ) -> JobRecord:
     """Hash the file, build its record and write both to ``store``, then index it in
@@ -76,7 +78,8 @@ def publish_report(
 
     ``study_id`` None publishes a tenant-level report. ``retain_days`` sets ``expiresAt``
     that many days after completion; ``expires_at`` sets it to an instant instead (an
-    upstream system's own deadline; a past one publishes the job expired). Raises
+    upstream system's own deadline; a past one publishes the job expired, unless
+    ``allow_past_expiry`` is False, as the command line makes it by default). Raises
     PublishError for bad arguments, storage.JobExists when the id is taken, and
     NotIndexed when the store took the job but the catalog did not. Publishing the same
     file under the same id again then indexes the stored job without writing a second file.
@@ -107,7 +110,7 @@ def publish_report(
         rptId=_valid("report id", normalise_guid, rpt_id) if rpt_id is not None else None,
         currSearchSpec=_spec("search spec", search_spec),
         currSortSpec=_spec("sort spec", sort_spec),
-        expiresAt=_expiry(completed, retain_days, expires_at),
+        expiresAt=_expiry(completed, retain_days, expires_at, allow_past_expiry),
     )
     with path.open("rb") as source:
         try:
@@ -163,11 +166,19 @@ def _permission(permission: str) -> str:
     return permission
 
 
-def _expiry(completed: str, retain_days: int | None, expires_at: str | None) -> str | None:
+def _expiry(
+    completed: str, retain_days: int | None, expires_at: str | None, allow_past: bool
+) -> str | None:
     if retain_days is not None and expires_at is not None:
         raise PublishError("give a retention in days or an expiry instant, not both")
     if expires_at is not None:
-        return _instant("expiry", expires_at)
+        expiry = _instant("expiry", expires_at)
+        if not allow_past and parse_instant(expiry) <= parse_instant(completed):
+            raise PublishError(
+                f"expiry {expires_at!r} is already past: the report would be gone (410) "
+                "from the start; allow a past expiry (--allow-past-expiry) to publish it so"
+            )
+        return expiry
     if retain_days is None:
         return None
     if not 1 <= retain_days <= MAX_RETENTION_DAYS:
@@ -180,11 +191,11 @@ def _kickoff(kickoff: str | None) -> str:
 
 
 def _instant(what: str, value: str) -> str:
+    """The instant in the records' one form; one without a zone is refused, not guessed."""
     try:
-        parse_instant(value)
-    except ValueError:
-        raise PublishError(f"{what} {value!r} is not an ISO-8601 date-time") from None
-    return value
+        return format_instant(given_instant(value))
+    except ValueError as error:
+        raise PublishError(f"{what} {value!r} {error}") from None
 
 
 def _measure(path: Path) -> tuple[int, str]:

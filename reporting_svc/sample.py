@@ -54,7 +54,8 @@ def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
 
 def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
     """Two ready commands, with a day-long token for the sample's study: the first
-    downloads the sample, the second lists the study's reports.
+    downloads the sample (following the redirect to S3 in redirect mode), the second lists
+    the study's reports.
 
     With public keys only the service cannot sign, so the lines say where the token goes.
     """
@@ -67,4 +68,8 @@ def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
     auth = f"-H 'Authorization: Bearer {token}'"
     download = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
     listing = f"{base_url}{paths.DOWNLOAD_LIST}?studyId={record.studyId}&limit=20&offset=0"
-    return f"curl -fsS -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"
+    # In redirect mode the download is a 302 to S3; curl drops the token on the way there.
+    follow = " -L" if settings.delivery == "redirect" else ""
+    return (
+        f"curl -fsS{follow} -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"
+    )

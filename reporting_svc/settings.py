@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from difflib import get_close_matches
 from pathlib import Path
 
 from .devsecret import dev_secret
@@ -41,6 +42,8 @@ MAX_PURGE_LEASE_SECONDS = 7 * 24 * 3600
 # no connect timeout under 2 s.
 MAX_WAIT_SECONDS = 3600
 MIN_CONNECT_SECONDS = 2
+# PostgreSQL connections one engine may hold, kept and overflow alike: far past any server's.
+MAX_POOL = 1000
 # Threads of a gunicorn worker that never send a download: however many are in flight,
 # these answer /healthz, /readyz, /metrics and the 503s of downloads past the limit.
 RESERVED_THREADS = 2
@@ -53,6 +56,14 @@ SUBJECT_SHARE = 4
 SLOTS_FILE = "download-slots"
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+# Why a deployment without a key does not start: only the embedded default makes a secret.
+NO_KEY = (
+    f"no signing key is configured: set {PREFIX}JWT_JWKS_FILE (or {PREFIX}JWT_PUBLIC_KEY_FILE"
+    f" or {PREFIX}JWT_SECRET); only the embedded default (local store, SQLite catalog, no"
+    " settings file) makes itself a development secret"
+)
 
 
 class SettingsError(Exception):
@@ -105,6 +116,10 @@ class Settings:
     database_lock_timeout: int = 3
     database_pool_timeout: int = 3
     database_keepalive: int = 5
+    # Per process and database (catalog and audit trail share one engine on one URL): 3
+    # hosts x 4 workers (2 CPUs) x 6 = 72 fit PostgreSQL's default 100 (docs/deploying.md).
+    database_pool_size: int = 4
+    database_pool_overflow: int = 2
     readiness_timeout: int = 2
     trusted_proxies: tuple[str, ...] = ()
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -113,6 +128,11 @@ class Settings:
     embedded_default: bool = field(default=False, compare=False)
     dev_secret: bool = field(default=False, compare=False)
     worker_threads: int = field(default=0, compare=False)
+
+    @property
+    def has_key(self) -> bool:
+        """Whether tokens can be checked: a key configured, or the development secret."""
+        return bool(self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file)
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -182,6 +202,9 @@ class Settings:
 
 _STORE_KEYS = ("store", "local_root", "s3_bucket")
 _DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
+# Variables with the prefix that are no setting: the settings file's name, and the token
+# ``fetch`` reads (fetch/credentials.py), which a user may have set in the same shell.
+OTHER_VARIABLES = ("config", "token")
 
 
 def worker_processes(environ: Mapping[str, str]) -> int:
@@ -214,13 +237,19 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+    *,
+    read_only: bool = False,
 ) -> Settings:
     """Read settings from a TOML file named by ``REPORTING_SVC_CONFIG``, then the environment.
 
-    The environment wins over the file and ``overrides`` (used by tests) over both.
+    The environment wins over the file and ``overrides`` (used by tests) over both. A
+    ``REPORTING_SVC_*`` variable that names no setting is refused, as an unknown key of the
+    file is. ``read_only`` (``check``) makes nothing, not even the development secret.
     """
     environ = os.environ if environ is None else environ
+    _check_variables(environ)
     raw: dict[str, object] = {}
     config_file = environ.get(PREFIX + "CONFIG", "")
     if config_file:
@@ -232,7 +261,30 @@ def load_settings(
     raw.update(overrides or {})
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
     threads = worker_threads(environ)
-    return _check(replace(_build(raw), worker_threads=threads), embedded)
+    return _check(replace(_build(raw), worker_threads=threads), embedded, read_only=read_only)
+
+
+def _known() -> list[str]:
+    """The settings' names in lower case: the file's keys, the environment's without PREFIX."""
+    return [spec.name for spec in fields(Settings) if spec.name not in _DERIVED]
+
+
+def _unknown(names: set[str], known: list[str], spelt: Callable[[str], str] = str) -> str:
+    """The unknown names, each with the known one it most resembles, if any, as ``spelt``."""
+    return ", ".join(
+        spelt(name)
+        + "".join(f" (did you mean {spelt(match)}?)" for match in get_close_matches(name, known, 1))
+        for name in sorted(names)
+    )
+
+
+def _check_variables(environ: Mapping[str, str]) -> None:
+    """A misspelt variable would leave its setting at the default without a word."""
+    known = [name.upper() for name in [*_known(), *OTHER_VARIABLES]]
+    unknown = {name[len(PREFIX) :] for name in environ if name.startswith(PREFIX)} - set(known)
+    if unknown:
+        spelt = _unknown(unknown, known, lambda name: PREFIX + name)
+        raise SettingsError(f"unknown setting(s) in the environment: {spelt}")
 
 
 def _read_file(path: Path) -> dict[str, object]:
@@ -243,10 +295,9 @@ def _read_file(path: Path) -> dict[str, object]:
         raise SettingsError(f"cannot read settings file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
-    known = {spec.name for spec in fields(Settings)} - _DERIVED
-    unknown = sorted(set(data) - known)
+    unknown = set(data) - set(_known())
     if unknown:
-        raise SettingsError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+        raise SettingsError(f"unknown setting(s) in {path}: {_unknown(unknown, _known())}")
     return data
 
 
@@ -290,15 +341,23 @@ def _boolean(value: object) -> bool:
     raise ValueError(text)
 
 
-def _check(settings: Settings, embedded: bool) -> Settings:
+def _check(settings: Settings, embedded: bool, *, read_only: bool = False) -> Settings:
     _check_store(settings)
     _check_keys(settings)
     _check_audit(settings)
     _check_catalog(settings)
     _check_waits(settings)
-    generated = not (settings.jwt_secret or settings.jwt_public_key_file or settings.jwt_jwks_file)
-    secret = dev_secret(settings.var_dir) if generated else settings.jwt_secret
+    generated = not settings.has_key and _development(settings, embedded)
+    secret = dev_secret(settings.var_dir, make=not read_only) if generated else settings.jwt_secret
     return replace(settings, jwt_secret=secret, dev_secret=generated, embedded_default=embedded)
+
+
+def _development(settings: Settings, embedded: bool) -> bool:
+    """Whether the settings are the embedded default on the embedded engines alone (local
+    store, SQLite catalog, no audit database): the one deployment that may run on a
+    generated development secret. Any other must configure a key (NO_KEY)."""
+    sqlite = settings.catalog_database_url.startswith("sqlite:")
+    return embedded and sqlite and "postgres" not in settings.audit_sink
 
 
 def _fail(message: str) -> None:
@@ -455,6 +514,10 @@ def _check_waits(settings: Settings) -> None:
     ]:
         if not least <= getattr(settings, name) <= MAX_WAIT_SECONDS:
             _fail(f"{PREFIX}{name.upper()} must be from {least} to {MAX_WAIT_SECONDS} seconds")
+    if not 1 <= settings.database_pool_size <= MAX_POOL:
+        _fail(f"{PREFIX}DATABASE_POOL_SIZE must be from 1 to {MAX_POOL} connections")
+    if not 0 <= settings.database_pool_overflow <= MAX_POOL:
+        _fail(f"{PREFIX}DATABASE_POOL_OVERFLOW must be from 0 to {MAX_POOL} connections")
     if settings.database_lock_timeout > settings.database_statement_timeout:
         _fail(
             f"{PREFIX}DATABASE_LOCK_TIMEOUT must not exceed {PREFIX}DATABASE_STATEMENT_TIMEOUT,"

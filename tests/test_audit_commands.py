@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -237,8 +239,8 @@ def test_show_json_prints_the_stored_lines_unchanged(trail: FileSink, audit_comm
         (["--subject", "bob"], ["req-3"]),
         (["--since", "2024-05-02T12:00:00Z"], ["req-2", "req-3", "req-4"]),
         (["--until", "2024-05-02T12:00:00Z"], ["req-0", "req-1"]),
-        (["--since", "2024-05-01T10:00:00+01:00", "--until", "2024-05-01"], []),
-        (["--since", "2024-05-01T09:00:01.000Z", "--until", "2024-05-03"], ["req-1", "req-2"]),
+        (["--since", "2024-05-01T10:00:00+01:00", "--until", "2024-05-01T00:00Z"], []),
+        (["--since", "2024-05-01T09:00:01.000Z", "--until", "2024-05-03T00Z"], ["req-1", "req-2"]),
         (["--study", STUDY, "--subject", "bob"], []),
     ],
 )
@@ -249,6 +251,34 @@ def test_show_keeps_only_records_matching_every_filter(
 
     assert code == 0
     assert shown_request_ids(out) == expected
+
+
+@pytest.mark.parametrize("since", ["2024-05-01", "2024-05-01T10:00:00"])
+def test_show_refuses_a_time_without_a_zone_as_publish_and_the_api_do(
+    trail: FileSink, audit_command: Any, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        audit_command("show", "--since", since)
+
+    assert exit_info.value.code == 2
+    assert "zone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_show_to_a_reader_that_left_ends_quietly_with_141(
+    trail: FileSink, audit_command: Any, monkeypatch: pytest.MonkeyPatch, options: list[str]
+) -> None:
+    """``audit show | head -1``: the status a shell gives a filter killed by SIGPIPE, no
+    traceback, and nothing left for the interpreter to fail to flush at exit."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    monkeypatch.setattr(sys, "stdout", os.fdopen(writer, "w"))
+
+    code, _, err = audit_command("show", *options)
+
+    assert (code, err) == (141, "")
+    sys.stdout.write("at exit\n")
+    sys.stdout.flush()
 
 
 def test_show_refuses_an_id_that_is_no_guid(trail: FileSink, audit_command: Any) -> None:

@@ -141,6 +141,7 @@ def test_readyz_is_503_naming_the_bucket_when_s3_is_unreachable(
 
     _assert_not_ready(response, "S3 bucket cannot be reached")
     assert "EndpointConnectionError" in error_of(response)["details"]
+    assert "check REPORTING_SVC_S3_ENDPOINT_URL" in error_of(response)["details"]
 
 
 def test_readyz_is_503_naming_the_bucket_when_it_was_deleted(
@@ -153,6 +154,28 @@ def test_readyz_is_503_naming_the_bucket_when_it_was_deleted(
     response = app.test_client().get("/readyz")
 
     _assert_not_ready(response, "S3 bucket cannot be reached")
+    assert "create it, or correct REPORTING_SVC_S3_BUCKET" in error_of(response)["details"]
+
+
+def test_readyz_without_aws_credentials_says_which_variables_to_set(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = make_settings(
+        store="s3",
+        s3_bucket=BUCKET,
+        s3_region="us-east-1",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )
+
+    response = create_app(settings).test_client().get("/readyz")
+
+    _assert_not_ready(response, "S3 bucket cannot be reached")
+    assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in error_of(response)["details"]
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

@@ -13,7 +13,7 @@ import pytest
 from reporting_svc.catalog import counts
 from reporting_svc.catalog.queries import micros
 from reporting_svc.lifecycle import Operator, Purger
-from reporting_svc.storage import layout
+from reporting_svc.storage import JobRecord, layout
 from reporting_svc.storage.entries import Purge
 from reporting_svc.storage.record import format_instant, parse_instant
 from tests.conftest import BUCKET, STUDY, error_of
@@ -87,9 +87,27 @@ def test_publish_sets_expires_at_from_the_retention_in_days(
 
 
 def test_publish_takes_an_expiry_instant_instead(publish_command: Any) -> None:
-    code, out, _ = publish_command("--expires-at", PAST)
+    code, out, _ = publish_command("--expires-at", "2999-01-01T02:00:00+02:00")
 
-    assert (code, json.loads(out)["expiresAt"]) == (0, PAST)
+    assert (code, json.loads(out)["expiresAt"]) == (0, "2999-01-01T00:00:00.000Z")
+
+
+def test_publish_refuses_a_past_expiry_in_one_line_unless_allowed(
+    publish_command: Any, tmp_path: Path
+) -> None:
+    """A report gone (410) from its first second is rarely what was meant; a back-fill of
+    an expired run can still say so."""
+    refused = publish_command("--expires-at", PAST)
+    allowed = publish_command("--expires-at", PAST, "--allow-past-expiry")
+
+    assert refused[:2] == (2, "")
+    assert refused[2] == (
+        f"reporting-svc: error: expiry '{PAST}' is already past: the report would be gone (410)"
+        " from the start; allow a past expiry (--allow-past-expiry) to publish it so\n"
+    )
+    assert (allowed[0], json.loads(allowed[1])["expiresAt"]) == (0, PAST)
+    records = (tmp_path / "reports" / layout.JOBS).glob(f"*/{layout.RECORD_NAME}")
+    assert [JobRecord.from_json(path.read_bytes()).expiresAt for path in records] == [PAST]
 
 
 @pytest.mark.parametrize(

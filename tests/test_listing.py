@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +11,11 @@ import sqlalchemy as sa
 from flask import Flask
 
 from reporting_svc import create_app
+from reporting_svc.catalog.tables import jobs
 from reporting_svc.publish import publish_report
-from reporting_svc.storage import JobRecord
+from reporting_svc.settings import Settings
+from reporting_svc.storage import JobRecord, layout
+from reporting_svc.storage.record import parse_instant
 from tests.conftest import DOWNLOAD_LIST, OTHER_STUDY, STUDY, error_of
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
@@ -91,6 +95,50 @@ def test_runs_are_newest_first_then_by_id_and_paged(listing, publish, caller):
     assert (first["hasMore"], first["count"], first["totalResults"]) == ("true", 2, 3)
     assert [run["downloadId"] for run in rest["reportRunStatus"]] == [jobs[0].id]
     assert (rest["hasMore"], rest["count"], rest["totalResults"]) == ("false", 1, 3)
+
+
+def test_instants_are_listed_in_one_form_equal_to_the_instants_published(listing, publish, caller):
+    typed = ["2025-07-01T10:00:00Z", "2025-07-01T14:00:01+02:00", "2025-07-01T10:00:02.5-02:00"]
+    for kickoff in typed:
+        publish(kickoff=kickoff, expires_at="2999-01-01T01:00:00+01:00")
+
+    runs = listing(query(), caller).get_json()["result"]["reportRunStatus"]
+
+    shown = [run["rptKickoffDatetime"] for run in reversed(runs)]
+    assert shown == [
+        "2025-07-01T10:00:00.000Z",
+        "2025-07-01T12:00:01.000Z",
+        "2025-07-01T12:00:02.500Z",
+    ]
+    assert [parse_instant(text) for text in shown] == [parse_instant(text) for text in typed]
+    assert {run["expiresAt"] for run in runs} == {"2999-01-01T00:00:00.000Z"}
+
+
+def test_records_stored_in_older_forms_are_answered_in_the_one_form(
+    listing, download, publish, caller, catalog, store, settings: Settings
+):
+    """A store and catalog written before instants were canonical (offsets, no
+    milliseconds, no zone: read as UTC, as that publish did) need no migration."""
+    job = publish(kickoff="2025-07-01T10:00:00Z")
+    old = {
+        **job.__dict__,
+        "rptKickoffDatetime": "2025-07-01T12:00:00+02:00",
+        "completedAt": "2025-07-01T10:05:00Z",
+        "expiresAt": "2999-01-01T00:00:00",
+    }
+    text = json.dumps(old)
+    (settings.local_root / layout.record_key(job.id)).write_text(text)
+    with catalog.engines.writing() as connection:
+        connection.execute(sa.update(jobs).where(jobs.c.id == job.id).values(record=text))
+
+    [run] = listing(query(), caller).get_json()["result"]["reportRunStatus"]
+    answered = download({"id": job.id, "rptKickoffDatetime": "2025-07-01T10:00:00.000Z"}, caller)
+
+    canonical = ("2025-07-01T10:00:00.000Z", "2025-07-01T10:05:00.000Z", "2999-01-01T00:00:00.000Z")
+    assert (run["rptKickoffDatetime"], run["completedAt"], run["expiresAt"]) == canonical
+    stored = store.get_record(job.id)
+    assert (stored.rptKickoffDatetime, stored.completedAt, stored.expiresAt) == canonical
+    assert answered.status_code == 200
 
 
 def test_an_offset_past_the_end_is_an_empty_page(listing, publish, caller):

@@ -118,9 +118,27 @@ def test_kickoff_defaults_to_now_in_utc(local_store, report_file):
     assert record.completedAt.endswith("Z")
 
 
-def test_given_kickoff_is_kept(local_store, report_file):
-    record = publish_to(local_store, report_file(), kickoff="2025-06-04T11:27:52.014Z")
-    assert record.rptKickoffDatetime == "2025-06-04T11:27:52.014Z"
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2025-06-04T11:27:52.014Z", "2025-06-04T11:27:52.014Z"),
+        ("2025-07-01T10:00:00Z", "2025-07-01T10:00:00.000Z"),
+        ("2025-07-01T12:00:00+02:00", "2025-07-01T10:00:00.000Z"),
+        ("2025-06-30T23:30:00.5-05:00", "2025-07-01T04:30:00.500Z"),
+        ("2025-07-01T10:00:00.123999+00:00", "2025-07-01T10:00:00.123Z"),
+    ],
+)
+def test_kickoff_and_expiry_are_stored_in_the_one_canonical_form(
+    local_store, report_file, given, stored
+):
+    """UTC, milliseconds, ``Z``: what the listing answers, whatever form was typed."""
+    record = publish_to(local_store, report_file(), kickoff=given, expires_at=given)
+
+    assert record.rptKickoffDatetime == record.expiresAt == stored
+    assert local_store.get_record(record.id) == record
+    assert parse_instant(stored) == parse_instant(given).replace(
+        microsecond=parse_instant(given).microsecond // 1000 * 1000
+    )
 
 
 def test_existing_id_is_refused_and_the_first_file_kept(local_store, report_file):
@@ -146,6 +164,9 @@ def test_existing_id_is_refused_and_the_first_file_kept(local_store, report_file
         ({"report_name": "Extract\r\nX-Injected: 1"}, "report name"),
         ({"kickoff": "yesterday"}, "kickoff"),
         ({"kickoff": ""}, "kickoff"),
+        ({"kickoff": "2025-07-01T10:00:00"}, "kickoff '2025-07-01T10:00:00' has no zone"),
+        ({"kickoff": "2025-07-01"}, "kickoff '2025-07-01' must be an ISO-8601 date-time"),
+        ({"expires_at": "2030-01-01T00:00:00"}, "expiry '2030-01-01T00:00:00' has no zone"),
         ({"retain_days": 0}, "retention"),
         ({"retain_days": 10**6}, "retention"),
         ({"expires_at": "soon"}, "expiry"),
@@ -277,6 +298,8 @@ def test_cli_publish_needs_study_or_tenant(cli_env, report_file, capsys):
         ("--mode", "production"),
         ("--job-id", "123"),
         ("--kickoff", "yesterday"),
+        ("--kickoff", "2025-07-01T10:00:00"),
+        ("--expires-at", "2030-01-01T00:00:00"),
         ("--file-name", "../../etc/passwd"),
         ("--file-name", "extract\n.csv"),
     ],
@@ -288,6 +311,16 @@ def test_cli_publish_bad_argument_exits_2_with_one_line(cli_env, report_file, ca
     assert err.count("\n") == 1
     assert "Traceback" not in err
     assert not cli_env.exists() or store_files(cli_env) == []
+
+
+def test_cli_publish_refuses_a_zoneless_kickoff_saying_how_to_give_one(
+    cli_env, report_file, capsys
+):
+    assert run_publish(report_file(), "--study-id", STUDY, "--kickoff", "2025-07-01T10:00") == 2
+    assert capsys.readouterr().err == (
+        "reporting-svc: error: kickoff '2025-07-01T10:00' has no zone: end it in Z (UTC) or an"
+        " offset such as +02:00\n"
+    )
 
 
 def test_cli_publish_unsafe_file_name_says_the_rule(cli_env, report_file, capsys):
@@ -306,6 +339,48 @@ def test_cli_publish_missing_file_exits_2_with_one_line(cli_env, tmp_path, capsy
     assert err.count("\n") == 1
 
 
+def test_cli_publish_into_a_missing_bucket_says_what_to_fix_in_one_line(
+    cli_env, report_file, s3_bucket, monkeypatch, capsys
+):
+    monkeypatch.setenv("REPORTING_SVC_STORE", "s3")
+    monkeypatch.setenv("REPORTING_SVC_S3_BUCKET", "no-such-bucket")
+    monkeypatch.setenv("REPORTING_SVC_S3_REGION", "us-east-1")
+
+    assert run_publish(report_file(), "--study-id", STUDY) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: the store failed: S3 error NoSuchBucket: ")
+    assert "create it, or correct REPORTING_SVC_S3_BUCKET" in err
+    assert err.count("\n") == 1
+
+
+def test_serve_warns_at_start_up_when_the_bucket_is_missing(
+    cli_env, s3_bucket, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("REPORTING_SVC_STORE", "s3")
+    monkeypatch.setenv("REPORTING_SVC_S3_BUCKET", "no-such-bucket")
+    monkeypatch.setenv("REPORTING_SVC_S3_REGION", "us-east-1")
+
+    # Stops before gunicorn starts: the warning comes from building the app.
+    assert cli.main(["serve", "--gunicorn-config", str(tmp_path / "absent.py")]) == 2
+
+    warning = capsys.readouterr().err.splitlines()[0]
+    assert warning.startswith("reporting-svc: warning: the S3 bucket cannot be reached")
+    assert "create it, or correct REPORTING_SVC_S3_BUCKET" in warning
+
+
+def test_cli_publish_into_a_store_that_cannot_be_made_fails_in_one_line(
+    cli_env, report_file, monkeypatch, tmp_path, capsys
+):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("REPORTING_SVC_LOCAL_ROOT", str(tmp_path / "a-file" / "store"))
+
+    assert run_publish(report_file(), "--study-id", STUDY) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("reporting-svc: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
 def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
     grants = [f"{STUDY}:test,active:REPORTING_VIEW", "tenant:active:A,B"]
     argv = ["token", "--subject", "alice", "--ttl", "120"]
@@ -319,6 +394,18 @@ def test_cli_token_prints_a_jwt_with_the_grants(cli_env, capsys):
     assert claims["sub"] == "alice"
     assert claims["exp"] - claims["iat"] == 120
     assert claims["grants"] == [parse_grant(grant).to_claim() for grant in grants]
+
+
+@pytest.mark.parametrize("ttl", ["0", "-60"])
+def test_cli_token_refuses_a_ttl_that_mints_an_expired_token(cli_env, capsys, ttl):
+    argv = ["token", "--subject", "alice", "--grant", "tenant:active:A", "--ttl", ttl]
+
+    assert cli.main(argv) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"reporting-svc: error: --ttl must be a positive number of seconds; {ttl} would mint"
+        " an expired token\n",
+    )
 
 
 def test_cli_bad_grant_exits_2_with_one_line(cli_env, capsys):

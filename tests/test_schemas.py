@@ -86,6 +86,11 @@ def test_missing_or_empty_id_is_insufficient(
             "rptKickoffDatetime",
             id="kickoff-date-only",
         ),
+        pytest.param(
+            {"id": JOB_ID, "rptKickoffDatetime": "2025-06-04T11:27:52.014"},
+            "rptKickoffDatetime",
+            id="kickoff-without-zone",
+        ),
     ],
 )
 def test_malformed_parameter_is_invalid_and_named(
@@ -109,6 +114,34 @@ def test_malformed_id_details_state_the_rule(
     response = download({"id": "nope"}, bearer)
 
     assert error_of(response)["details"] == "id: must be a GUID of 32 hexadecimal digits"
+
+
+@pytest.mark.parametrize(
+    ("kickoff", "details"),
+    [
+        ("2025-06-04T11:27:52.014", "has no zone: end it in Z (UTC) or an offset such as +02:00"),
+        (
+            "2025-06-04",
+            "must be an ISO-8601 date-time with its zone, e.g. 2025-06-04T11:27:52.014Z",
+        ),
+    ],
+)
+def test_a_kickoff_that_names_no_instant_is_refused_with_the_rule_publish_applies(
+    job: JobRecord,
+    bearer: str,
+    download: Callable[..., Any],
+    publish: Callable[..., JobRecord],
+    kickoff: str,
+    details: str,
+) -> None:
+    """Not guessed to be UTC: the same wall-clock time is a different instant elsewhere."""
+    response = download({"id": JOB_ID, "rptKickoffDatetime": kickoff}, bearer)
+    with pytest.raises(PublishError) as refused:
+        publish(CONTENT, kickoff=kickoff)
+
+    assert response.status_code == 400
+    assert error_of(response)["details"] == f"rptKickoffDatetime: {details}"
+    assert str(refused.value) == f"kickoff {kickoff!r} {details}"
 
 
 @pytest.mark.parametrize(

@@ -418,16 +418,54 @@ def test_configured_secret_creates_no_dev_secret(env, tmp_path):
     assert not (tmp_path / "var" / FILE_NAME).exists()
 
 
+@pytest.mark.parametrize(
+    "deployment",
+    [
+        {"REPORTING_SVC_STORE": "s3", "REPORTING_SVC_S3_BUCKET": "reports"},
+        {"REPORTING_SVC_CATALOG_URL": "postgresql+psycopg://svc@db/reporting"},
+        {
+            "REPORTING_SVC_AUDIT_SINK": "postgres",
+            "REPORTING_SVC_AUDIT_URL": "postgresql+psycopg://svc@db/reporting",
+        },
+        {"REPORTING_SVC_LOCAL_ROOT": "/srv/reports"},
+    ],
+    ids=["s3", "postgres-catalog", "postgres-audit", "local-root"],
+)
+def test_only_the_embedded_default_may_start_without_a_signing_key(tmp_path, deployment):
+    from reporting_svc import create_app
+
+    settings = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "var"), **deployment})
+    with pytest.raises(SettingsError) as caught:
+        create_app(settings)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("no signing key is configured: set REPORTING_SVC_JWT_JWKS_FILE")
+    assert not settings.dev_secret
+    assert not (tmp_path / "var" / FILE_NAME).exists()
+
+
+def test_a_token_is_not_minted_without_a_signing_key(tmp_path):
+    from reporting_svc.auth.tokens import mint_token
+
+    settings = load_settings(
+        {"REPORTING_SVC_VAR_DIR": str(tmp_path / "var"), "REPORTING_SVC_STORE": "local"}
+    )
+    with pytest.raises(SettingsError, match="no signing key is configured"):
+        mint_token(settings, "alice", [])
+
+
 def test_repr_hides_the_secret(env, tmp_path):
     assert SECRET not in repr(load_settings(env))
     generated = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "dev")})
     assert generated.jwt_secret not in repr(generated)
 
 
-def test_app_warns_when_it_runs_on_the_generated_development_secret(tmp_path, caplog):
+def test_app_warns_when_it_runs_on_the_generated_development_secret(tmp_path, caplog, monkeypatch):
     from reporting_svc import create_app
 
-    settings = load_settings({}, {"var_dir": tmp_path / "var", "local_root": tmp_path / "r"})
+    monkeypatch.chdir(tmp_path)  # the embedded default's store: var/reports, made here
+    settings = load_settings({}, {"var_dir": tmp_path / "var"})
     logger = logging.getLogger("reporting_svc")
     logger.addHandler(caplog.handler)
     try:
@@ -494,6 +532,9 @@ def test_database_waits_default_to_a_few_seconds_and_are_read_from_the_environme
         ("DATABASE_KEEPALIVE", "0"),
         ("READINESS_TIMEOUT", "0"),
         ("READINESS_TIMEOUT", "3601"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_POOL_OVERFLOW", "-1"),
+        ("DATABASE_POOL_SIZE", "1001"),
     ],
 )
 def test_a_database_wait_cannot_be_unbounded_or_out_of_range(env, name, value):

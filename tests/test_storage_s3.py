@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -118,8 +122,60 @@ def test_a_store_copied_from_local_disk_serves_the_same_records_and_bytes(tmp_pa
     assert sorted(copied.job_ids()) == sorted(local.job_ids())
 
 
-def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
-    content = bytes(range(256)) * (9 * 4096)  # 9 MiB: boto3 uploads in parts from 8 MiB
+def _sha256_base64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_the_content_is_stored_with_the_sha256_publish_measured(publish, s3_bucket, store):
+    sent: list[str] = []
+
+    def capture(request, **_):
+        if request.url.endswith(layout.content_key(JOB)):
+            sent.append(request.headers["x-amz-checksum-sha256"].decode())
+
+    store.client.meta.events.register("before-send.s3.PutObject", capture)
+    record = publish(b"a,b\n1,2\n", "extract.csv", job_id=JOB)
+
+    # S3 checks the bytes against this value and refuses a mismatch (BadDigest).
+    assert sent == [base64.b64encode(bytes.fromhex(record.sha256)).decode()]
+    head = s3_bucket.head_object(
+        Bucket=BUCKET, Key=PREFIX + layout.content_key(JOB), ChecksumMode="ENABLED"
+    )
+    assert head["ChecksumSHA256"] == _sha256_base64(b"a,b\n1,2\n")
+
+
+def test_the_upload_carries_the_records_digest_not_one_of_the_bytes_sent(publish, store):
+    """A file that changed between measuring and uploading reaches S3 with the measured
+    digest, so S3 refuses it rather than keeping bytes the record does not describe."""
+    record = replace(publish(b"measured", job_id=JOB), id="0" * 32)
+    sent: list[bytes] = []
+    store.client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_: sent.append(request.headers.get("x-amz-checksum-sha256", b"")),
+    )
+
+    store.put(record, io.BytesIO(b"changed since"))
+
+    assert _sha256_base64(b"measured").encode() in sent
+
+
+def test_s3_refusing_the_digest_is_a_store_error_that_says_the_file_changed(store, tmp_path):
+    store.client.meta.events.register("before-call.s3.PutObject", _answer(400, "BadDigest"))
+    (tmp_path / "changing.csv").write_bytes(b"a\n")
+
+    with pytest.raises(StoreError, match="SHA-256 is not the one measured"):
+        publish_report(
+            store, tmp_path / "changing.csv", report_name="Changing", mode="test", study_id=STUDY
+        )
+
+
+def test_a_file_in_parts_is_stored_whole_with_a_checksum_of_its_parts_checksums(
+    tmp_path, s3_bucket
+):
+    store = S3Store(s3_bucket, BUCKET, PREFIX)
+    store.SINGLE_PUT_LIMIT = 6 * 1024 * 1024
+    store.PART_SIZE = 5 * 1024 * 1024  # S3's smallest part
+    content = bytes(range(256)) * (12 * 4096)  # 12 MiB: three parts
     (tmp_path / "large.zip").write_bytes(content)
 
     record = publish_report(
@@ -127,6 +183,23 @@ def test_a_file_above_the_multipart_threshold_is_stored_whole(store, tmp_path):
     )
 
     assert store.open_range(record, 0, record.size).body.read() == content
+    parts = [content[at : at + store.PART_SIZE] for at in range(0, len(content), store.PART_SIZE)]
+    composite = _sha256_base64(b"".join(hashlib.sha256(part).digest() for part in parts))
+    head = s3_bucket.head_object(
+        Bucket=BUCKET, Key=PREFIX + layout.content_key(record.id), ChecksumMode="ENABLED"
+    )
+    assert head["ChecksumSHA256"].split("-")[0] == composite
+
+
+def test_a_presigned_url_asks_s3_for_its_checksum_in_the_query_not_a_header(tmp_path, s3_bucket):
+    sigv4 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
+    store = S3Store(sigv4, BUCKET, PREFIX)
+    record = _publish_small(store, tmp_path)
+
+    query = parse_qs(urlsplit(store.presigned_url(record, 60, "attachment")).query)
+
+    assert query["x-amz-checksum-mode"] == ["ENABLED"]
+    assert query["X-Amz-SignedHeaders"] == ["host"]  # a client sends no header of ours
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
@@ -300,9 +301,11 @@ def _error_responses(statuses: dict[int, str], *, body: bool) -> dict[int, Any]:
     return responses
 
 
+@cache
 def _redoc_bundle() -> Path:
     """Redoc's standalone build as drf-spectacular-sidecar ships it, found without importing
-    the package (its ``__init__`` imports Django, which this service never runs)."""
+    the package (its ``__init__`` imports Django, which this service never runs), when the
+    page first asks for it: building the app needs no docs page."""
     spec = find_spec("drf_spectacular_sidecar")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("drf-spectacular-sidecar is not installed")
@@ -310,7 +313,6 @@ def _redoc_bundle() -> Path:
     return package / "static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"
 
 
-REDOC_BUNDLE = _redoc_bundle()
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>reporting-svc API</title></head>
@@ -359,4 +361,4 @@ def docs() -> Response:
 @bp.get("/docs/redoc.standalone.js")
 def redoc() -> Response:
     """Redoc's script for the docs page, from the installed package rather than a CDN."""
-    return send_file(REDOC_BUNDLE, mimetype="text/javascript")
+    return send_file(_redoc_bundle(), mimetype="text/javascript")

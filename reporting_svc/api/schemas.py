@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load
 
 from ..ids import DASHED_GUID_PATTERN, GUID_PATTERN, GUID_RULE, normalise_guid
-from ..storage.record import MAX_REPORT_NAME, MODES, JobRecord, check_report_name, normalise_mode
+from ..storage.record import (
+    MAX_REPORT_NAME,
+    MODES,
+    JobRecord,
+    check_report_name,
+    given_instant,
+    normalise_mode,
+)
 
 EMPTY_MEANS_ABSENT = ("id", "mode", "reportName", "rptKickoffDatetime", "rptId")
 CASE_INSENSITIVE = ("mode",)
@@ -45,31 +52,25 @@ class StudyId(Guid):
             raise ValidationError(GUID_RULE + ", empty, or null") from None
 
 
-class Instant(fields.AwareDateTime):
-    """An ISO-8601 date-time; a bare date names a day, not an instant, so it is malformed."""
+class Instant(fields.DateTime):
+    """An ISO-8601 date-time with its zone, by the rule publish applies: a zone-less one
+    or a bare date names no instant, so it is malformed rather than guessed to be UTC."""
 
     #: What the OpenAPI document promises beside ``format: date-time``: RFC 3339's form with
-    #: an upper-case ``T`` and ``Z``, no leap second and no year 0, which Python's
-    #: ``fromisoformat`` reads (it also reads other ISO-8601 forms; the document names one).
+    #: an upper-case ``T`` and ``Z``, no leap second, and a year from 2 to 9998 (so that
+    #: the instant in UTC is within Python's years), which ``given_instant`` always reads
+    #: (it also reads other ISO-8601 forms; the document names one).
     pattern = (
-        r"^(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+        r"^(?!0000|0001|9999)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
         r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
         r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
     )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        if _is_bare_date(str(value)):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def _is_bare_date(value: str) -> bool:
-    """Whether ``fromisoformat`` would read ``value`` as midnight of a date it only names."""
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+        try:
+            return given_instant(str(value))
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
 
 def checked_by(check: Callable[[str], str]) -> Callable[[str], None]:
@@ -158,9 +159,10 @@ class DownloadQuerySchema(QuerySchema):
     reportName = report_name_field("The job's report name, printable characters only.")  # noqa: N815
     rptKickoffDatetime = Instant(  # noqa: N815
         format="iso",
-        default_timezone=UTC,
-        error_messages={"invalid": "must be an ISO-8601 date-time"},
-        metadata={"description": "The job's kickoff time, compared as an instant."},
+        metadata={
+            "description": "The job's kickoff time with its zone (Z or an offset), compared "
+            "as an instant to the millisecond."
+        },
     )
 
     @post_load

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..ids import GUID_RULE, normalise_guid
 from ..settings import Settings
-from ..storage.record import parse_instant
+from ..storage.record import given_instant, parse_instant
 from ..text import visible, visible_json
 from .chain import GENESIS, Verdict
 from .database import DatabaseSink, chains, rows_of
@@ -229,7 +229,8 @@ def _guid(text: str) -> str:
 
 
 def _instant(text: str) -> datetime:
+    """An instant typed on the command line: with its zone, as publish and the API take it."""
     try:
-        return parse_instant(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date-time") from None
+        return given_instant(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} {error}") from None

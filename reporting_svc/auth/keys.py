@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import jwt
 from jwt.algorithms import get_default_algorithms
 
-from ..settings import PREFIX, Settings, SettingsError
+from ..settings import NO_KEY, PREFIX, Settings, SettingsError
 
 Key = str | jwt.PyJWK
 # RFC 7518 §6.3.2 and §6.4: the private members of RSA, EC and OKP keys, and a symmetric key.
@@ -62,7 +62,9 @@ class JwksKeys:
 
 
 def load_keys(settings: Settings) -> Keys:
-    """The configured keys, read and checked now so that a bad one fails start-up."""
+    """The configured keys, read and checked now so that a bad one, or none, fails start-up."""
+    if not settings.has_key:
+        raise SettingsError(NO_KEY)
     if settings.jwt_jwks_file:
         return JwksKeys(_jwks(Path(settings.jwt_jwks_file), settings.algorithms))
     return StaticKey(_verification_key(settings), list(settings.algorithms))

@@ -13,7 +13,7 @@ import jwt
 from flask import Request
 
 from ..errors import Unauthenticated
-from ..settings import PREFIX, Settings, SettingsError
+from ..settings import NO_KEY, PREFIX, Settings, SettingsError
 from .bearer import bearer_token
 from .grants import Grant, GrantError, Principal, grants_from_json, load_grants_file
 from .keys import MissingKeyIdError, UnknownKeyIdError, load_keys
@@ -164,6 +164,8 @@ def _reason(error: jwt.InvalidTokenError) -> str:
 
 def mint_token(settings: Settings, subject: str, grants: list[Grant], ttl: int = 3600) -> str:
     """Sign a token with the configured shared secret, for development and tests."""
+    if not settings.has_key:
+        raise SettingsError(NO_KEY)
     if not settings.jwt_secret:
         raise ValueError("minting needs a shared secret; a public key cannot sign")
     now = int(time.time())

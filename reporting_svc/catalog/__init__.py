@@ -12,7 +12,8 @@ def make_catalog(settings: Settings) -> Catalog:
 
 
 def database_limits(settings: Settings) -> DatabaseLimits:
-    """How long the service waits for PostgreSQL, as the settings say."""
+    """How long the service waits for PostgreSQL, and how many connections it holds, as
+    the settings say."""
     return DatabaseLimits(
         connect=settings.database_connect_timeout,
         statement=settings.database_statement_timeout,
@@ -20,6 +21,8 @@ def database_limits(settings: Settings) -> DatabaseLimits:
         pool=settings.database_pool_timeout,
         keepalive=settings.database_keepalive,
         users=settings.database_users,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
     )
 
 

@@ -44,7 +44,8 @@ _deadline = threading.local()
 @dataclass(frozen=True)
 class DatabaseLimits:
     """How long a PostgreSQL connection, statement, lock or pooled connection is waited
-    for, in seconds, and how soon the kernel probes an idle connection (keepalive)."""
+    for, in seconds, how soon the kernel probes an idle connection (keepalive), and how
+    many connections an engine holds."""
 
     connect: int = 3
     statement: int = 5
@@ -53,6 +54,9 @@ class DatabaseLimits:
     keepalive: int = 5
     #: Threads of a process that may use its databases at once (0: any number).
     users: int = 0
+    #: Connections an engine keeps open, and how many more it may open for a while.
+    pool_size: int = 4
+    pool_overflow: int = 2
 
     @property
     def answer(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,18 +36,19 @@ WRITES = "reporting_svc_writes"
 def make_engine(
     url: str, limits: DatabaseLimits | None = None, breaker: Breaker | None = None
 ) -> sa.Engine:
-    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping),
-    and with ``limits`` every wait for the server is bounded, ``breaker`` tripped by one
-    that was not answered."""
+    """An engine for the URL; PostgreSQL connections are checked before use (pre-ping), at
+    most the limits' pool size and overflow at once, and with ``limits`` every wait for the
+    server is bounded, ``breaker`` tripped by one that was not answered."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     bounded = {} if limits is None else {"pool_timeout": limits.pool}
+    sizes = limits or DatabaseLimits()
     engine = sa.create_engine(
         parsed,
         pool_pre_ping=True,
-        pool_size=8,
-        max_overflow=16,
+        pool_size=sizes.pool_size,
+        max_overflow=sizes.pool_overflow,
         connect_args=limits.connect_args() if limits else {},
         **bounded,
     )
@@ -117,14 +119,54 @@ def missing_privileges(
     ]
 
 
-class ProcessEngine:
-    """One engine per process, made on first use: a forked child (a gunicorn worker)
-    builds its own.
+class SharedEngine:
+    """This process's engine for one URL and limits, made on first use, and the breaker of
+    its server: a forked child (a gunicorn worker) builds its own.
 
-    A pooled connection copied into a child would share its socket or file lock with
-    the parent; the child lets go of the parent's pool without closing it. ``prepare``
-    runs once on the first engine (the schema's upgrade); if it fails, the next use
-    tries again.
+    A pooled connection copied into a child would share its socket or file lock with the
+    parent; the child lets go of the parent's pool without closing it.
+    """
+
+    def __init__(self, url: str, limits: DatabaseLimits | None):
+        self.url = url
+        self.limits = limits
+        self.breaker = Breaker(limits.answer if limits else 0)
+        self._engine: sa.Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None or self._pid != os.getpid():
+                if self._engine is not None:
+                    self._engine.dispose(close=False)
+                self._engine = make_engine(self.url, self.limits, self.breaker)
+                self._pid = os.getpid()
+            return self._engine
+
+
+_shared: weakref.WeakValueDictionary[tuple[str, DatabaseLimits | None], SharedEngine]
+_shared = weakref.WeakValueDictionary()
+_sharing = threading.Lock()
+
+
+def shared_engine(url: str, limits: DatabaseLimits | None) -> SharedEngine:
+    """The one engine of the process for ``url`` and ``limits``, as long as anything uses
+    it: the catalog and the audit trail on one database share its pool, so a worker holds
+    at most pool size + overflow connections to it (docs/deploying.md: Sizing)."""
+    with _sharing:
+        found = _shared.get((url, limits))
+        if found is None:
+            found = _shared[url, limits] = SharedEngine(url, limits)
+        return found
+
+
+class ProcessEngine:
+    """The process's engine for one use of a database (the catalog, the audit trail),
+    shared with any other use of the same database (``shared_engine``).
+
+    ``prepare`` runs once on the first engine (the use's schema upgrade); if it fails, the
+    next use tries again.
     """
 
     def __init__(
@@ -136,12 +178,10 @@ class ProcessEngine:
     ):
         self.url = url
         self._prepare = prepare
-        self._limits = limits
-        self._breaker = Breaker(limits.answer if limits else 0)
+        self._shared = shared_engine(url, limits)
+        self._breaker = self._shared.breaker
         gated = limits is not None and limits.users and self.dialect == "postgresql"
         self._gate = gate(limits.users) if limits and gated else None
-        self._engine: sa.Engine | None = None
-        self._pid = 0
         self._lock = threading.Lock()
 
     def get(self, *, prepared: bool = True) -> sa.Engine:
@@ -150,16 +190,12 @@ class ProcessEngine:
         Threads that queued here behind a ``prepare`` the server did not answer are
         refused by the breaker instead of trying in turn."""
         with self._lock:
-            if self._engine is None or self._pid != os.getpid():
-                if self._engine is not None:
-                    self._engine.dispose(close=False)
-                self._engine = make_engine(self.url, self._limits, self._breaker)
-                self._pid = os.getpid()
+            engine = self._shared.get()
             if prepared and self._prepare is not None:
                 self._breaker.admit()
-                self._prepare(self._engine)
+                self._prepare(engine)
                 self._prepare = None
-            return self._engine
+            return engine
 
     @contextlib.contextmanager
     def using(self) -> Iterator[None]:

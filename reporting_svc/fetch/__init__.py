@@ -6,6 +6,8 @@ import argparse
 from .command import fetch_command
 from .options import add_fetch_arguments
 
+FETCH_HELP = "download reports: resume, verify, skip what is here"
+
 
 def add_fetch_command(parser: argparse.ArgumentParser) -> None:
     """Give the ``fetch`` subcommand its options; it needs no service settings."""

@@ -43,7 +43,7 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         token.read()
         client = Client(options.url, token, timeout=options.timeout)
         policy = RetryPolicy(attempts=options.retries)
-        destination = Destination(options.dest, rehash=options.rehash)
+        destination = Destination(options.dest, rehash=options.rehash, read_only=options.dry_run)
         bounds = FileBounds(options.max_file_bytes, options.file_deadline)
         downloader = Downloader(client, destination, events, policy, bounds)
         return _fetch_all(options, downloader, events)
@@ -51,6 +51,8 @@ def run(options: FetchOptions, *, stdout: TextIO | None = None) -> int:
         return _error(str(error), USAGE)
     except KeyboardInterrupt:
         return _error("interrupted; the .part files are kept for the next run", INTERRUPTED)
+    except BrokenPipeError:
+        raise  # the events' reader left: the command line ends quietly (see ..pipes)
     except OSError as error:
         return _error(f"{options.dest}: {error.strerror or error}", USAGE)
     except FetchError as error:

@@ -50,11 +50,16 @@ class Partial:
 class Destination:
     """One folder of downloads, shared by the fetch's threads."""
 
-    def __init__(self, root: Path, *, rehash: bool = False):
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Path, *, rehash: bool = False, read_only: bool = False):
+        """``read_only`` (a dry run) reads what is there and creates nothing, not even the
+        folder or its state folder; only ``present`` may then be asked."""
+        if not read_only:
+            root.mkdir(parents=True, exist_ok=True)
         self.rehash = rehash
+        self.read_only = read_only
         self.root = root.resolve()
-        self.partials = checked_folder(checked_folder(self.root / STATE_DIR) / "partial")
+        state = checked_folder(self.root / STATE_DIR, create=not read_only)
+        self.partials = checked_folder(state / "partial", create=not read_only)
         self.manifest = Manifest(self.root)
         self._lock = threading.Lock()
         self._claims = {partial.file.casefold(): partial.downloadId for partial in self._saved()}
@@ -77,7 +82,7 @@ class Destination:
             return entry
         if hash_of(path).hexdigest() != entry.sha256:
             return None
-        if stamps != (entry.mtimeNs, entry.ctimeNs):
+        if stamps != (entry.mtimeNs, entry.ctimeNs) and not self.read_only:
             entry = replace(entry, mtimeNs=stamps[0], ctimeNs=stamps[1])
             with self._lock:
                 self.manifest.record(entry)

@@ -11,6 +11,7 @@ U+2028 splits it for a reader that splits on Unicode line breaks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from typing import Any, Protocol, TextIO
@@ -19,6 +20,10 @@ from tqdm import tqdm
 
 from ..text import visible, visible_fields
 from .manifest import now
+
+#: The size assumed when a terminal says it has no columns or rows (a pseudo-terminal
+#: nobody sized): tqdm would draw bars zero wide and hide every one below row zero.
+FALLBACK_SIZE = os.terminal_size((80, 24))
 
 
 class Events(Protocol):
@@ -66,7 +71,15 @@ class ProgressBars:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
-        self._overall = tqdm(desc="reports", unit="file", file=self.stream, position=0)
+        self._columns, self._rows = _screen(self.stream)
+        self._overall = tqdm(
+            desc="reports",
+            unit="file",
+            file=self.stream,
+            position=0,
+            ncols=self._columns,
+            nrows=self._rows,
+        )
         self._bars: dict[str, tqdm[Any]] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -109,6 +122,8 @@ class ProgressBars:
             unit_divisor=1024,
             file=self.stream,
             leave=False,
+            ncols=self._columns,
+            nrows=self._rows,
         )
 
     def _finish(self, download_id: str) -> None:
@@ -116,6 +131,16 @@ class ProgressBars:
         if bar is not None:
             bar.close()
         self._overall.update(1)
+
+
+def _screen(stream: TextIO) -> tuple[int | None, int | None]:
+    """tqdm's ``ncols`` and ``nrows``: the terminal's own, or the fallback for either
+    that is zero; None (tqdm's own guess) for a stream that is no terminal."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError):
+        return None, None
+    return size.columns or FALLBACK_SIZE.columns, size.lines or FALLBACK_SIZE.lines
 
 
 def events_for(*, json_lines: bool, stdout: TextIO | None = None) -> Events:

@@ -98,10 +98,13 @@ def create_new(path: Path) -> int:
     return os.open(path, NEW_FILE, 0o666)
 
 
-def checked_folder(path: Path) -> Path:
-    """``path`` as a real folder, created if missing; a symlink (even to a folder) or
-    anything else there raises UnsafeFolder."""
-    path.mkdir(exist_ok=True)
+def checked_folder(path: Path, *, create: bool = True) -> Path:
+    """``path`` as a real folder, created if missing (unless not ``create``: a dry run
+    writes nothing); a symlink (even to a folder) or anything else there raises UnsafeFolder."""
+    if create:
+        path.mkdir(exist_ok=True)
+    elif not os.path.lexists(path):
+        return path
     if not stat.S_ISDIR(path.lstat().st_mode):
         raise UnsafeFolder(f"{path} is a symlink or not a folder; refusing to write through it")
     return path

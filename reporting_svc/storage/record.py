@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 COMPLETED = "COMPLETED"
 DEFAULT_PERMISSION = "REPORTING_VIEW"
@@ -13,6 +14,11 @@ TENANT_SCOPE = "tenant"
 MODE_RULE = f"must be one of {', '.join(MODES)}"
 MAX_REPORT_NAME = 255
 REPORT_NAME_RULE = f"must be 1 to {MAX_REPORT_NAME} printable characters"
+INSTANT_RULE = "must be an ISO-8601 date-time with its zone, e.g. 2025-06-04T11:27:52.014Z"
+ZONE_RULE = "has no zone: end it in Z (UTC) or an offset such as +02:00"
+#: The one form records answer with: UTC, milliseconds, ``Z``.
+CANONICAL_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_INSTANTS = ("rptKickoffDatetime", "completedAt", "expiresAt")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,17 @@ class JobRecord:
     currSearchSpec: str | None = None  # noqa: N815
     currSortSpec: str | None = None  # noqa: N815
     expiresAt: str | None = None  # noqa: N815 - set by a retention (docs/api.md §6); null: never
+
+    def __post_init__(self) -> None:
+        """Instants in the one canonical form, whatever form an older publish stored:
+        every answer (listing, publish, catalog) shows a record's times the same way."""
+        for name in _INSTANTS:
+            value = getattr(self, name)
+            if value is not None and not CANONICAL_INSTANT.fullmatch(value):
+                try:
+                    object.__setattr__(self, name, format_instant(parse_instant(value)))
+                except OverflowError:
+                    raise ValueError(f"{name} {INSTANT_RULE}") from None
 
     @property
     def is_complete(self) -> bool:
@@ -103,6 +120,37 @@ def format_instant(moment: datetime) -> str:
 
 
 def parse_instant(value: str) -> datetime:
-    """Parse an ISO-8601 date-time; one without a zone is taken as UTC."""
+    """Parse a stored ISO-8601 date-time; one without a zone is UTC, as the publish that
+    stored it (before zones were required) read it. What a user types goes through
+    ``given_instant`` instead."""
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def given_instant(value: str) -> datetime:
+    """An instant typed by a user (publish, the download's filter, ``audit show``), to
+    the millisecond records keep; ValueError for anything else.
+
+    A date-time without a zone is a wall-clock time in an unknown place, not an instant:
+    it is refused rather than guessed to be UTC, and so is a bare date.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(INSTANT_RULE) from None
+    if parsed.tzinfo is None:
+        raise ValueError(INSTANT_RULE if _is_bare_date(value) else ZONE_RULE)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(INSTANT_RULE) from None
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _is_bare_date(value: str) -> bool:
+    """Whether ``fromisoformat`` would read ``value`` as midnight of a date it only names."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple, cast
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -13,6 +15,7 @@ from ..settings import Settings
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
 from .entries import Entry
+from .hints import hint
 from .recent import Recent
 from .record import JobRecord
 
@@ -29,6 +32,9 @@ CONFLICT_RETRIES = 3
 
 URL_REUSE_SECONDS = 1.0
 URL_REUSE_FACTOR = 5
+# S3's checksum request header, which a presigned URL carries in its query instead: a
+# signed header would have to be sent by every client following the URL.
+CHECKSUM_MODE = "x-amz-checksum-mode"
 
 
 class Looked(NamedTuple):
@@ -55,6 +61,11 @@ class S3Store(Store):
     """
 
     offers = frozenset({Offer.PRESIGNED_URL})
+    # S3 takes one PUT up to 5 GiB; that PUT carries the file's own SHA-256, which S3 checks
+    # and keeps. A larger file goes in parts of PART_SIZE, each with its SHA-256: S3 keeps a
+    # checksum of those (docs/stores.md says how to compare it).
+    SINGLE_PUT_LIMIT = 5 * 1024**3
+    PART_SIZE = 64 * 1024**2
 
     def __init__(self, client: Any, bucket: str, prefix: str = "", *, cache_seconds: float = 0):
         self.client = client
@@ -65,6 +76,9 @@ class S3Store(Store):
         self.entries: Recent[Looked] = Recent(cache_seconds)
         self.urls: Recent[str] = Recent(URL_REUSE_SECONDS)
         self.remembers_for = cache_seconds
+        client.meta.events.register(
+            "before-sign.s3.GetObject", _checksum_mode_in_query, unique_id=CHECKSUM_MODE
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -142,6 +156,8 @@ class S3Store(Store):
                     "ResponseContentType": record.contentType,
                     "ResponseContentDisposition": disposition,
                     "ResponseCacheControl": "no-store",
+                    # S3 then answers with the SHA-256 it verified at publish.
+                    "ChecksumMode": "ENABLED",
                 },
                 ExpiresIn=expires,
             )
@@ -188,7 +204,14 @@ class S3Store(Store):
             source,
             self.bucket,
             self.key(layout.content_key(record.id)),
-            ExtraArgs={"ContentType": record.contentType, "Tagging": CONTENT_TAG},
+            ExtraArgs={
+                "ContentType": record.contentType,
+                "Tagging": CONTENT_TAG,
+                **self._checksum(record),
+            },
+            Config=TransferConfig(
+                multipart_threshold=self.SINGLE_PUT_LIMIT, multipart_chunksize=self.PART_SIZE
+            ),
         )
         self.client.put_object(
             Bucket=self.bucket,
@@ -197,6 +220,14 @@ class S3Store(Store):
             ContentType="application/json",
             IfNoneMatch="*",
         )
+
+    def _checksum(self, record: JobRecord) -> dict[str, str]:
+        """The SHA-256 S3 checks the upload against: the one publish measured, so a file that
+        changed since is refused (BadDigest); a file in parts gets one per part."""
+        if record.size >= self.SINGLE_PUT_LIMIT:
+            return {"ChecksumAlgorithm": "SHA256"}
+        digest = base64.b64encode(bytes.fromhex(record.sha256)).decode()
+        return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": digest}
 
     def create_entry(self, job_id: str, entry: Entry) -> bool:
         self.entries.forget((job_id, entry.name))
@@ -240,10 +271,12 @@ class S3Store(Store):
         self._call("delete_object", layout.content_key(record.id))
 
     def check(self) -> str | None:
+        """Why the bucket cannot be used (HeadBucket with the service's credentials), with
+        what to do about the usual causes; names no bucket (readiness is public)."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
-            return f"the S3 bucket cannot be reached ({_failure(error)})"
+            return f"the S3 bucket cannot be reached ({_failure(error, bucket_call=True)})"
         return None
 
     def job_ids(self) -> Iterator[str]:
@@ -265,8 +298,22 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _failure(error: ClientError | BotoCoreError) -> StoreError:
-    """The StoreError for a failed call: callers see a retryable store fault, never boto's."""
+def _failure(error: ClientError | BotoCoreError, *, bucket_call: bool = False) -> StoreError:
+    """The StoreError for a failed call: callers see a retryable store fault, never boto's,
+    with what to do about it when the cause is the deployment's (``hints``). A HEAD of the
+    bucket answers a missing bucket with a bare 404."""
     if isinstance(error, ClientError):
-        return StoreError(f"S3 error {_code(error)}")
-    return StoreError(type(error).__name__)
+        code = _code(error)
+        what = f"S3 error {code}"
+        return StoreError(hint(what, "NoSuchBucket" if bucket_call and code == "404" else code))
+    return StoreError(hint(type(error).__name__, type(error).__name__))
+
+
+def _checksum_mode_in_query(request: Any, signature_version: str, **_: Any) -> None:
+    """Move a presigned GET's checksum mode from its headers to its query: a signed header
+    must be sent by whoever follows the URL, which a browser or curl does not do. (SigV2,
+    which only old regions' defaults use, puts it in the query itself.)"""
+    mode = request.headers.get(CHECKSUM_MODE)
+    if mode is not None and signature_version == "s3v4-query":
+        del request.headers[CHECKSUM_MODE]
+        request.params[CHECKSUM_MODE] = mode

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -214,6 +215,35 @@ def test_a_dry_run_lists_and_plans_but_downloads_nothing(
     assert [e["event"] for e in events] == ["listed", "planned"]
     assert events[0]["downloadId"] == report.downloadId
     assert not [r for r in server.requests if r.path == DOWNLOAD]
+    assert not (tmp_path / "d").exists()
+
+
+def tree(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file and folder under ``folder``: its bytes (files) and modification time."""
+    return {
+        str(path.relative_to(folder)): (
+            path.read_bytes() if path.is_file() else b"",
+            path.stat().st_mtime_ns,
+        )
+        for path in folder.rglob("*")
+    }
+
+
+def test_a_dry_run_writes_nothing_into_a_folder_fetched_before(
+    spec: tuple[Spec, Recorder], tmp_path: Path
+) -> None:
+    served, server = spec
+    served.publish(1)
+    assert fetch(server.url, tmp_path)[0] == 0
+    os.utime(tmp_path / "extract.csv")  # changed stamps: a real run would note them
+    new = served.publish(2, "visits.csv")
+    before = tree(tmp_path)
+
+    status, events = fetch(server.url, tmp_path, dry_run=True)
+
+    assert status == 0
+    assert kinds(events, "planned") == [new.downloadId]
+    assert tree(tmp_path) == before
 
 
 def test_a_run_whose_bytes_never_match_its_listing_fails_alone_with_exit_1(
@@ -389,3 +419,35 @@ def test_a_file_only_touched_is_hashed_again_and_skipped(
     assert status == 0 and kinds(events, "skipped") == [report.downloadId]
     assert again[0] == 0 and kinds(again[1], "skipped") == [report.downloadId]
     assert not [r for r in server.requests if r.path == DOWNLOAD][1:]
+
+
+def test_a_reader_that_leaves_ends_the_fetch_quietly_with_141(
+    server: Server, tmp_path: Path
+) -> None:
+    """``reporting-svc fetch --json | head -1``: no traceback, no error blaming the folder,
+    and the status a shell gives a filter killed by SIGPIPE."""
+    served, left = Spec(), threading.Event()
+    for number in range(1, 4):
+        served.publish(number)
+
+    def respond(request: Request) -> Response:
+        if request.path == DOWNLOAD:
+            left.wait(timeout=30)  # the first download's events come after the reader left
+        return served(request)
+
+    recorder = server(respond)
+    options = ["--url", recorder.url, "--study", STUDY, "--dest", str(tmp_path), "--json"]
+    client = subprocess.Popen(
+        [str(Path(sys.executable).parent / "reporting-svc"), "fetch", *options],
+        env={**os.environ, "REPORTING_SVC_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert client.stdout is not None and client.stderr is not None
+    first = json.loads(client.stdout.readline())
+    client.stdout.close()
+    left.set()
+
+    assert first["event"] == "listed"
+    assert client.wait(timeout=60) == 141
+    assert client.stderr.read() == b""

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import struct
+import sys
+import termios
+
+import pytest
 
 from reporting_svc.fetch.events import JsonLines, ProgressBars, events_for
 
@@ -59,3 +66,36 @@ def test_json_without_a_terminal_or_when_asked_bars_on_a_terminal() -> None:
     bars = events_for(json_lines=False, stdout=Terminal())
     assert isinstance(bars, ProgressBars)
     bars.close()
+
+
+def read_all(screen: int) -> bytes:
+    """What a pseudo-terminal's other end wrote, up to its close (then reads fail)."""
+    shown = b""
+    try:
+        while chunk := os.read(screen, 65536):
+            shown += chunk
+    except OSError:
+        pass
+    os.close(screen)
+    return shown
+
+
+def test_progress_shows_on_a_terminal_that_says_it_has_no_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pseudo-terminal nobody sized says 0 rows and 0 columns; tqdm alone, drawing on
+    standard error, then hides every bar below row 0 and the fetch prints nothing."""
+    screen, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    with os.fdopen(terminal, "w") as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        bars = ProgressBars()
+        bars.expect(1)
+        bars.emit("started", downloadId="A" * 32, file="visits.csv", size=10)
+        bars.advance("A" * 32, 10)
+        bars.emit("verified", downloadId="A" * 32)
+        bars.close()
+        monkeypatch.undo()
+    shown = read_all(screen).decode()
+
+    assert "reports: 100%" in shown and "1/1" in shown

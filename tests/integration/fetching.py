@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import nginx
+from reporting_svc.auth.grants import parse_grant
+from reporting_svc.auth.tokens import mint_token
+from reporting_svc.settings import load_settings
 from reporting_svc.storage.layout import content_key, record_key
 from tests.conftest import STUDY
 from tests.integration.processes import BIN, Processes, run_cli, service_env
@@ -55,11 +58,16 @@ class Service:
         return record
 
     def token(self, *grants: str, ttl: int = 3600) -> str:
-        """A token minted with the command; remembered, so a test can look for it in logs."""
+        """A token minted with the command (an expired one, which the command refuses, by
+        the code behind it); remembered, so a test can look for it in logs."""
         args = [arg for grant in grants or (GRANT,) for arg in ("--grant", grant)]
-        token = run_cli(
-            "token", "--subject", "alice", *args, "--ttl", str(ttl), env=self.env
-        ).stdout.strip()
+        if ttl > 0:
+            token = run_cli(
+                "token", "--subject", "alice", *args, "--ttl", str(ttl), env=self.env
+            ).stdout.strip()
+        else:
+            parsed = [parse_grant(grant) for grant in grants or (GRANT,)]
+            token = mint_token(load_settings(self.env), "alice", parsed, ttl=ttl)
         self.tokens.append(token)
         return token
 

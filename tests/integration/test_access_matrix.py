@@ -105,7 +105,8 @@ def publish(env: dict[str, str], folder: Path, name: str) -> str:
     path = folder / f"{name}.csv"
     path.write_text(name + "\n")
     scope_args = ["--tenant"] if scope == "tenant" else ["--study-id", scope]
-    expiry = ["--expires-at", EXPIRED_AT] if GONE.get(name) == "expired" else []
+    expired = GONE.get(name) == "expired"
+    expiry = ["--expires-at", EXPIRED_AT, "--allow-past-expiry"] if expired else []
     result = p.run_cli(
         "publish", str(path), "--report-name", REPORT_NAME, "--mode", mode, *scope_args,
         "--required-permission", permission, "--kickoff", KICKOFF, *expiry, env=env,

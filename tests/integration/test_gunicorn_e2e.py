@@ -193,16 +193,31 @@ def test_embedded_default_prints_a_curl_line_that_lists_the_sample(embedded: Emb
     assert [run["downloadId"] for run in result["reportRunStatus"]] == [SAMPLE_JOB_ID]
 
 
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"REPORTING_SVC_STORE": "s3"}, "REPORTING_SVC_S3_BUCKET"),
+        (
+            {
+                "REPORTING_SVC_STORE": "s3",
+                "REPORTING_SVC_S3_BUCKET": "b",
+                "REPORTING_SVC_JWT_SECRET": "",
+            },
+            "no signing key is configured: set REPORTING_SVC_JWT_JWKS_FILE",
+        ),
+    ],
+    ids=["bucket", "key"],
+)
 def test_missing_setting_stops_start_up_with_one_line(
-    cli: Any, service_env: dict[str, str]
+    cli: Any, service_env: dict[str, str], changes: dict[str, str], named: str
 ) -> None:
-    env = {**service_env, "REPORTING_SVC_STORE": "s3"}
+    env = {**service_env, **changes}
 
     result = cli("serve", env=env, check=False)
 
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
-    assert "REPORTING_SVC_S3_BUCKET" in result.stderr
+    assert named in result.stderr
     assert "Traceback" not in result.stderr
 
 

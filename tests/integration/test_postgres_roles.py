@@ -4,13 +4,14 @@ ready with the documented grants, and readiness names a privilege taken away."""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 
 import pytest
 import requests
 
 from harness import postgres
-from harness.postgres import DOCUMENTED_ROLE, PROJECT, documented_role_commands
+from harness.postgres import DOCUMENTED_AUDITOR, DOCUMENTED_ROLE, PROJECT, documented_role_commands
 from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 from tests.integration import processes as p
 
@@ -92,6 +93,31 @@ def test_the_service_lists_downloads_and_is_ready_with_exactly_the_documented_gr
         "job_counts:SELECT",
         "jobs:SELECT",
     ]
+
+
+def test_the_guides_auditor_reads_the_trail_and_can_change_nothing(
+    deployment: Deployment, postgres_server: postgres.Postgres
+) -> None:
+    auditor = DOCUMENTED_AUDITOR.replace(DOCUMENTED_ROLE, deployment.role)
+    privileges = postgres_server.psql(
+        "SELECT table_name || ':' || privilege_type FROM information_schema.role_table_grants"
+        f" WHERE grantee = '{auditor}' ORDER BY 1",
+        deployment.database,
+    ).split()
+    read = postgres_server.psql(
+        "SELECT count(*) FROM audit_records", deployment.database, user=auditor
+    )
+
+    assert privileges == [
+        "audit_alembic_version:SELECT",
+        "audit_heads:SELECT",
+        "audit_records:SELECT",
+    ]
+    assert read.strip().isdigit()  # it may read the trail
+    for change in ("DELETE FROM audit_records", "UPDATE jobs SET mode = 'x'"):
+        with pytest.raises(subprocess.CalledProcessError) as refused:
+            postgres_server.psql(change, deployment.database, user=auditor)
+        assert "permission denied" in refused.value.stderr
 
 
 #: A privilege the deployment guide grants, and how /readyz names its loss.

@@ -99,6 +99,12 @@ def test_redirect_mode_sends_a_presigned_url_that_moto_serves(
         expected = _expected_headers(path, TYPES[kind])
         assert followed.headers["Content-Type"] == expected["Content-Type"]
         assert followed.headers["Content-Disposition"] == expected["Content-Disposition"]
+        # The SHA-256 S3 checked at publish, which a client compares with its file's. The
+        # URL asks for it in its query; moto's server reads the ask from a header only.
+        checked = requests.get(location, headers={"x-amz-checksum-mode": "ENABLED"}, timeout=30)
+        digest = base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+        assert checked.headers["x-amz-checksum-sha256"] == digest, kind
+        assert "x-amz-checksum-mode=ENABLED" in location
 
 
 def test_redirect_mode_head_answers_the_same_302(cli_publish, cli_token, serve, s3_env, reports):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import several_hosts
 from harness.processes import stop
 from tests.integration.processes import Processes
 
@@ -57,6 +58,25 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     started = Processes(tmp_path_factory.mktemp("moto"))
     yield started.moto_server()
     started.stop_all()
+
+
+#: What the several-hosts tests' one caller needs: 64 clients at once on one token, and a
+#: thread for each on any host (admission is not what they check).
+ONE_CALLER_64_CLIENTS = {"GUNICORN_THREADS": "66", "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": "64"}
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[several_hosts.State]:
+    """docs/deploying.md's several-hosts recipe, started once for the module by the code
+    ``make hosts`` runs: S3, PostgreSQL under the guide's roles, three hosts with the default
+    number of workers, nginx (its per-client limits lifted: every client here is 127.0.0.1).
+    Each test publishes into a study of its own; the module's end stops it all (its dozen
+    workers are not left idling through the rest of the session)."""
+    state = several_hosts.up(
+        tmp_path_factory.mktemp("hosts"), environ=ONE_CALLER_64_CLIENTS, client_limits=False
+    )
+    yield state
+    several_hosts.down(Path(state.folder))
 
 
 @pytest.fixture
