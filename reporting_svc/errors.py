@@ -66,7 +66,7 @@ class PermissionDenied(ApiError):
 
 
 class ListingForbidden(ApiError):
-    """The download list's authorisation (SPEC §5): no grant at all for the query's scope."""
+    """The download list's authorisation (docs/api.md §5): no grant at all for the query's scope."""
 
     status = 403
     message = "User not authorized to view download list."
@@ -87,7 +87,7 @@ class JobNotFound(ApiError):
 
 
 class ReportGone(ApiError):
-    """The job expired or was withdrawn (SPEC §6); only a caller who may see it learns so."""
+    """The job expired or was withdrawn (docs/api.md §6); only a caller who may see it learns so."""
 
     status = 410
     message = "Report no longer available"

@@ -1,4 +1,4 @@
-"""Which runs a caller may list (SPEC §5): exactly those the authoriser lets it download.
+"""Which runs a caller may list (docs/api.md §5): exactly those the authoriser lets it download.
 
 An authoriser that names its permissions per scope and mode (the default one does) is
 turned into the catalog's query, so the database filters, counts and pages. Any other

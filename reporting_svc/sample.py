@@ -16,6 +16,9 @@ from .storage import JobRecord, Store
 SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
 SAMPLE_REPORT_ID = "E341BB429E7D44E3989D113A504F3BF8"
+SAMPLE_REPORT_NAME = "Subject Data Extract"
+SAMPLE_MODE = "test"
+SAMPLE_KICKOFF = "2025-06-04T11:27:52.014Z"
 SAMPLE_TOKEN_TTL = 24 * 3600
 _ROWS = [
     "subjectId,siteId,visit,visitDate,systolicBP,diastolicBP",
@@ -39,11 +42,11 @@ def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
         return publish_report(
             store,
             path,
-            report_name="Subject Data Extract",
-            mode="test",
+            report_name=SAMPLE_REPORT_NAME,
+            mode=SAMPLE_MODE,
             study_id=SAMPLE_STUDY_ID,
             job_id=SAMPLE_JOB_ID,
-            kickoff="2025-06-04T11:27:52.014Z",
+            kickoff=SAMPLE_KICKOFF,
             rpt_id=SAMPLE_REPORT_ID,
             catalog=catalog,
         )

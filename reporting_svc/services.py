@@ -70,7 +70,7 @@ class Services:
         return record
 
     def check_available(self, record: JobRecord) -> None:
-        """410 when the job was withdrawn or has expired (SPEC §6).
+        """410 when the job was withdrawn or has expired (docs/api.md §6).
 
         Asked after every other check of a download, so only a caller who may see the
         job learns it is gone. The withdrawal is read from the store, the shared truth of

@@ -26,7 +26,7 @@ ALLOWED_ALGORITHMS = frozenset(
 )
 HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-# A withdrawal must take effect on every host within 10 seconds (SPEC §6), so nothing read
+# A withdrawal must take effect on every host within 10 seconds (docs/api.md §6), so nothing read
 # from a store may be remembered that long.
 MAX_CACHE_SECONDS = 9
 MAX_RETENTION_DAYS = 100 * 366

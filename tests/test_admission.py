@@ -1,5 +1,5 @@
 """Admission control: a process, a host and one caller send at most their limits of
-downloads, and every way a download ends gives its slot back (SPEC §1 Capacity)."""
+downloads, and every way a download ends gives its slot back (docs/api.md §1, Capacity)."""
 
 from __future__ import annotations
 

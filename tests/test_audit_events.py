@@ -1,4 +1,4 @@
-"""Every kind of download attempt leaves exactly the records SPEC §4 prescribes."""
+"""Every kind of download attempt leaves exactly the records docs/api.md §4 prescribes."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from reporting_svc.audit.trail import ANONYMOUS_USER_AGENT_LIMIT
 from reporting_svc.text import visible
 from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY
 
-# SPEC §4, in its order, then the chain's two fields.
+# docs/api.md §4, in its order, then the chain's two fields.
 SPEC_FIELDS = [
     "time",
     "event",

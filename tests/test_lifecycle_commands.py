@@ -1,4 +1,4 @@
-"""``publish --retain-days``, ``withdraw`` and ``purge`` (SPEC §6), run in process."""
+"""``publish --retain-days``, ``withdraw`` and ``purge`` (docs/api.md §6), run in process."""
 
 from __future__ import annotations
 

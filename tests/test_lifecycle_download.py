@@ -1,4 +1,4 @@
-"""Expired and withdrawn jobs (SPEC §6): 410 in every delivery mode, only after every
+"""Expired and withdrawn jobs (docs/api.md §6): 410 in every delivery mode, only after every
 other check; the download list drops them. The app's clock is held by the test."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The download list (SPEC §5): parameters, authorisation, the page and its audit record."""
+"""The download list (docs/api.md §5): parameters, authorisation, the page and its audit record."""
 
 from __future__ import annotations
 

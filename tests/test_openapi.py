@@ -18,16 +18,18 @@ from openapi_spec_validator import validate
 from reporting_svc.api.listing_schemas import ListingQuerySchema
 from reporting_svc.api.openapi import build_spec
 from reporting_svc.api.schemas import DownloadQuerySchema
-from reporting_svc.storage import JobRecord
+from reporting_svc.catalog import Catalog
+from reporting_svc.sample import ensure_sample
+from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.record import MAX_REPORT_NAME
 from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
 DOCS = "/ec-reporting-svc/docs"
 REDOC = "/ec-reporting-svc/docs/redoc.standalone.js"
-STATUSES = {
-    *("200", "206", "302", "304", "400", "401", "404", "410", "412", "416", "429", "500", "503")
-}
+HEAD_STATUSES = {"200", "302", "304", "400", "401", "404", "410", "412", "429", "500", "503"}
+# HEAD ignores Range, so only GET answers 206 and 416.
+STATUSES = {"get": HEAD_STATUSES | {"206", "416"}, "head": HEAD_STATUSES}
 ERRORS = {"400", "401", "404", "410", "412", "416", "429", "500", "503"}
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 DOC = build_spec(DOWNLOAD)
@@ -93,8 +95,10 @@ def test_field_rules_carry_into_the_parameter_schemas(document: dict[str, Any]) 
     kickoff = query_parameter(document, "get", "rptKickoffDatetime")["schema"]
 
     assert (report_name["minLength"], report_name["maxLength"]) == (1, MAX_REPORT_NAME)
-    assert kickoff == {"type": "string", "format": "date-time"}
+    assert (kickoff["type"], kickoff["format"]) == ("string", "date-time")
+    assert re.fullmatch(kickoff["pattern"], "2025-06-04T11:27:52.014Z")
     assert "enum" not in query_parameter(document, "get", "mode")["schema"]
+    assert re.fullmatch(report_name["pattern"], "Subject Data Extract")
 
 
 @pytest.mark.parametrize(
@@ -118,6 +122,15 @@ def test_field_rules_carry_into_the_parameter_schemas(document: dict[str, Any]) 
         ("mode", "Training"),
         ("mode", "prod"),
         ("mode", "testing"),
+        ("reportName", "Subject Data Extract"),
+        ("reportName", "Übersicht: Blutdruck 😀"),
+        ("reportName", "x" * MAX_REPORT_NAME),
+        ("reportName", "x" * (MAX_REPORT_NAME + 1)),
+        ("reportName", "tab\there"),
+        ("reportName", "line\u2028separator"),
+        ("reportName", "no\u00a0break"),
+        ("reportName", "soft\u00adhyphen"),
+        ("reportName", "bidi\u202eoverride"),
     ],
 )
 def test_documented_pattern_accepts_what_the_schema_accepts(
@@ -128,7 +141,7 @@ def test_documented_pattern_accepts_what_the_schema_accepts(
     assert bool(re.search(pattern, value)) == schema_accepts(name, value)
 
 
-@pytest.mark.parametrize("name", ["id", "studyId", "mode"])
+@pytest.mark.parametrize("name", ["id", "studyId", "mode", "reportName"])
 def test_every_value_the_pattern_allows_is_loaded_by_the_schema(name: str) -> None:
     pattern = query_parameter(DOC, "get", name)["schema"]["pattern"]
 
@@ -140,11 +153,23 @@ def test_every_value_the_pattern_allows_is_loaded_by_the_schema(name: str) -> No
     loads()
 
 
+def test_every_instant_the_document_allows_is_loaded_by_the_schema() -> None:
+    schema = query_parameter(DOC, "get", "rptKickoffDatetime")["schema"]
+    documented = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+
+    @settings(max_examples=300, derandomize=True, deadline=None)
+    @given(st.from_regex(schema["pattern"], fullmatch=True).filter(documented.is_valid))
+    def loads(value: str) -> None:
+        assert schema_accepts("rptKickoffDatetime", value), value
+
+    loads()
+
+
 def test_every_status_is_documented_and_errors_use_the_envelope(document: dict[str, Any]) -> None:
     for method, operation in operations(document).items():
         responses = operation["responses"]
-        assert set(responses) == STATUSES, method
-        for status in ERRORS:
+        assert set(responses) == STATUSES[method], method
+        for status in ERRORS & STATUSES[method]:
             assert "X-Request-ID" in responses[status]["headers"]
             if method == "get":
                 schema = responses[status]["content"]["application/json"]["schema"]
@@ -293,3 +318,39 @@ def test_redoc_is_served_byte_for_byte_from_the_installed_package(client: FlaskC
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.get_data() == shipped.locate().read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "success"),
+    [(DOWNLOAD, "get", 200), (DOWNLOAD, "head", 200), (DOWNLOAD_LIST, "get", 200)],
+)
+def test_the_examples_together_reach_the_sample_report(
+    document: dict[str, Any],
+    client: FlaskClient,
+    store: Store,
+    catalog: Catalog,
+    token: Callable[..., str],
+    path: str,
+    method: str,
+    success: int,
+) -> None:
+    """Every query parameter has an example, and sending them all (as a client trying the
+    document does) gets the sample's file or its listing, not a 400 or a 404."""
+    record = ensure_sample(store, catalog)
+    query = [p for p in document["paths"][path][method]["parameters"] if p["in"] == "query"]
+    caller = token(f"{record.studyId}:{record.mode}:REPORTING_VIEW")
+
+    response = client.open(
+        path,
+        method=method.upper(),
+        query_string={parameter["name"]: parameter["example"] for parameter in query},
+        headers={"Authorization": f"Bearer {caller}"},
+    )
+
+    assert response.status_code == success
+    if path == DOWNLOAD_LIST:
+        assert [run["downloadId"] for run in response.get_json()["result"]["reportRunStatus"]] == [
+            record.id
+        ]
+    else:
+        assert response.headers["ETag"] == f'"{record.sha256}"'

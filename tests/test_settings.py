@@ -211,7 +211,7 @@ def test_s3_x_accel_defaults_to_urls_of_seconds_and_a_cache_shorter_than_withdra
 
     assert settings.s3_delivery == "x-accel"
     assert 10 <= settings.x_accel_presign_expires <= 30  # a burst's queue, still seconds
-    assert 0 < settings.s3_cache_seconds < 10  # SPEC §6: a withdrawal holds within 10 s
+    assert 0 < settings.s3_cache_seconds < 10  # docs/api.md §6: a withdrawal holds within 10 s
 
 
 def test_catalog_is_an_sqlite_file_in_the_var_dir_unless_a_url_is_set(env, tmp_path):

@@ -1,4 +1,4 @@
-"""The audit contract of an endpoint (SPEC §4), declared on its view with ``@audited``.
+"""The audit contract of an endpoint (docs/api.md §4), declared on its view with ``@audited``.
 
 The decorator runs the view, turns whatever it raised into the answer the error handlers
 give, and puts that answer on record before it leaves the view. A record the answer
@@ -86,7 +86,7 @@ def audited(event_of: EventOf, *, names_delivery: bool = False) -> Callable[[Vie
 
 
 def download_event(req: Request, response: Response) -> str:
-    """The event of an answer on a download URL (SPEC §4)."""
+    """The event of an answer on a download URL (docs/api.md §4)."""
     status = response.status_code
     if status >= 400 or req.method not in ("GET", "HEAD"):
         return "refused"
@@ -98,7 +98,7 @@ def download_event(req: Request, response: Response) -> str:
 
 
 def listing_event(req: Request, response: Response) -> str:
-    """The event of an answer of the download list (SPEC §4, §5)."""
+    """The event of an answer of the download list (docs/api.md §4, §5)."""
     return "list" if response.status_code == 200 else "refused"
 
 

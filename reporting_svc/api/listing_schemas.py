@@ -1,4 +1,4 @@
-"""The download list's query and answer (SPEC §5), as marshmallow schemas.
+"""The download list's query and answer (docs/api.md §5), as marshmallow schemas.
 
 The query schema validates like the download's (same GUID, mode and name rules, the
 same two 400 answers); the answer's schemas serialise it and describe it in the

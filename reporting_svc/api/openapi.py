@@ -14,11 +14,27 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify, render_template_string, send_file, url_for
 from marshmallow import Schema, fields, validate
 
+from ..sample import (
+    SAMPLE_JOB_ID,
+    SAMPLE_KICKOFF,
+    SAMPLE_MODE,
+    SAMPLE_REPORT_ID,
+    SAMPLE_REPORT_NAME,
+    SAMPLE_STUDY_ID,
+)
 from . import paths
 from .listing import download_list
 from .listing_schemas import DecimalInteger, ListingQuerySchema, ListingSchema
+from .printable import printable_pattern
 from .reports import download
-from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, DownloadQuerySchema, Guid
+from .schemas import (
+    CASE_INSENSITIVE,
+    EMPTY_MEANS_ABSENT,
+    DownloadQuerySchema,
+    Guid,
+    Instant,
+    ReportName,
+)
 
 bp = Blueprint("openapi", __name__, url_prefix=paths.ROOT)
 
@@ -36,6 +52,20 @@ ERROR_STATUSES = {
     500: "A fault of the service or its store, never a stack trace or a path.",
     503: "The report store or the audit trail is unavailable, or the host is sending as "
     "many downloads as it can; retry later.",
+}
+# HEAD ignores Range (RFC 9110 defines ranges for GET only), so it never answers these.
+RANGE_STATUSES = (206, 416)
+# Each query parameter's example is the sample report's own value (``reporting-svc serve``
+# publishes it on the embedded default), so the examples together download a real file.
+EXAMPLES: dict[str, Any] = {
+    "id": SAMPLE_JOB_ID,
+    "studyId": SAMPLE_STUDY_ID,
+    "mode": SAMPLE_MODE,
+    "reportName": SAMPLE_REPORT_NAME,
+    "rptKickoffDatetime": SAMPLE_KICKOFF,
+    "rptId": SAMPLE_REPORT_ID,
+    "limit": 20,
+    "offset": 0,
 }
 LIST_ERROR_STATUSES = {
     400: "Insufficient or invalid parameters; `details` names each one and its rule.",
@@ -140,7 +170,6 @@ def build_spec(
                 download_query + RANGE_HEADERS + OTHER_HEADERS,
                 _responses(body=True),
             ),
-            # HEAD ignores Range (RFC 9110 defines ranges for GET only).
             "head": _operation(
                 "headReport", download, download_query + OTHER_HEADERS, _responses(body=False)
             ),
@@ -158,17 +187,26 @@ def build_spec(
 
 def _own_fields(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
     """Our fields parse text themselves: a Guid's ``pattern`` is the text it accepts, a
-    DecimalInteger is an integer in its range."""
+    DecimalInteger is an integer in its range, a ReportName is printable throughout, an
+    Instant has the form of an RFC 3339 date-time."""
     if isinstance(field, Guid):
         return {"type": "string", "pattern": field.pattern}
+    if isinstance(field, Instant):
+        return {"pattern": field.pattern}
+    if isinstance(field, ReportName):
+        return {
+            "pattern": printable_pattern(field.metadata["minLength"], field.metadata["maxLength"])
+        }
     if isinstance(field, DecimalInteger):
         return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
     return {}
 
 
 def _document_normalising(parameter: dict[str, Any]) -> dict[str, Any]:
-    """Show what the schema's ``pre_load`` does, which no field declares: case and emptiness."""
+    """Show what the schema's ``pre_load`` does, which no field declares (case and
+    emptiness), and the sample's value as the example."""
     schema = parameter["schema"]
+    parameter["example"] = EXAMPLES[parameter["name"]]
     if parameter["name"] in CASE_INSENSITIVE:
         choices = schema.pop("enum")
         schema.update(pattern=_any_case(choices), examples=choices)
@@ -217,7 +255,8 @@ def _list_responses() -> dict[int, Any]:
 
 
 def _responses(*, body: bool) -> dict[int, Any]:
-    """Every status the endpoint answers; a HEAD answer has the headers and never a body."""
+    """Every status the endpoint answers; a HEAD answer has the headers and never a body,
+    and no range answers."""
     file = {"content": {"application/octet-stream": BINARY, "*/*": BINARY}} if body else {}
     only_id = {"X-Request-ID": REQUEST_ID}
     responses: dict[int, Any] = {
@@ -236,7 +275,10 @@ def _responses(*, body: bool) -> dict[int, Any]:
         },
         304: {"description": "The caller's copy is current.", "headers": {"ETag": ETAG, **only_id}},
     }
-    return responses | _error_responses(ERROR_STATUSES, body=body)
+    responses |= _error_responses(ERROR_STATUSES, body=body)
+    if body:
+        return responses
+    return {status: answer for status, answer in responses.items() if status not in RANGE_STATUSES}
 
 
 def _error_responses(statuses: dict[int, str], *, body: bool) -> dict[int, Any]:

@@ -56,6 +56,16 @@ class Instant(fields.DateTime):
     """An ISO-8601 date-time with its zone, by the rule publish applies: a zone-less one
     or a bare date names no instant, so it is malformed rather than guessed to be UTC."""
 
+    #: What the OpenAPI document promises beside ``format: date-time``: RFC 3339's form with
+    #: an upper-case ``T`` and ``Z``, no leap second, and a year from 2 to 9998 (so that
+    #: the instant in UTC is within Python's years), which ``given_instant`` always reads
+    #: (it also reads other ISO-8601 forms; the document names one).
+    pattern = (
+        r"^(?!0000|0001|9999)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+        r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+        r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    )
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         try:
             return given_instant(str(value))
@@ -83,9 +93,14 @@ def mode_field(description: str) -> fields.String:
     )
 
 
-def report_name_field(description: str) -> fields.String:
+class ReportName(fields.String):
+    """A report name: 1 to ``MAX_REPORT_NAME`` printable characters, the records' rule
+    (the OpenAPI document spells "printable" out as a pattern)."""
+
+
+def report_name_field(description: str) -> ReportName:
     """A ``reportName`` parameter: the records' rule, documented with its length."""
-    return fields.String(
+    return ReportName(
         validate=checked_by(check_report_name),
         metadata={"description": description, "minLength": 1, "maxLength": MAX_REPORT_NAME},
     )
@@ -130,7 +145,7 @@ class QuerySchema(Schema):
 
 
 class DownloadQuerySchema(QuerySchema):
-    """Query parameters of ``GET /reports/download`` (SPEC §1); unknown ones are ignored."""
+    """Query parameters of ``GET /reports/download`` (docs/api.md §1); unknown ones are ignored."""
 
     id = Guid(
         required=True,

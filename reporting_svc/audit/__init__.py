@@ -1,4 +1,4 @@
-"""The audit trail of download attempts (SPEC §4): sinks, hash chain and verification."""
+"""The audit trail of download attempts (docs/api.md §4): sinks, hash chain and verification."""
 
 from .trail import AuditTrail, AuditUnavailableError, make_audit_trail
 

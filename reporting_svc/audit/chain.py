@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
-# SPEC §4: a record's fields, in the order every line holds them.
+# docs/api.md §4: a record's fields, in the order every line holds them.
 FIELDS = (
     "time",
     "event",

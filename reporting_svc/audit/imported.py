@@ -4,7 +4,7 @@
 them back and holds every chain but the live one to exactly one of them, with its name,
 record count and last hash. A chain no import record names (or names with another count
 or last hash) was not loaded by ``audit import`` as it stands: it is reported, whoever
-wrote it. The record's fields are SPEC §4's: ``reportName`` states the chain in the one
+wrote it. The record's fields are docs/api.md §4's: ``reportName`` states the chain in the one
 form below, and ``complete`` says whether the copy's head vouched for its end.
 """
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Records that wait for the disk (or the database's commit) before the request goes on:
 # all but ``end`` and an anonymous refusal. A ``start`` or ``redirect`` must be on disk
-# before any byte is served (SPEC §4), and a 304, a HEAD or a caller's refusal leaves no
+# before any byte is served (docs/api.md §4), and a 304, a HEAD or a caller's refusal leaves no
 # other record.
 # Nothing waits for an ``end``: it reaches the disk with the next record that does, or
 # with the kernel's writeback, so a power cut can lose the ``end`` of the last

@@ -1,4 +1,4 @@
-"""The catalog: the index of completed jobs that the download list reads (SPEC §2, §5).
+"""The catalog: the index of completed jobs that the download list reads (docs/api.md §2, §5).
 
 The store stays the truth; the catalog can always be rebuilt from it (``rebuild``).
 """

@@ -1,4 +1,4 @@
-"""Exact listing totals at a cost that does not grow with the listing (SPEC §5).
+"""Exact listing totals at a cost that does not grow with the listing (docs/api.md §5).
 
 Counting the rows of a listing reads one index entry per run: 100,000 of them for a big
 study, on every first page. Instead ``job_counts`` keeps, per group of jobs that no

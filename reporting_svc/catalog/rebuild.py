@@ -1,8 +1,8 @@
-"""Re-indexing a catalog from its store, and saying where the two disagree (SPEC §2).
+"""Re-indexing a catalog from its store, and saying where the two disagree (docs/api.md §2).
 
 The catalog's ids are read before the store's: a job published meanwhile is then at
 worst "in the store only" (and indexed), never taken for a job the store lost. The
-same holds for withdrawals and purges (SPEC §6): the store's entries are the truth, and
+same holds for withdrawals and purges (docs/api.md §6): the store's entries are the truth, and
 a rebuild marks in the catalog every one it lacks. The listing's kept counts are checked
 against the catalog's own rows, and counted afresh when they differ.
 """

@@ -8,7 +8,7 @@ other columns exist to be filtered and ordered on:
 - ``kickoff_us`` is ``rptKickoffDatetime`` in microseconds since the epoch (UTC), so
   that "newest first" orders instants, whatever offset the record's text carries.
 - ``available_until_us`` is when the job stops being listed: its ``expiresAt``, or its
-  withdrawal's time when that is earlier (SPEC §6); null while neither is set.
+  withdrawal's time when that is earlier (docs/api.md §6); null while neither is set.
 - ``withdrawn_us`` and ``purged_us`` are when the job was withdrawn and when its file
   was purged (null: not yet), as the store's entries say; ``catalog rebuild`` restores
   them. The purge index finds the files to delete without reading the other rows.

@@ -1,4 +1,4 @@
-"""Paging through downloadList (SPEC §5) until ``hasMore`` is ``"false"``.
+"""Paging through downloadList (docs/api.md §5) until ``hasMore`` is ``"false"``.
 
 Runs are newest first, so a run published while we page pushes older ones to later
 offsets: a run may then come twice (it is yielded once), never not at all. A listing is
@@ -32,7 +32,7 @@ HAS_MORE = {"true": True, "false": False}
 
 
 class ListingError(FetchError):
-    """The server's listing does not read as SPEC §5 says; no job can be trusted from it."""
+    """The server's listing does not read as docs/api.md §5 says; no job can be trusted from it."""
 
 
 Page = Callable[[Callable[[], dict[str, Any]]], dict[str, Any]]

@@ -1,5 +1,5 @@
 """Admission control: how many downloads a host, one of its processes and one caller send at
-once (SPEC §1 Capacity).
+once (docs/api.md §1, Capacity).
 
 In ``stream`` and ``proxy`` a download holds a gunicorn thread until its last byte, and a
 request that finds every thread busy waits, health checks included. So a process takes

@@ -1,4 +1,4 @@
-"""Reports that expire, reports withdrawn in error, and the purge of their files (SPEC §6).
+"""Reports that expire, reports withdrawn in error, and the purge of their files (docs/api.md §6).
 
 A download checks expiry and withdrawal itself (``Services.check_available``); this
 package holds what operators run: ``withdraw`` and ``purge``.

@@ -1,4 +1,4 @@
-"""``reporting-svc withdraw`` and ``reporting-svc purge``: what operators run (SPEC §6)."""
+"""``reporting-svc withdraw`` and ``reporting-svc purge``: what operators run (docs/api.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The audit records of an operator's command (SPEC §4): ``withdrawn`` and ``purged``."""
+"""The audit records of an operator's command (docs/api.md §4): ``withdrawn`` and ``purged``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Withdrawing a report issued in error: a write-once entry in the store, then the catalog.
 
-The store's entry is what every download reads (SPEC §6), so the withdrawal is in effect
+The store's entry is what every download reads (docs/api.md §6), so the withdrawal is in effect
 on every host the moment it is created; the catalog is marked next, so listings drop the
 job at once. The first withdrawal of a job stands: a second one finds it and changes
 nothing, and publishing the id again is refused by the store's claim.

@@ -124,5 +124,5 @@ class Store(ABC):
         return None if data is None else kind.from_json(data)
 
     def withdrawal(self, job_id: str) -> Withdrawal | None:
-        """Why the job was withdrawn, or None: asked on every download (SPEC §6)."""
+        """Why the job was withdrawn, or None: asked on every download (docs/api.md §6)."""
         return self.read_entry(job_id, Withdrawal)

@@ -1,4 +1,4 @@
-"""A job's later changes of state (SPEC §2, §6): write-once entries beside its record.
+"""A job's later changes of state (docs/api.md §2, §6): write-once entries beside its record.
 
 An entry is never rewritten: a withdrawal or a purge is a new key created only when it
 is absent (a conditional create), so the first writer wins on every host at once and no

@@ -1,4 +1,4 @@
-"""A completed report job's record (SPEC §2), as stored beside its file."""
+"""A completed report job's record (docs/api.md §2), as stored beside its file."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class JobRecord:
     rptId: str | None = None  # noqa: N815 - the report definition's GUID
     currSearchSpec: str | None = None  # noqa: N815
     currSortSpec: str | None = None  # noqa: N815
-    expiresAt: str | None = None  # noqa: N815 - set by a retention (SPEC §6); null: never
+    expiresAt: str | None = None  # noqa: N815 - set by a retention (docs/api.md §6); null: never
 
     def __post_init__(self) -> None:
         """Instants in the one canonical form, whatever form an older publish stored:

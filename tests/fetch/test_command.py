@@ -1,4 +1,4 @@
-"""The whole fetch in study mode against a tiny server that speaks SPEC §1 and §5.
+"""The whole fetch in study mode against a tiny server that speaks docs/api.md §1 and §5.
 
 The live downloadList is not on main yet; these pin the client's side of the contract:
 paging, skipping what is verified, a new run fetched alone, dry runs, exit statuses.
@@ -58,7 +58,7 @@ class Report:
 
 @dataclass
 class Spec:
-    """SPEC §5's list, newest first, and §1's download with ranges, ETag and Repr-Digest."""
+    """docs/api.md §5's list, newest first, and §1's download with ranges, ETag and Repr-Digest."""
 
     reports: list[Report] = field(default_factory=list)
     list_status: int = 200

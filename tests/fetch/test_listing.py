@@ -1,4 +1,4 @@
-"""The downloadList pager against a tiny server that speaks SPEC §5 exactly."""
+"""The downloadList pager against a tiny server that speaks docs/api.md §5 exactly."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def run(number: int) -> dict[str, Any]:
 def download_list(
     runs: list[dict[str, Any]], has_more: Callable[[int, int], str] | None = None
 ) -> Callable[[Request], Response]:
-    """SPEC §5: a page of ``runs`` at limit/offset, hasMore as the string "true"/"false"."""
+    """docs/api.md §5: a page of ``runs`` at limit/offset, hasMore as the string "true"/"false"."""
 
     def respond(request: Request) -> Response:
         assert request.path == DOWNLOAD_LIST

@@ -1,6 +1,6 @@
 """Black-box access matrix: every subject asks for every job over HTTP from real gunicorn.
 
-The expected outcome of each pair is written out by hand below, from SPEC §1 step 4, §3
+The expected outcome of each pair is written out by hand below, from docs/api.md §1 step 4, §3
 and §6 (an expired or withdrawn job is 410 only for a caller who may download it), and
 never computed by the code under test. Tokens are ES256, picked from a JWKS file
 by ``kid``; grants come from a grants file keyed by subject, as in production.
@@ -47,7 +47,7 @@ JOBS: dict[str, tuple[str, str, str]] = {
     "A-active-withdrawn": (STUDY_A, "active", VIEW),
     "T-test-withdrawn": ("tenant", "test", VIEW),
 }
-# Jobs that are no longer available (SPEC §6), and how.
+# Jobs that are no longer available (docs/api.md §6), and how.
 EXPIRED_AT = "2025-06-05T00:00:00.000Z"
 WITHDRAWN_FOR = "issued with the wrong cut-off"
 GONE = {

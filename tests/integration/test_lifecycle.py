@@ -1,4 +1,4 @@
-"""Withdrawal and purge against running servers, stores and catalogs (SPEC §6).
+"""Withdrawal and purge against running servers, stores and catalogs (docs/api.md §6).
 
 A withdrawal must reach every gunicorn worker of every host within 10 seconds, without
 cutting a download already streaming; purges run from cron on several hosts at once, or
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
 REASON = "unblinded columns in a blinded extract"
-DEADLINE = 10.0  # SPEC §6: seconds within which every host refuses a withdrawn job
+DEADLINE = 10.0  # docs/api.md §6: seconds within which every host refuses a withdrawn job
 PAST = "2020-01-01T00:00:00.000Z"
 # ``python -c GATED READY GATE ARGS``: ``reporting-svc ARGS`` once loaded, says so by
 # creating READY, then waits for GATE, so runs started together really start together.

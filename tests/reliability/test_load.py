@@ -2,7 +2,7 @@
 
 Every byte is checked by the client (the SHA-256 of a whole file, the exact bytes of a
 range) and every request is matched, by the X-Request-ID the client gave it, to exactly
-the audit records SPEC §4 prescribes.
+the audit records docs/api.md §4 prescribes.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def run_load(deployments: list[Deployment], seconds: float) -> list[Outcome]:
 
 
 def audit_discrepancies(deployment: Deployment, outcomes: list[Outcome]) -> list[str]:
-    """Request ids whose records differ from SPEC §4's start + end, and unexpected ids.
+    """Request ids whose records differ from docs/api.md §4's start + end, and unexpected ids.
 
     With x-accel nginx sends the bytes, so the ``end`` record leaves ``bytesSent`` and
     ``complete`` null (docs/audit.md); nginx's access log has the count.

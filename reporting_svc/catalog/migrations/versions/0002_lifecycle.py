@@ -1,4 +1,4 @@
-"""Withdrawals and purges (SPEC §6): when each happened, and the purge's index.
+"""Withdrawals and purges (docs/api.md §6): when each happened, and the purge's index.
 
 Revision ID: 0002
 Revises: 0001
