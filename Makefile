@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
+# `make run BIND=127.0.0.1:9000` serves on another address than 127.0.0.1:8000
+# (GUNICORN_CMD_ARGS="--bind …" wins over it).
 # `make test-fast` runs the unit tests alone, for the edit-test loop.
 # `make hosts` starts docs/deploying.md's several-hosts recipe on this machine (S3, PostgreSQL,
 # three hosts, nginx; state and logs in HOSTS_DIR) and prints curl lines; `make hosts-stop` ends it.
@@ -13,7 +15,7 @@ HOSTS_DIR ?= var/hosts
 .PHONY: run run-s3 test test-fast lint system-packages hosts hosts-stop bench bench-concurrency bench-listing bench-withdrawal
 
 run: $(VENV)/.installed
-	$(BIN)/reporting-svc serve
+	$(BIN)/reporting-svc serve --init $(if $(BIND),--bind $(BIND))
 
 # One host on S3 (docs/stores.md): moto's S3 server, a bucket, the service with a signing
 # key of its own and the sample; prints curl lines; Ctrl-C stops it all. Options:

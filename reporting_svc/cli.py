@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from flask import Flask
+from werkzeug.serving import make_server
+
 from . import create_app
 from .audit import AuditUnavailableError
 from .audit.commands import add_audit_commands
@@ -25,11 +28,19 @@ from .lifecycle.commands import add_lifecycle_commands
 from .pipes import quiet_when_the_reader_leaves
 from .preflight import findings
 from .publish import NotIndexed, PublishError, publish_report
-from .sample import curl_lines, ensure_sample
-from .settings import Settings, SettingsError, load_settings
+from .sample import ensure_sample
+from .settings import (
+    BIND_VARIABLE,
+    DEFAULT_BIND,
+    Settings,
+    SettingsError,
+    bind_address,
+    load_settings,
+)
+from .startup import announce
 from .storage import JobExists, StoreError, make_store
 
-DEFAULT_BIND = "127.0.0.1:8000"
+INIT_HELP = "start a new, empty deployment in the home if it holds none (docs/settings.md)"
 # gunicorn's settings ship in the package; gunicorn imports them by module name, so an
 # installed service finds them from any directory.
 GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
@@ -45,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "client", False):  # a client of the API: no service settings to load
         return int(args.run(args))
     try:
-        settings = load_settings(read_only=getattr(args, "read_only", False))
+        settings = load_settings(
+            init=getattr(args, "init", False), read_only=getattr(args, "read_only", False)
+        )
         return int(args.run(settings, args))
     except (SettingsError, GrantError, PublishError, ValueError) as error:
         print(f"reporting-svc: error: {error}", file=sys.stderr)
@@ -84,24 +97,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Check the settings by building the app, print the sample line, then run gunicorn."""
+    """Check the settings by building the app, publish the sample, then run gunicorn; the
+    curl lines come once it listens (gunicorn_conf.py's when_ready)."""
     app = create_app(settings)
     problem = app.extensions["reporting_svc"].store.check()
     if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
         print(f"reporting-svc: warning: {problem}", file=sys.stderr, flush=True)
     if settings.embedded_default:
         services = app.extensions["reporting_svc"]
-        record = ensure_sample(services.store, services.catalog)
-        print(curl_lines(settings, record, _base_url(args.bind)), flush=True)
+        ensure_sample(services.store, services.catalog)
     if args.dev:
-        host, _, port = args.bind.rpartition(":")
-        app.run(host=host, port=int(port))
-        return 0
+        return _serve_dev(settings, app, args.bind or bind_address(os.environ))
     config = args.gunicorn_config
     if not config.startswith("python:") and not Path(config).is_file():
         raise SettingsError(f"gunicorn config {config} not found; pass --gunicorn-config")
-    command = [sys.executable, "-m", "gunicorn", "--config", config, "--bind", args.bind]
-    os.execv(sys.executable, [*command, "reporting_svc:create_app()"])  # noqa: S606 - no shell
+    command = [sys.executable, "-m", "gunicorn", "--config", config]
+    # Through the config file, so GUNICORN_CMD_ARGS's --bind still wins over --bind.
+    env = {**os.environ, BIND_VARIABLE: args.bind} if args.bind else dict(os.environ)
+    os.execve(sys.executable, [*command, "reporting_svc:create_app()"], env)  # noqa: S606
+    return 0
+
+
+def _serve_dev(settings: Settings, app: Flask, bind: str) -> int:
+    """Flask's development server: the curl lines once it listens, then serve."""
+    host, _, port = bind.rpartition(":")
+    try:
+        server = make_server(host.strip("[]"), int(port), app, threaded=True)
+    except OSError as error:
+        print(f"reporting-svc: error: cannot listen on {bind}: {error.strerror}", file=sys.stderr)
+        return 1
+    announce(settings, server.socket.getsockname()[:2])
+    server.serve_forever()
     return 0
 
 
@@ -164,20 +190,19 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _base_url(bind: str) -> str:
-    host, _, port = bind.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - naming the wildcard, not binding it
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("serve", help="run the service under gunicorn")
-    run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
+    run.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help=f"where to listen (default: {BIND_VARIABLE}, else {DEFAULT_BIND});"
+        " GUNICORN_CMD_ARGS's --bind wins",
+    )
     run.add_argument("--dev", action="store_true", help="Flask's development server instead")
+    run.add_argument("--init", action="store_true", help=INIT_HELP)
     run.add_argument(
         "--gunicorn-config",
         default=GUNICORN_CONFIG,
@@ -221,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish even if --expires-at is past (the report is then gone, 410, at once)",
     )
+    put.add_argument("--init", action="store_true", help=INIT_HELP)
     put.set_defaults(run=publish)
 
     add_lifecycle_commands(commands)

@@ -8,10 +8,13 @@ set below, which is why the package's ``__init__`` imports nothing of the app's.
 
 gthread workers keep a heartbeat on the main thread, so ``timeout`` never kills a healthy
 download that streams for minutes; it only catches a worker that is truly stuck.
-``WEB_CONCURRENCY`` and ``GUNICORN_THREADS`` override the worker and thread counts;
-``GUNICORN_CMD_ARGS`` overrides anything else (for example ``--graceful-timeout 600``).
+``GUNICORN_BIND`` (what ``reporting-svc serve --bind`` sets), ``WEB_CONCURRENCY`` and
+``GUNICORN_THREADS`` set the address and the worker and thread counts;
+``GUNICORN_CMD_ARGS`` overrides anything, these included (for example ``--bind
+127.0.0.1:9000 --graceful-timeout 600``).
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -50,14 +53,17 @@ errorlog = "-"
 # Prometheus multiprocess mode: every worker writes its counters into one directory,
 # fresh for each master, and /metrics sums them. Set before any worker imports the app;
 # a directory given in the environment must be emptied before each start.
-_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="reporting-svc-metrics-")
+_own_metrics_dir = ""
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _own_metrics_dir = tempfile.mkdtemp(prefix="reporting-svc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 # Imported only now: the worker class imports the app's metrics in this process too, and
 # they must see the directory above.
-from .settings import worker_processes, worker_threads  # noqa: E402
+from .settings import bind_address, worker_processes, worker_threads  # noqa: E402
 
+# GUNICORN_BIND (serve --bind), else 127.0.0.1:8000.
+bind = [bind_address(os.environ)]
 # WEB_CONCURRENCY, else two per CPU.
 workers = worker_processes(os.environ)
 # Threads wait on disks, S3 and slow clients far more than they compute. In stream and
@@ -75,7 +81,24 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def on_exit(server: Any) -> None:
-    """The metrics directory made above goes with the master that made it."""
+def on_starting(server: Any) -> None:
+    """The metrics directory made above goes with the master, however it exits (gunicorn
+    skips on_exit when it cannot listen); an address another process holds stops
+    start-up in one line."""
+    from .startup import refuse_taken_address
+
     if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        atexit.register(_remove_metrics_dir, os.getpid(), _own_metrics_dir)
+    refuse_taken_address(server)
+
+
+def _remove_metrics_dir(master: int, path: str) -> None:
+    if os.getpid() == master:  # a worker's exit leaves it to its siblings
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def when_ready(server: Any) -> None:
+    """The sample's curl lines, once gunicorn listens, for the address it listens on."""
+    from .startup import announce_ready
+
+    announce_ready(server)

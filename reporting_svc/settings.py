@@ -54,6 +54,24 @@ DOWNLOADS_PER_WORKER = max(4, (os.cpu_count() or 1) * 4) - RESERVED_THREADS
 SUBJECT_SHARE = 4
 # The file of lock bytes that counts a host's download slots (http/slots.py), in var_dir.
 SLOTS_FILE = "download-slots"
+# Where serve listens unless told otherwise, and the variable that tells it
+# (config/gunicorn.conf.py reads it; GUNICORN_CMD_ARGS's --bind wins over both).
+DEFAULT_BIND = "127.0.0.1:8000"
+BIND_VARIABLE = "GUNICORN_BIND"
+# A deployment's home when none is set, under the user's data directory (XDG Base
+# Directory): the same for every command, wherever it runs.
+HOME_NAME = "reporting-svc"
+# Settings that name where a deployment lives; with none of them (and no settings file) its
+# files are all found through its home, and a home holding none is no deployment yet.
+_LOCATION_KEYS = (
+    "store",
+    "local_root",
+    "s3_bucket",
+    "var_dir",
+    "catalog_url",
+    "audit_url",
+    "audit_file",
+)
 # RFC 6750 §2.1 b64token: what a client can send after "Bearer " and be read back whole.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -70,10 +88,15 @@ class SettingsError(Exception):
     """A missing or contradictory setting, reported at start-up in one line."""
 
 
+class NoDeployment(SettingsError):
+    """The home found holds no deployment, and the command was not asked to start one."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service; each field maps to ``REPORTING_SVC_<NAME>``."""
 
+    home: Path = Path()
     store: str = "local"
     local_root: Path = Path("var/reports")
     local_delivery: str = "stream"
@@ -207,6 +230,12 @@ _DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
 OTHER_VARIABLES = ("config", "token")
 
 
+def bind_address(environ: Mapping[str, str]) -> str:
+    """gunicorn's address: ``GUNICORN_BIND`` (what ``serve --bind`` sets), else
+    DEFAULT_BIND; config/gunicorn.conf.py binds it unless ``GUNICORN_CMD_ARGS`` names one."""
+    return environ.get(BIND_VARIABLE) or DEFAULT_BIND
+
+
 def worker_processes(environ: Mapping[str, str]) -> int:
     """gunicorn workers: ``WEB_CONCURRENCY``, else two per CPU (config/gunicorn.conf.py)."""
     return _whole_number(environ, "WEB_CONCURRENCY", (os.cpu_count() or 1) * 2)
@@ -236,10 +265,20 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def default_home(environ: Mapping[str, str]) -> Path:
+    """A deployment's home when ``REPORTING_SVC_HOME`` is not set: ``$XDG_DATA_HOME``
+    (else ``~/.local/share``) ``/reporting-svc``, which no working directory changes."""
+    data = Path(environ.get("XDG_DATA_HOME") or "")
+    if not data.is_absolute():
+        data = Path(environ.get("HOME") or Path.home()) / ".local" / "share"
+    return data / HOME_NAME
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, object] | None = None,
     *,
+    init: bool = False,
     read_only: bool = False,
 ) -> Settings:
     """Read settings from a TOML file named by ``REPORTING_SVC_CONFIG``, then the environment.
@@ -247,6 +286,10 @@ def load_settings(
     The environment wins over the file and ``overrides`` (used by tests) over both. A
     ``REPORTING_SVC_*`` variable that names no setting is refused, as an unknown key of the
     file is. ``read_only`` (``check``) makes nothing, not even the development secret.
+    Relative paths of the deployment's own files are taken inside its home. When nothing
+    names where the deployment lives and its home holds none, this refuses
+    (``NoDeployment``) unless ``init`` asks to start a new one there (or ``read_only``
+    makes nothing anyway).
     """
     environ = os.environ if environ is None else environ
     _check_variables(environ)
@@ -259,9 +302,31 @@ def load_settings(
         if value is not None and value != "":
             raw[spec.name] = value
     raw.update(overrides or {})
+    raw.setdefault("home", default_home(environ))
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)
     threads = worker_threads(environ)
-    return _check(replace(_build(raw), worker_threads=threads), embedded, read_only=read_only)
+    settings = _at_home(replace(_build(raw), worker_threads=threads))
+    implicit = not config_file and not any(key in raw for key in _LOCATION_KEYS)
+    if implicit and not (init or read_only) and not settings.var_dir.is_dir():
+        raise NoDeployment(
+            f"no deployment in {settings.home}; set {PREFIX}HOME to an existing deployment's"
+            " home, or start a new, empty one there with serve --init or publish --init"
+            " (docs/settings.md)"
+        )
+    return _check(settings, embedded, read_only=read_only)
+
+
+def _at_home(settings: Settings) -> Settings:
+    """The deployment's own files: a relative path is taken inside its home, never the
+    working directory, so every command finds the same files wherever it runs."""
+    home = settings.home.absolute()
+    return replace(
+        settings,
+        home=home,
+        local_root=home / settings.local_root,
+        var_dir=home / settings.var_dir,
+        audit_file=str(home / settings.audit_file) if settings.audit_file else "",
+    )
 
 
 def _known() -> list[str]:

@@ -48,6 +48,17 @@ SERVICE_HEADERS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user data directory of every test and the commands it runs, so that none writes
+    into the real default home (settings.default_home): a command given no deployment
+    setting, like the guide's role commands (harness/postgres.py), finds its home here."""
+    folder = tmp_path_factory.mktemp("data-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings for a test: a store and var dir under tmp_path, a known secret."""

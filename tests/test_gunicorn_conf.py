@@ -41,6 +41,7 @@ def test_the_checkouts_config_file_sets_every_setting_the_package_ships(tmp_path
     names, loaded = result.stdout.splitlines()
     checkout, package = json.loads(names)
     assert checkout == package
-    assert {"worker_class", "logger_class", "threads", "child_exit", "on_exit"} <= set(package)
+    hooks = {"child_exit", "on_starting", "when_ready"}
+    assert {"worker_class", "logger_class", "threads", "bind", *hooks} <= set(package)
     assert loaded == '"reporting_svc.worker.EnvelopeThreadWorker" False'
     assert set(package) <= set(Config().settings)

@@ -43,7 +43,7 @@ def test_check_of_a_new_embedded_default_passes_and_makes_nothing(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.chdir(home)
+    monkeypatch.setenv(PREFIX + "HOME", str(home))
     for name in ("LOCAL_ROOT", "VAR_DIR", "JWT_SECRET"):
         monkeypatch.delenv(PREFIX + name)
 

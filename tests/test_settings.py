@@ -434,7 +434,8 @@ def test_configured_secret_creates_no_dev_secret(env, tmp_path):
 def test_only_the_embedded_default_may_start_without_a_signing_key(tmp_path, deployment):
     from reporting_svc import create_app
 
-    settings = load_settings({"REPORTING_SVC_VAR_DIR": str(tmp_path / "var"), **deployment})
+    home = {"REPORTING_SVC_HOME": str(tmp_path), "REPORTING_SVC_VAR_DIR": str(tmp_path / "var")}
+    settings = load_settings({**home, **deployment})
     with pytest.raises(SettingsError) as caught:
         create_app(settings)
 
@@ -461,11 +462,11 @@ def test_repr_hides_the_secret(env, tmp_path):
     assert generated.jwt_secret not in repr(generated)
 
 
-def test_app_warns_when_it_runs_on_the_generated_development_secret(tmp_path, caplog, monkeypatch):
+def test_app_warns_when_it_runs_on_the_generated_development_secret(tmp_path, caplog):
     from reporting_svc import create_app
 
-    monkeypatch.chdir(tmp_path)  # the embedded default's store: var/reports, made here
-    settings = load_settings({}, {"var_dir": tmp_path / "var"})
+    # The embedded default's store: var/reports in its home, made here.
+    settings = load_settings({"REPORTING_SVC_HOME": str(tmp_path)}, {"var_dir": tmp_path / "var"})
     logger = logging.getLogger("reporting_svc")
     logger.addHandler(caplog.handler)
     try:

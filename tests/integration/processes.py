@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,17 @@ def token_with_cli(env: dict[str, str], *grants: str) -> str:
     return run_cli("token", "--subject", "alice", *args, env=env).stdout.strip()
 
 
+def printed_lines(path: Path, count: int, timeout: float = 30.0) -> list[str]:
+    """The first ``count`` lines of a server's output file, once written: gunicorn prints
+    the sample's curl lines just after it starts listening."""
+    deadline = time.monotonic() + timeout
+    while len(lines := path.read_text().splitlines()) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} holds {lines} after {timeout}s")
+        time.sleep(0.05)
+    return lines[:count]
+
+
 class Processes:
     """The servers one test (or one module) starts under ``folder``; ``stop_all`` ends them."""
 
@@ -113,10 +125,17 @@ class Processes:
         self.folder = folder
         self.started: list[subprocess.Popen[Any]] = []
 
-    def serve(self, env: dict[str, str], *extra: str, cwd: Path | None = None) -> str:
+    def serve(
+        self,
+        env: dict[str, str],
+        *extra: str,
+        cwd: Path | None = None,
+        listens_on: int | None = None,
+    ) -> str:
         """Start ``reporting-svc serve`` (gunicorn) on a free port; returns its base URL.
 
         Its standard output and error go to ``serve-<port>.stdout`` / ``.stderr``.
+        ``listens_on``: the port it listens on instead, when ``GUNICORN_CMD_ARGS`` names one.
         """
         port = free_port()
         with (
@@ -130,8 +149,8 @@ class Processes:
                 stdout=out,
                 stderr=err,
             )
-        wait_for_port(port, process)
-        return f"http://127.0.0.1:{port}"
+        wait_for_port(listens_on or port, process)
+        return f"http://127.0.0.1:{listens_on or port}"
 
     def nginx(self, http_block_for_port: Callable[[int], str], *, user: str | None = None) -> str:
         """Start real nginx on a free port with what ``http_block_for_port(port)`` returns;

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from reporting_svc.sample import SAMPLE_JOB_ID
-from tests.conftest import DOWNLOAD, STUDY
-from tests.integration.processes import Processes
+from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, STUDY
+from tests.integration.processes import Processes, printed_lines
 
 pytestmark = pytest.mark.integration
 
@@ -145,22 +145,32 @@ def test_huge_query_string_is_refused_without_a_server_error(
 
 @dataclass(frozen=True)
 class Embedded:
-    """A service started on the embedded default in a fresh folder, and what it printed."""
+    """A service started with ``--init`` on the embedded default in a fresh folder, its
+    deployment in the default home of a fresh user, and what it printed."""
 
+    base: str
     workdir: Path
+    home: Path
+    env: dict[str, str]
     lines: list[str]
     stderr: str
 
 
-@pytest.fixture
-def embedded(serve: Any, tmp_path: Path) -> Embedded:
-    workdir = tmp_path / "fresh"
+@pytest.fixture(scope="module")
+def embedded(module_processes: Processes) -> Embedded:
+    """One for the module: its tests read the sample, or publish into another study."""
+    folder = module_processes.folder
+    workdir = folder / "fresh"
     workdir.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("REPORTING_SVC_")}
-    env["WEB_CONCURRENCY"] = "2"
-    port = serve(env, cwd=workdir).rsplit(":", 1)[1]
-    stdout = (tmp_path / f"serve-{port}.stdout").read_text()
-    return Embedded(workdir, stdout.splitlines(), (tmp_path / f"serve-{port}.stderr").read_text())
+    env.pop("XDG_DATA_HOME", None)
+    env.update(HOME=str(folder / "user"), WEB_CONCURRENCY="2")
+    base = module_processes.serve(env, "--init", cwd=workdir)
+    port = base.rsplit(":", 1)[1]
+    lines = printed_lines(folder / f"serve-{port}.stdout", 2)
+    home = folder / "user" / ".local" / "share" / "reporting-svc"
+    stderr = (folder / f"serve-{port}.stderr").read_text()
+    return Embedded(base, workdir, home, env, lines, stderr)
 
 
 def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
@@ -171,13 +181,13 @@ def test_embedded_default_prints_a_curl_line_that_downloads_the_sample(
     subprocess.run(["bash", "-c", curl], cwd=embedded.workdir, check=True, timeout=30)
 
     sample = embedded.workdir / "subject-data-extract.csv"
-    jobs = embedded.workdir / "var" / "reports" / "jobs"
-    stored = next(jobs.glob("*/content")).read_bytes()
+    stored = (embedded.home / "var" / "reports" / "jobs" / SAMPLE_JOB_ID / "content").read_bytes()
     assert curl.startswith("curl ")
     assert sample.read_bytes() == stored
     assert sample.read_text().startswith("subjectId,")
     assert "Bearer" not in embedded.stderr
-    assert (embedded.workdir / "var" / "dev-jwt-secret").is_file()
+    assert (embedded.home / "var" / "dev-jwt-secret").is_file()
+    assert list(embedded.workdir.iterdir()) == [sample]
 
 
 def test_embedded_default_prints_a_curl_line_that_lists_the_sample(embedded: Embedded) -> None:
@@ -191,6 +201,37 @@ def test_embedded_default_prints_a_curl_line_that_lists_the_sample(embedded: Emb
     assert curl.startswith("curl ")
     assert result["totalResults"] == 1
     assert [run["downloadId"] for run in result["reportRunStatus"]] == [SAMPLE_JOB_ID]
+
+
+def test_token_and_publish_from_another_directory_act_on_the_served_deployment(
+    embedded: Embedded, cli: Any, reports: dict[str, Path], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    published = cli(
+        "publish", str(reports["csv"]), "--report-name", "Extract", "--mode", "test",
+        "--study-id", OTHER_STUDY, env=embedded.env, cwd=elsewhere,
+    )  # fmt: skip
+    record = json.loads(published.stdout)
+    grant = f"{OTHER_STUDY}:test:REPORTING_VIEW"
+    minted = cli("token", "--subject", "alice", "--grant", grant, env=embedded.env, cwd=elsewhere)
+    auth = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+
+    download = requests.get(
+        embedded.base + DOWNLOAD, params={"id": record["id"]}, headers=auth, timeout=30
+    )
+    listing = requests.get(
+        embedded.base + DOWNLOAD_LIST,
+        params={"studyId": OTHER_STUDY, "limit": 20, "offset": 0},
+        headers=auth,
+        timeout=30,
+    )
+
+    assert download.status_code == 200
+    assert download.content == reports["csv"].read_bytes()
+    runs = listing.json()["result"]["reportRunStatus"]
+    assert [run["downloadId"] for run in runs] == [record["id"]]
+    assert list(elsewhere.iterdir()) == []
 
 
 @pytest.mark.parametrize(

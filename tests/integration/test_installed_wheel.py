@@ -82,14 +82,17 @@ def python(venv: Path, code: str, *, cwd: Path) -> subprocess.CompletedProcess[s
 def deployment_env(home: Path) -> dict[str, str]:
     """The one place that says which deployment the service's commands act on: the
     embedded default (local store, embedded catalog, development secret) under ``home``,
-    which they also run in (the local root's default is relative to it). No variable of
-    the checkout's environment (REPORTING_SVC_*, PYTHONPATH) reaches them."""
+    which they also run in: its home (the local root's default is relative to it), with its
+    var dir named, so the first command starts it. No variable of the checkout's
+    environment (REPORTING_SVC_*, PYTHONPATH) reaches them."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("REPORTING_SVC_") and key != "PYTHONPATH"
     }
-    env.update(REPORTING_SVC_VAR_DIR=str(home / "var"), WEB_CONCURRENCY="1")
+    env.update(
+        REPORTING_SVC_HOME=str(home), REPORTING_SVC_VAR_DIR=str(home / "var"), WEB_CONCURRENCY="1"
+    )
     return env
 
 
