@@ -43,6 +43,7 @@ class Finding:
 def findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
     """Everything ``check`` finds, problems and what is fine alike, in a stable order."""
     return [
+        *_home(settings),
         *_hooks(settings),
         *_store(settings),
         *_folder("the var dir", settings.var_dir, f"{PREFIX}VAR_DIR"),
@@ -50,6 +51,15 @@ def findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
         *_audit(settings),
         *_connections(settings, environ),
     ]
+
+
+def _home(settings: Settings) -> Iterator[Finding]:
+    """A home that holds no deployment yet: every command but check refuses it until one
+    is started there, so check says how rather than only that its files can be made."""
+    if settings.var_dir == settings.home / "var" and not settings.var_dir.is_dir():
+        yield Finding(
+            f"no deployment in {settings.home} yet: serve --init or publish --init starts one"
+        )
 
 
 def _hooks(settings: Settings) -> Iterator[Finding]:

@@ -50,6 +50,7 @@ def test_check_of_a_new_embedded_default_passes_and_makes_nothing(
     code, out, err = command("check")
 
     assert (code, err) == (0, "")
+    assert f"OK: no deployment in {home} yet: serve --init or publish --init starts one" in out
     assert "OK: the development secret is made under" in out
     assert f"OK: the local store's root {home}/var/reports is made at first start" in out
     assert tree(tmp_path) == ["home"]
