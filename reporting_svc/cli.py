@@ -49,7 +49,7 @@ GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
 @quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; every failure is one line on stderr."""
-    parser = _parser()
+    parser = command_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(f"unrecognized arguments: {named(unknown)}")
@@ -190,7 +190,7 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def command_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reporting-svc", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

@@ -15,7 +15,7 @@ VALID = ["--url", "http://h", "--id", JOB, "--dest", "d"]
 
 
 def parse(*args: str) -> FetchOptions:
-    return options_from(cli._parser().parse_args(["fetch", *args]))
+    return options_from(cli.command_parser().parse_args(["fetch", *args]))
 
 
 def test_one_job_is_normalised_and_the_url_loses_its_trailing_slash() -> None:
