@@ -41,7 +41,8 @@ def test_check_reaches_postgresql_as_the_service_role_and_sizes_its_pools(
     tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
     assert postgres_server.psql(tables, database).strip() == "0"
 
-    service = postgres_server.create_service_role(owner, "reporting_svc")
+    role = f"svc_{database}"  # roles are the session server's: one per database
+    service = postgres_server.create_service_role(owner, role)
     code, out, err = command("check", CATALOG_URL=service)
 
     assert (code, err) == (0, "")
@@ -53,7 +54,7 @@ def test_check_reaches_postgresql_as_the_service_role_and_sizes_its_pools(
         assert int(fit[1]) == 97
         assert int(fit[2]) >= HOSTS  # the recipe's three hosts fit a default server
 
-    postgres_server.psql("REVOKE SELECT ON count_horizon FROM reporting_svc", database)
+    postgres_server.psql(f"REVOKE SELECT ON count_horizon FROM {role}", database)
     monkeypatch.setenv("WEB_CONCURRENCY", "100")
     code, _, err = command("check")
 

@@ -81,7 +81,9 @@ def admitted_again(deployment: Deployment, attempts: int = 50) -> bool:
         sock.close()
         if status == 200:
             return True
-        assert status == 503
+        # Until the worker notices, the slow downloads still hold the host's slots (503)
+        # and, as they are this caller's, its whole share (429).
+        assert status in (503, 429)
         time.sleep(0.2)
     return False
 
