@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from moto import mock_aws
 
+from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.audit.chain import verify
 from reporting_svc.auth.grants import parse_grant
@@ -226,6 +227,28 @@ def listing(client: FlaskClient) -> Callable[..., Any]:
         return client.get(DOWNLOAD_LIST, query_string=query, headers=headers)
 
     return call
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A host where boto3 finds no credentials anywhere: no variables, no files, no
+    instance metadata to ask."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def unreachable_s3(make_settings: Callable[..., Settings]) -> Settings:
+    """Settings of an S3 store whose endpoint nothing listens on."""
+    return make_settings(
+        store="s3",
+        s3_bucket=BUCKET,
+        s3_region="us-east-1",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
-from harness.processes import free_port
 from reporting_svc import create_app
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, s3
@@ -120,7 +119,7 @@ def test_readyz_names_every_problem_at_once(make_settings: MakeSettings, tmp_pat
 
 
 def test_readyz_is_503_naming_the_bucket_when_s3_is_unreachable(
-    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+    unreachable_s3: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def quick(**options: Any) -> Config:
         """The store's own client options, but one attempt that gives up within a second."""
@@ -130,14 +129,7 @@ def test_readyz_is_503_naming_the_bucket_when_s3_is_unreachable(
     monkeypatch.setattr(s3, "Config", quick)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = make_settings(
-        store="s3",
-        s3_bucket=BUCKET,
-        s3_region="us-east-1",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-    )
-
-    response = create_app(settings).test_client().get("/readyz")
+    response = create_app(unreachable_s3).test_client().get("/readyz")
 
     _assert_not_ready(response, "S3 bucket cannot be reached")
     assert "EndpointConnectionError" in error_of(response)["details"]
@@ -158,21 +150,9 @@ def test_readyz_is_503_naming_the_bucket_when_it_was_deleted(
 
 
 def test_readyz_without_aws_credentials_says_which_variables_to_set(
-    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    no_aws_credentials: None, unreachable_s3: Settings
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings = make_settings(
-        store="s3",
-        s3_bucket=BUCKET,
-        s3_region="us-east-1",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-    )
-
-    response = create_app(settings).test_client().get("/readyz")
+    response = create_app(unreachable_s3).test_client().get("/readyz")
 
     _assert_not_ready(response, "S3 bucket cannot be reached")
     assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in error_of(response)["details"]

@@ -269,16 +269,10 @@ def test_put_raises_store_error_when_s3_refuses_the_write(store, tmp_path):
         )
 
 
-def test_an_unreachable_store_answers_503_with_retry_after(make_settings, token, monkeypatch):
+def test_an_unreachable_store_answers_503_with_retry_after(unreachable_s3, token, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = make_settings(
-        store="s3",
-        s3_bucket=BUCKET,
-        s3_region="us-east-1",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-    )
-    client = create_app(settings).test_client()
+    client = create_app(unreachable_s3).test_client()
 
     response = client.get(
         "/ec-reporting-svc/rest/v2.0/reports/download",
