@@ -78,9 +78,15 @@ def test_gunicorn_cmd_args_bind_wins_and_the_curl_lines_name_where_it_listens(
 )
 def test_make_run_serves_on_bind(variables: list[str], command: str) -> None:
     planned = subprocess.run(
-        ["make", "--dry-run", "--always-make", "run", *variables],
+        ["make", "--dry-run", "--always-make", "--no-print-directory", "run", *variables],
         cwd=PROJECT,
-        env={key: value for key, value in os.environ.items() if key != "BIND"},
+        # Not the settings of a make this runs under (make test): its flags would reach
+        # this make, and its level would make it announce its directory.
+        env={
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"BIND", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+        },
         capture_output=True,
         text=True,
         check=True,
