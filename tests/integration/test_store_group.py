@@ -33,9 +33,12 @@ NGINX_USER, FILES_GROUP = "nobody", "nogroup"
 
 
 @pytest.fixture
-def deployment() -> Iterator[Path]:
+def deployment(processes: Processes) -> Iterator[Path]:
     """/srv/reporting-svc as the deployment guide sets it up: a folder nginx may only pass through,
-    a store of the files group with the set-group-ID bit, a var folder nginx cannot enter."""
+    a store of the files group with the set-group-ID bit, a var folder nginx cannot enter.
+
+    It asks for ``processes`` so that the servers are stopped before the folder is removed:
+    a service still running writes into var while rmtree empties it."""
     pwd.getpwnam(NGINX_USER)
     folder = Path(tempfile.mkdtemp(prefix="reporting-svc-", dir="/tmp"))
     try:
@@ -49,7 +52,7 @@ def deployment() -> Iterator[Path]:
 
 
 def test_nginx_reads_reports_through_the_store_group_and_nobody_else_does(
-    processes: Processes, deployment: Path
+    deployment: Path, processes: Processes
 ) -> None:
     env = {**service_env(deployment), "REPORTING_SVC_LOCAL_DELIVERY": "x-accel"}
     report = deployment / "extract.csv"
