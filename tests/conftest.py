@@ -13,10 +13,8 @@ from typing import Any
 
 import boto3
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from moto import mock_aws
 
 from harness.processes import free_port
@@ -29,24 +27,7 @@ from reporting_svc.cli import main
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, Store, StoreError
-
-DOWNLOAD = "/ec-reporting-svc/rest/v2.0/reports/download"
-DOWNLOAD_LIST = "/ec-reporting-svc/rest/v2.0/reportmetadata/downloadList"
-SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-STUDY = "CFD8129A430A473C8A02F4BA5DAAD865"
-OTHER_STUDY = "0123456789ABCDEF0123456789ABCDEF"
-BUCKET = "reports-test"
-# The headers an x-accel answer carries for nginx to keep (config/nginx.conf).
-SERVICE_HEADERS = (
-    "Content-Type",
-    "Content-Disposition",
-    "ETag",
-    "Last-Modified",
-    "Repr-Digest",
-    "Cache-Control",
-    "X-Content-Type-Options",
-    "X-Request-ID",
-)
+from tests.support import BUCKET, DOWNLOAD, DOWNLOAD_LIST, SECRET, STUDY, Clock, public_jwk
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,16 +70,6 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-class Clock:
-    """A clock that stands where the test puts it: ``clock.at = instant``."""
-
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 @pytest.fixture
@@ -258,26 +229,6 @@ def s3_bucket() -> Iterator[Any]:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         yield client
-
-
-def error_of(response: Any) -> dict[str, Any]:
-    """The ``errorData`` of an envelope, after checking the envelope's shape."""
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["status"] == "error"
-    assert body["result"] is None
-    data: dict[str, Any] = body["errorData"]
-    assert data["errorCode"] == f"REPT_{response.status_code}"
-    return data
-
-
-def public_jwk(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -> Any:
-    """The public half of an RSA (RS256) or P-256 (ES256) key as a JWK with its ``kid``."""
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-        return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
-    jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, "alg": "ES256", "use": "sig"}
 
 
 @pytest.fixture

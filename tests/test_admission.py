@@ -22,7 +22,7 @@ from reporting_svc.http.admission import Admission
 from reporting_svc.http.bodies import TrackedBody
 from reporting_svc.http.slots import HostSlots
 from reporting_svc.storage import StoreError
-from tests.conftest import BUCKET, DOWNLOAD, STUDY, error_of
+from tests.support import BUCKET, DOWNLOAD, STUDY, error_of
 
 CONTENT = os.urandom(3 * 1024 * 1024 + 5)
 S3 = {"store": "s3", "s3_bucket": BUCKET, "s3_region": "us-east-1", "s3_chunk_size": 65536}

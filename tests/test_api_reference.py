@@ -20,7 +20,7 @@ from reporting_svc.api.openapi import build_spec
 from reporting_svc.audit.chain import LINE_FIELDS
 from reporting_svc.audit.trail import UNAWAITED_EVENTS
 from reporting_svc.worker import REFUSALS
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST
+from tests.support import DOWNLOAD, DOWNLOAD_LIST
 
 PAGE = Path(__file__).parent.parent / "docs" / "api.md"
 DOCUMENT = build_spec()

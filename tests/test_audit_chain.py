@@ -20,7 +20,7 @@ from reporting_svc.audit.chain import (
     verify,
 )
 from reporting_svc.audit.sinks import FileSink
-from tests.conftest import STUDY
+from tests.support import STUDY
 
 RECORDS = 10
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reporting_svc.audit.sinks import FileSink
-from tests.conftest import OTHER_STUDY, STUDY
+from tests.support import OTHER_STUDY, STUDY
 
 JOB_A = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 JOB_B = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"

@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 
 from reporting_svc.lifecycle import Operator, withdraw_job
 from reporting_svc.storage import StoreError
-from tests.conftest import BUCKET, DOWNLOAD, OTHER_STUDY, STUDY, error_of
+from tests.support import BUCKET, DOWNLOAD, OTHER_STUDY, STUDY, error_of
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 100
 SIZE = len(CONTENT)

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from reporting_svc import create_app
 from reporting_svc.audit import sinks
-from tests.conftest import error_of
+from tests.support import error_of
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from reporting_svc.audit.database import DatabaseSink
 from reporting_svc.audit.sinks import EMPTY_HEAD, FileSink, RecordNotWrittenError, StdoutSink
 from reporting_svc.audit.trail import ANONYMOUS_USER_AGENT_LIMIT
 from reporting_svc.text import visible
-from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY
+from tests.support import DOWNLOAD, OTHER_STUDY, STUDY
 
 # docs/api.md §4, in its order, then the chain's two fields.
 SPEC_FIELDS = [

@@ -24,27 +24,18 @@ from reporting_svc.auth.tokens import JwtAuthenticator, VerifiedTokens
 from reporting_svc.errors import Unauthenticated
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
-from tests.conftest import DOWNLOAD, OTHER_STUDY, SECRET, STUDY, error_of
+from tests.support import (
+    DOWNLOAD,
+    INVALID_TOKEN,
+    OTHER_STUDY,
+    SECRET,
+    STUDY,
+    VIEW,
+    claims,
+    error_of,
+)
 
-VIEW = f"{STUDY}:test:REPORTING_VIEW"
 YEAR_2100 = 4102444800
-INVALID_TOKEN = 'Bearer error="invalid_token"'
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    """Valid claims for the test settings' issuer and audience; None removes a claim."""
-    now = int(time.time())
-    values: dict[str, Any] = {
-        "sub": "alice",
-        "iss": "reporting-svc",
-        "aud": "reporting-svc",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "grants": [parse_grant(VIEW).to_claim()],
-    }
-    values.update(changes)
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def sign(key: Any = SECRET, algorithm: str = "HS256", **changes: Any) -> str:

@@ -11,8 +11,8 @@ from reporting_svc.auth.tokens import JwtAuthenticator
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import SettingsError
 from reporting_svc.storage import JobRecord
-from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY, error_of
 from tests.hooks_example import API_KEY, API_KEY_HEADER
+from tests.support import DOWNLOAD, OTHER_STUDY, STUDY, error_of
 
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 ACTIVE_JOB = "11111111111111111111111111111111"

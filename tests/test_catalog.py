@@ -29,7 +29,7 @@ from reporting_svc.catalog.tables import jobs as jobs_table
 from reporting_svc.catalog.tables import metadata
 from reporting_svc.storage import JobRecord
 from reporting_svc.storage.record import MODES
-from tests.conftest import STUDY
+from tests.support import STUDY
 
 
 def record(job_id: str = "A" * 32, **fields: object) -> JobRecord:

@@ -15,7 +15,7 @@ from werkzeug.http import http_date, parse_date
 from reporting_svc.errors import PreconditionFailed, RangeNotSatisfiable
 from reporting_svc.http.conditional import Answer, decide
 from reporting_svc.storage import JobRecord
-from tests.conftest import STUDY, error_of
+from tests.support import STUDY, error_of
 
 CONTENT = bytes((i * 7 + 3) % 256 for i in range(1000))
 SIZE = len(CONTENT)

@@ -17,7 +17,7 @@ from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.base import FileMissing, StoredRange
 from reporting_svc.storage.entries import Entry
-from tests.conftest import BUCKET, DOWNLOAD, STUDY
+from tests.support import BUCKET, DOWNLOAD, STUDY
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 100
 S3 = {"store": "s3", "s3_bucket": BUCKET, "s3_region": "us-east-1"}

@@ -13,7 +13,7 @@ import requests
 
 from reporting_svc import create_app
 from reporting_svc.storage import layout
-from tests.conftest import BUCKET, DOWNLOAD, STUDY, error_of
+from tests.support import BUCKET, DOWNLOAD, STUDY, error_of
 
 PREFIX = "reports/"
 CHUNK = 65536

@@ -12,7 +12,7 @@ import requests
 
 from reporting_svc.http.delivery import RELAY_RANGE_HEADER, RELAY_URL_HEADER
 from reporting_svc.storage import JobRecord, layout
-from tests.conftest import BUCKET, SERVICE_HEADERS, STUDY, error_of
+from tests.support import BUCKET, SERVICE_HEADERS, STUDY, error_of
 
 PREFIX = "reports/"
 EXPIRES = 3

@@ -13,7 +13,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
-from tests.conftest import DOWNLOAD, SERVICE_HEADERS, STUDY, error_of
+from tests.support import DOWNLOAD, SERVICE_HEADERS, STUDY, error_of
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 40
 SIZE = len(CONTENT)

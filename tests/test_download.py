@@ -17,7 +17,7 @@ from werkzeug.http import parse_date
 
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
-from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY, error_of
+from tests.support import DOWNLOAD, OTHER_STUDY, STUDY, error_of
 
 CSV = b"subjectId,visit\nS-0001,Screening\n"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -23,7 +23,7 @@ from reporting_svc.errors import (
     Unauthenticated,
 )
 from reporting_svc.storage import JobRecord, Store, StoreError
-from tests.conftest import STUDY, error_of
+from tests.support import STUDY, error_of
 
 BOOM = "/test-only/boom"
 

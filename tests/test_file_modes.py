@@ -16,7 +16,7 @@ from reporting_svc.file_modes import DIR_MODE, FILE_MODE, SECRET_MODE, make_dirs
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage.entries import Withdrawal
-from tests.conftest import DOWNLOAD, STUDY
+from tests.support import DOWNLOAD, STUDY
 
 
 @pytest.fixture(params=[0o000, 0o022, 0o077], ids=lambda mask: f"umask-{mask:03o}")

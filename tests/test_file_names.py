@@ -21,7 +21,7 @@ from reporting_svc.storage.file_names import (
     is_safe_file_name,
     shown_file_name,
 )
-from tests.conftest import STUDY
+from tests.support import STUDY
 
 CONTENT = b"subjectId,visit\n"
 UNSAFE = [

@@ -13,7 +13,7 @@ from reporting_svc.auth.grants import (
     load_grants_file,
     parse_grant,
 )
-from tests.conftest import OTHER_STUDY, STUDY
+from tests.support import OTHER_STUDY, STUDY
 
 DASHED_STUDY = "cfd8129a-430a-473c-8a02-f4ba5daad865"
 

@@ -17,7 +17,7 @@ from reporting_svc import create_app
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, s3
 from reporting_svc.storage.local import LocalStore
-from tests.conftest import BUCKET, error_of
+from tests.support import BUCKET, error_of
 
 MakeSettings = Callable[..., Settings]
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}

@@ -11,7 +11,7 @@ import pytest
 
 from reporting_svc import cli, create_app
 from reporting_svc.settings import default_home, load_settings
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, SECRET, STUDY
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, SECRET, STUDY
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
 

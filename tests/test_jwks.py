@@ -18,30 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 
 from reporting_svc import create_app
-from reporting_svc.auth.grants import parse_grant
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
-from tests.conftest import DOWNLOAD, STUDY, error_of, public_jwk
+from tests.support import DOWNLOAD, INVALID_TOKEN, STUDY, claims, error_of, public_jwk
 
 CONTENT = b"subjectId\nS-0001\n"
 JOB = "6A7C29DD011241DFBE1B64399283C860"
-INVALID_TOKEN = 'Bearer error="invalid_token"'
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    """Valid claims for the test settings' issuer and audience; None removes a claim."""
-    now = int(time.time())
-    values: dict[str, Any] = {
-        "sub": "alice",
-        "iss": "reporting-svc",
-        "aud": "reporting-svc",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "grants": [parse_grant(f"{STUDY}:test:REPORTING_VIEW").to_claim()],
-    }
-    values.update(changes)
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def sign(key: Any, kid: str | None, algorithm: str, **changes: Any) -> str:

@@ -16,7 +16,7 @@ from reporting_svc.lifecycle import Operator, Purger
 from reporting_svc.storage import JobRecord, layout
 from reporting_svc.storage.entries import Purge
 from reporting_svc.storage.record import format_instant, parse_instant
-from tests.conftest import BUCKET, STUDY, error_of
+from tests.support import BUCKET, STUDY, error_of
 
 REASON = "wrong cut-off date"
 PAST = "2020-01-01T00:00:00.000Z"

@@ -10,7 +10,7 @@ import pytest
 
 from reporting_svc.lifecycle import Operator, withdraw_job
 from reporting_svc.storage.record import parse_instant
-from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
+from tests.support import BUCKET, OTHER_STUDY, STUDY, error_of
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 100
 EXPIRES = "2031-03-04T05:06:07.089Z"

@@ -16,7 +16,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, layout
 from reporting_svc.storage.record import parse_instant
-from tests.conftest import DOWNLOAD_LIST, OTHER_STUDY, STUDY, error_of
+from tests.support import DOWNLOAD_LIST, OTHER_STUDY, STUDY, error_of
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
 REPORT = "E341BB429E7D44E3989D113A504F3BF8"

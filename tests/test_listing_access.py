@@ -16,7 +16,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord
 from reporting_svc.storage.record import MODES
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, SECRET, STUDY
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, SECRET, STUDY
 
 THIRD_STUDY = "ABCDEF0123456789ABCDEF0123456789"
 VIEW, UNBLINDED = "REPORTING_VIEW", "REPORTING_UNBLINDED_VIEW"

@@ -22,7 +22,7 @@ from reporting_svc import create_app
 from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
-from tests.conftest import DOWNLOAD, SECRET, STUDY
+from tests.support import DOWNLOAD, SECRET, STUDY
 
 METRICS_TOKEN = "metrics-scrape-token-that-must-not-be-logged"
 SANE_ID = "trace-42.a:b_c"

@@ -16,7 +16,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from reporting_svc.storage.local import LocalStore
-from tests.conftest import BUCKET, DOWNLOAD, OTHER_STUDY, STUDY
+from tests.support import BUCKET, DOWNLOAD, OTHER_STUDY, STUDY
 
 CONTENT = b"subjectId,visit\n" + b"S-0001,Screening\n" * 50
 UNKNOWN_ID = "6A7C29DD011241DFBE1B64399283C860"

@@ -22,7 +22,7 @@ from reporting_svc.catalog import Catalog
 from reporting_svc.sample import ensure_sample
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.record import MAX_REPORT_NAME
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 OPENAPI = "/ec-reporting-svc/openapi.json"
 DOCS = "/ec-reporting-svc/docs"

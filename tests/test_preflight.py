@@ -11,7 +11,7 @@ import pytest
 
 from reporting_svc.fetch.credentials import TOKEN_VARIABLE
 from reporting_svc.settings import OTHER_VARIABLES, PREFIX, load_settings
-from tests.conftest import BUCKET
+from tests.support import BUCKET
 
 Command = Callable[..., tuple[int, str, str]]
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from reporting_svc import create_app
 from reporting_svc.http.client_address import client_address, parse_networks
 from reporting_svc.settings import Settings
-from tests.conftest import DOWNLOAD
+from tests.support import DOWNLOAD
 
 CLIENT = "203.0.113.5"
 SPOOFED = "198.51.100.1"

@@ -17,7 +17,7 @@ from reporting_svc.publish import PublishError, content_type_for, publish_report
 from reporting_svc.storage import JobExists, JobRecord
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.record import parse_instant
-from tests.conftest import SECRET, STUDY
+from tests.support import SECRET, STUDY
 
 JOB = "6A7C29DD011241DFBE1B64399283C860"
 DASHED_JOB = "6a7c29dd-0112-41df-be1b-64399283c860"

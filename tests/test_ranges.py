@@ -18,7 +18,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import BUCKET, DOWNLOAD, STUDY
+from tests.support import BUCKET, DOWNLOAD, STUDY
 
 BIG = os.urandom(3 * 1024 * 1024 + 17)
 OFFSET = 2_500_000

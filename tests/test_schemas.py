@@ -9,7 +9,7 @@ import pytest
 
 from reporting_svc.publish import PublishError
 from reporting_svc.storage import JobRecord
-from tests.conftest import STUDY, error_of
+from tests.support import STUDY, error_of
 
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 DASHED_JOB_ID = "6A7C29DD-0112-41DF-BE1B-64399283C860"

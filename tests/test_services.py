@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import BUCKET, OTHER_STUDY, STUDY, error_of
+from tests.support import BUCKET, OTHER_STUDY, STUDY, error_of
 
 OWN = b"subjectId\nS-0001\n"
 VICTIM = b"subjectId\nS-9999\n"

@@ -16,7 +16,7 @@ from reporting_svc.settings import (
     SettingsError,
     load_settings,
 )
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 
 @pytest.fixture

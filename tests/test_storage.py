@@ -12,7 +12,7 @@ from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.base import FileMissing, Offer
 from reporting_svc.storage.entries import Purge, Withdrawal
-from tests.conftest import BUCKET
+from tests.support import BUCKET
 
 CONTENT = bytes(range(256)) * 40 + b"tail"
 SIZE = len(CONTENT)

@@ -24,7 +24,7 @@ from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.recent import Recent
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import BUCKET, STUDY, error_of
+from tests.support import BUCKET, STUDY, error_of
 
 PREFIX = "some/prefix/"
 WITHDRAWAL = Withdrawal(withdrawnAt="2026-01-02T03:04:05.006Z", by="ops-anna", reason="in error")

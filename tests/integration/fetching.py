@@ -22,8 +22,8 @@ from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.settings import load_settings
 from reporting_svc.storage.layout import content_key, record_key
-from tests.conftest import STUDY
 from tests.integration.processes import BIN, Processes, run_cli, service_env
+from tests.support import STUDY
 
 GRANT = f"{STUDY}:test,active:REPORTING_VIEW"
 

@@ -17,7 +17,7 @@ import boto3
 from harness import nginx
 from harness.nginx import S3Tls
 from harness.processes import free_port, stop, wait_for_port
-from tests.conftest import SECRET, STUDY
+from tests.support import SECRET, STUDY
 
 BIN = Path(sys.executable).parent
 

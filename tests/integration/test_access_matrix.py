@@ -18,8 +18,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import DOWNLOAD, OTHER_STUDY, STUDY, public_jwk
 from tests.integration import processes as p
+from tests.support import DOWNLOAD, OTHER_STUDY, STUDY, public_jwk
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from reporting_svc.audit.sinks import FileSink
-from tests.conftest import DOWNLOAD, STUDY
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from harness import postgres
-from tests.conftest import DOWNLOAD, STUDY
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from reporting_svc.catalog.queries import micros
 from reporting_svc.catalog.tables import metadata
 from reporting_svc.storage import JobRecord
 from reporting_svc.storage.record import MODES
-from tests.conftest import OTHER_STUDY, STUDY
+from tests.support import OTHER_STUDY, STUDY
 from tests.test_catalog import record
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import OTHER_STUDY, STUDY
 from tests.integration import processes as p
+from tests.support import OTHER_STUDY, STUDY
 
 pytestmark = pytest.mark.integration
 

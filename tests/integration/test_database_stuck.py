@@ -17,7 +17,7 @@ import requests
 from harness import postgres
 from reporting_svc.catalog.bounds import DatabaseLimits
 from reporting_svc.catalog.engine import ProcessEngine
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 pytestmark = pytest.mark.integration
 

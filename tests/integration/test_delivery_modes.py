@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import (
     Processes,
     publish_with_cli,
@@ -27,6 +26,7 @@ from tests.integration.processes import (
     service_env,
     token_with_cli,
 )
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from reporting_svc.fetch.naming import MAX_NAME_BYTES
-from tests.conftest import DOWNLOAD
 from tests.integration.fetching import (
     Fetched,
     Service,
@@ -33,6 +32,7 @@ from tests.integration.fetching import (
     sha256sum_check,
 )
 from tests.integration.processes import Processes
+from tests.support import DOWNLOAD
 
 pytestmark = pytest.mark.integration
 

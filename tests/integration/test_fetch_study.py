@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from reporting_svc.storage.layout import content_key
-from tests.conftest import STUDY
 from tests.integration.fetching import Service, deploy, fetch, fetch_measured, sha256sum_check
 from tests.integration.processes import Processes, s3_client, s3_env, service_env
+from tests.support import STUDY
 
 pytestmark = pytest.mark.integration
 

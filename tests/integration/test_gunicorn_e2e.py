@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from reporting_svc.sample import SAMPLE_JOB_ID
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, STUDY
 from tests.integration.processes import Processes, printed_lines
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import DOWNLOAD, STUDY, public_jwk
+from tests.support import DOWNLOAD, STUDY, public_jwk
 
 pytestmark = pytest.mark.integration
 

@@ -34,8 +34,8 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord, make_store
 from reporting_svc.storage.entries import PurgeRecorded
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 from tests.integration import processes as p
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 pytestmark = pytest.mark.integration
 

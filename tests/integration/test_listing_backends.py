@@ -19,7 +19,7 @@ from reporting_svc.catalog import make_catalog
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, make_store
-from tests.conftest import DOWNLOAD_LIST, SECRET, STUDY
+from tests.support import DOWNLOAD_LIST, SECRET, STUDY
 from tests.test_catalog import record
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import pytest
 import requests
 
 from harness.processes import free_port
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import (
     Processes,
     publish_with_cli,
     service_env,
     token_with_cli,
 )
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import (
     Processes,
     publish_with_cli,
@@ -28,6 +27,7 @@ from tests.integration.processes import (
     service_env,
     token_with_cli,
 )
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import requests
 
 from harness import postgres
 from harness.postgres import DOCUMENTED_AUDITOR, DOCUMENTED_ROLE, PROJECT, documented_role_commands
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST, STUDY
 from tests.integration import processes as p
+from tests.support import DOWNLOAD, DOWNLOAD_LIST, STUDY
 
 pytestmark = pytest.mark.integration
 

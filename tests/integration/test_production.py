@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from reporting_svc.refused import WITHHELD
-from tests.conftest import DOWNLOAD, SECRET, STUDY
 from tests.integration.processes import Processes
+from tests.support import DOWNLOAD, SECRET, STUDY
 
 pytestmark = pytest.mark.integration
 GRANT = f"{STUDY}:test:REPORTING_VIEW"

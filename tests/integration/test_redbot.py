@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import s3_env
+from tests.support import DOWNLOAD, STUDY
 
 REDBOT = Path(__file__).resolve().parents[2] / ".venv-redbot/bin/redbot"
 pytestmark = pytest.mark.integration

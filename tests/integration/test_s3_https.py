@@ -22,7 +22,6 @@ import requests
 import trustme
 
 from harness.nginx import S3Tls
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.name_server import name_server
 from tests.integration.processes import (
     Processes,
@@ -32,6 +31,7 @@ from tests.integration.processes import (
     token_with_cli,
 )
 from tests.reliability.clients import error_data
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

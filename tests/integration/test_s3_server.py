@@ -16,7 +16,7 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobExists
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import DOWNLOAD, STUDY
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = pytest.mark.integration
 

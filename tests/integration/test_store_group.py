@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from reporting_svc.storage.layout import content_key
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import Processes, publish_with_cli, service_env, token_with_cli
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = [
     pytest.mark.integration,

@@ -20,8 +20,8 @@ from reporting_svc.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import Store, make_store
 from reporting_svc.storage.s3 import S3Store
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import Processes, s3_env, service_env
+from tests.support import DOWNLOAD, STUDY
 
 GRANT = f"{STUDY}:test:REPORTING_VIEW"
 # The modes on an S3 store: each mode's value of REPORTING_SVC_S3_DELIVERY.

@@ -40,9 +40,9 @@ from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import make_catalog
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
-from tests.conftest import DOWNLOAD, STUDY
 from tests.integration.processes import Processes, run_cli, service_env
 from tests.reliability.deployments import make_test_store
+from tests.support import DOWNLOAD, STUDY
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import STUDY
 from tests.integration.processes import Processes, run_cli
 from tests.reliability.deployments import Deployment, deploy, wait_for_records
+from tests.support import STUDY
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

@@ -42,8 +42,8 @@ from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.publish import publish_report
-from tests.conftest import DOWNLOAD, DOWNLOAD_LIST
 from tests.integration.processes import run_cli
+from tests.support import DOWNLOAD, DOWNLOAD_LIST
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
