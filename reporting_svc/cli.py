@@ -25,10 +25,10 @@ from .catalog.commands import add_catalog_commands
 from .console import named
 from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .lifecycle.publish import NotIndexed, PublishError, publish_report
+from .lifecycle.sample import ensure_sample
 from .pipes import quiet_when_the_reader_leaves
 from .preflight import findings
-from .publish import NotIndexed, PublishError, publish_report
-from .sample import ensure_sample
 from .settings import (
     BIND_VARIABLE,
     DEFAULT_BIND,

@@ -15,7 +15,7 @@ from typing import Any
 from gunicorn import systemd
 from gunicorn.util import is_ipv6
 
-from .sample import SAMPLE_JOB_ID, curl_lines
+from .lifecycle.sample import SAMPLE_JOB_ID, curl_lines
 from .settings import Settings, SettingsError, load_settings
 from .storage import make_store
 

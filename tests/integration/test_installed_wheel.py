@@ -23,7 +23,7 @@ import requests
 
 from harness.processes import free_port, stop, wait_for_port
 from reporting_svc.api.paths import DOWNLOAD, DOWNLOAD_LIST, ROOT
-from reporting_svc.sample import SAMPLE_JOB_ID, SAMPLE_STUDY_ID
+from reporting_svc.lifecycle.sample import SAMPLE_JOB_ID, SAMPLE_STUDY_ID
 
 pytestmark = pytest.mark.integration
 

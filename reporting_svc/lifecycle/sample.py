@@ -5,13 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .api import paths
-from .auth.grants import parse_grant
-from .auth.tokens import mint_token
-from .catalog import Catalog
+from ..api import paths
+from ..auth.grants import parse_grant
+from ..auth.tokens import mint_token
+from ..catalog import Catalog
+from ..settings import Settings
+from ..storage import JobRecord, Store
 from .publish import publish_report
-from .settings import Settings
-from .storage import JobRecord, Store
 
 SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
