@@ -19,7 +19,9 @@ from gunicorn.http.errors import InvalidHeader, NoMoreData
 from werkzeug.test import EnvironBuilder
 
 from reporting_svc import create_app
-from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
+from reporting_svc.http.response_headers import request_id
+from reporting_svc.logs import ACCESS_FIELDS, JsonFormatter, RequestIdFilter
+from reporting_svc.server.logger import GunicornLogger
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from tests.support import DOWNLOAD, SECRET, STUDY
@@ -190,7 +192,7 @@ def test_filter_stamps_records_with_the_request_id(app: Flask) -> None:
     record = _record()
 
     with app.test_request_context(headers={"X-Request-ID": SANE_ID}):
-        assert RequestIdFilter().filter(record)
+        assert RequestIdFilter(request_id).filter(record)
 
     assert vars(record)["requestId"] == SANE_ID
 
@@ -198,7 +200,7 @@ def test_filter_stamps_records_with_the_request_id(app: Flask) -> None:
 def test_filter_leaves_records_outside_a_request_alone() -> None:
     record = _record()
 
-    assert RequestIdFilter().filter(record)
+    assert RequestIdFilter(request_id).filter(record)
 
     assert not hasattr(record, "requestId")
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from reporting_svc.worker import write_envelope
+from reporting_svc.server.worker import write_envelope
 
 
 def _refusal(status: int, reason: str, message: str) -> tuple[bytes, bytes]:

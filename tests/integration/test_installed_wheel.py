@@ -240,7 +240,7 @@ def test_the_installed_wheel_serves_publishes_mints_fetches_and_documents_from_a
     gunicorn = [
         str(venv / "bin" / "gunicorn"),
         "--config",
-        "python:reporting_svc.gunicorn_conf",
+        "python:reporting_svc.server.conf",
         "--bind",
         "127.0.0.1:{port}",
         "reporting_svc:create_app()",
