@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +20,7 @@ from gunicorn.config import Config
 from gunicorn.http.errors import InvalidHeader, NoMoreData
 from werkzeug.test import EnvironBuilder
 
-from reporting_svc import create_app
+from reporting_svc import create_app, logs
 from reporting_svc.http.response_headers import request_id
 from reporting_svc.logs import ACCESS_FIELDS, JsonFormatter, RequestIdFilter
 from reporting_svc.server.logger import GunicornLogger
@@ -203,6 +205,21 @@ def test_filter_leaves_records_outside_a_request_alone() -> None:
     assert RequestIdFilter(request_id).filter(record)
 
     assert not hasattr(record, "requestId")
+
+
+def test_logs_imports_nothing_of_http_or_gunicorn() -> None:
+    """http/ and gunicorn's logger import logs (the access line's field names); logs takes
+    the request id as a function, so no package cycle runs through it."""
+    tree = ast.parse(Path(logs.__file__).read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+
+    assert not [name for name in imported if name.split(".")[0] in {"http", "server", "gunicorn"}]
 
 
 # --- the app's fields for the access line ----------------------------------------------
