@@ -28,7 +28,7 @@ from reporting_svc.audit.sinks import FileSink
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import make_catalog
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import make_store
 from tests.conftest import DOWNLOAD, SECRET, STUDY

@@ -17,7 +17,7 @@ import boto3
 
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import make_store
 

@@ -25,8 +25,9 @@ import boto3
 
 from harness.processes import free_port, stop, wait_for_port
 from reporting_svc.catalog import make_catalog
-from reporting_svc.sample import curl_lines, ensure_sample
+from reporting_svc.lifecycle.sample import ensure_sample
 from reporting_svc.settings import PREFIX, load_settings
+from reporting_svc.startup import curl_lines
 from reporting_svc.storage import make_store
 
 BIN = Path(sys.executable).parent

@@ -312,7 +312,8 @@ def _start_balancer(state: State, folder: Path, *, client_limits: bool) -> str:
 def _publish_sample(state: State) -> str:
     """Publish the sample report as the owner (what ``reporting-svc publish`` does, in
     process) and return the curl lines that download and list it through nginx."""
-    from reporting_svc.sample import curl_lines, ensure_sample
+    from reporting_svc.lifecycle.sample import ensure_sample
+    from reporting_svc.startup import curl_lines
 
     settings, store, catalog = as_owner(state)
     return curl_lines(settings, ensure_sample(store, catalog), state.balancer)

@@ -23,12 +23,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from .errors import register_error_handlers
     from .http.observe import register_observers
-    from .http.response_headers import register_response_headers
+    from .http.response_headers import register_response_headers, request_id
     from .logs import configure_logging
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    configure_logging(settings.log_level.upper())
+    configure_logging(settings.log_level.upper(), request_id)
     warn_about_dev_secret(settings)
     register_services(app, settings)
     register_blueprints(app)

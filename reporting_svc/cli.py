@@ -25,10 +25,10 @@ from .catalog.commands import add_catalog_commands
 from .console import named
 from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
+from .lifecycle.publish import NotIndexed, PublishError, publish_report
+from .lifecycle.sample import ensure_sample
 from .pipes import quiet_when_the_reader_leaves
 from .preflight import findings
-from .publish import NotIndexed, PublishError, publish_report
-from .sample import ensure_sample
 from .settings import (
     BIND_VARIABLE,
     DEFAULT_BIND,
@@ -43,7 +43,7 @@ from .storage import JobExists, StoreError, make_store
 INIT_HELP = "start a new, empty deployment in the home if it holds none (docs/settings.md)"
 # gunicorn's settings ship in the package; gunicorn imports them by module name, so an
 # installed service finds them from any directory.
-GUNICORN_CONFIG = "python:reporting_svc.gunicorn_conf"
+GUNICORN_CONFIG = "python:reporting_svc.server.conf"
 
 
 @quiet_when_the_reader_leaves
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Check the settings by building the app, publish the sample, then run gunicorn; the
-    curl lines come once it listens (gunicorn_conf.py's when_ready)."""
+    curl lines come once it listens (server/conf.py's when_ready)."""
     app = create_app(settings)
     problem = app.extensions["reporting_svc"].store.check()
     if problem:  # /readyz answers 503 until it is fixed; the service starts to say so

@@ -1,6 +1,6 @@
 """Prometheus metrics, summed across gunicorn workers by the client's multiprocess mode.
 
-gunicorn's settings (``gunicorn_conf.py``) point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+gunicorn's settings (``server/conf.py``) point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
 directory before any worker imports this module, so every worker writes its own files
 there and ``/metrics`` adds them up. Without it (tests, the development server) one
 process counts.

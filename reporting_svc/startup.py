@@ -15,11 +15,15 @@ from typing import Any
 from gunicorn import systemd
 from gunicorn.util import is_ipv6
 
-from .sample import SAMPLE_JOB_ID, curl_lines
+from .api import paths
+from .auth.grants import parse_grant
+from .auth.tokens import mint_token
+from .lifecycle.sample import SAMPLE_JOB_ID
 from .settings import Settings, SettingsError, load_settings
-from .storage import make_store
+from .storage import JobRecord, make_store
 
 _WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - naming the wildcard, not binding it
+_SAMPLE_TOKEN_TTL = 24 * 3600
 
 
 def refuse_taken_address(server: Any) -> None:
@@ -81,6 +85,29 @@ def announce(settings: Settings, address: tuple[str, int] | None) -> None:
     record = make_store(settings).get_record(SAMPLE_JOB_ID)
     if record is not None:
         print(curl_lines(settings, record, base_url(*address)), flush=True)
+
+
+def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
+    """Two ready commands, with a day-long token for the sample's study: the first
+    downloads the sample (following the redirect to S3 in redirect mode), the second lists
+    the study's reports.
+
+    With public keys only the service cannot sign, so the lines say where the token goes.
+    """
+    grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
+    token = (
+        mint_token(settings, "newcomer", [grant], ttl=_SAMPLE_TOKEN_TTL)
+        if settings.jwt_secret
+        else "$TOKEN"
+    )
+    auth = f"-H 'Authorization: Bearer {token}'"
+    download = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
+    listing = f"{base_url}{paths.DOWNLOAD_LIST}?studyId={record.studyId}&limit=20&offset=0"
+    # In redirect mode the download is a 302 to S3; curl drops the token on the way there.
+    follow = " -L" if settings.delivery == "redirect" else ""
+    return (
+        f"curl -fsS{follow} -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"
+    )
 
 
 def base_url(host: str, port: int) -> str:

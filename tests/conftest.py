@@ -24,7 +24,7 @@ from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import Catalog
 from reporting_svc.cli import main
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from tests.support import BUCKET, DOWNLOAD, DOWNLOAD_LIST, SECRET, STUDY, Clock, public_jwk

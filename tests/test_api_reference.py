@@ -19,7 +19,7 @@ from reporting_svc.api.audited import AWAITED_EVENTS
 from reporting_svc.api.openapi import build_spec
 from reporting_svc.audit.chain import LINE_FIELDS
 from reporting_svc.audit.trail import UNAWAITED_EVENTS
-from reporting_svc.worker import REFUSALS
+from reporting_svc.server.worker import REFUSALS
 from tests.support import DOWNLOAD, DOWNLOAD_LIST
 
 PAGE = Path(__file__).parent.parent / "docs" / "api.md"

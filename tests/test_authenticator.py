@@ -22,7 +22,7 @@ from reporting_svc.auth import Grant, Principal
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import JwtAuthenticator, VerifiedTokens
 from reporting_svc.errors import Unauthenticated
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from tests.support import (
     DOWNLOAD,

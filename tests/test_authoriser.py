@@ -8,7 +8,7 @@ from reporting_svc import create_app
 from reporting_svc.auth import Grant, Principal, make_authenticator, make_authoriser
 from reporting_svc.auth.authoriser import GrantAuthoriser
 from reporting_svc.auth.tokens import JwtAuthenticator
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import SettingsError
 from reporting_svc.storage import JobRecord
 from tests.hooks_example import API_KEY, API_KEY_HEADER

@@ -12,7 +12,7 @@ from flask import Flask
 
 from reporting_svc import create_app
 from reporting_svc.http.delivery import make_delivery
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store, layout
 from reporting_svc.storage.base import FileMissing, StoredRange

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reporting_svc import create_app
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore

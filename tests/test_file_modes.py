@@ -13,7 +13,7 @@ import pytest
 from reporting_svc import create_app
 from reporting_svc.devsecret import dev_secret
 from reporting_svc.file_modes import DIR_MODE, FILE_MODE, SECRET_MODE, make_dirs, open_new
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage.entries import Withdrawal
 from tests.support import DOWNLOAD, STUDY

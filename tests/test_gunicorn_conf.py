@@ -19,7 +19,7 @@ import importlib, json, runpy, sys
 from gunicorn.config import Config
 known = Config().settings
 checkout = runpy.run_path(sys.argv[1])
-package = vars(importlib.import_module("reporting_svc.gunicorn_conf"))
+package = vars(importlib.import_module("reporting_svc.server.conf"))
 print(json.dumps([sorted(k for k in names if k in known) for names in (checkout, package)]))
 print(json.dumps(checkout["worker_class"]), "prometheus_client" in sys.modules)
 """
@@ -43,5 +43,5 @@ def test_the_checkouts_config_file_sets_every_setting_the_package_ships(tmp_path
     assert checkout == package
     hooks = {"child_exit", "on_starting", "when_ready"}
     assert {"worker_class", "logger_class", "threads", "bind", *hooks} <= set(package)
-    assert loaded == '"reporting_svc.worker.EnvelopeThreadWorker" False'
+    assert loaded == '"reporting_svc.server.worker.EnvelopeThreadWorker" False'
     assert set(package) <= set(Config().settings)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 
 from reporting_svc import create_app
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, SettingsError
 from tests.support import DOWNLOAD, INVALID_TOKEN, STUDY, claims, error_of, public_jwk
 

@@ -12,7 +12,7 @@ from flask import Flask
 
 from reporting_svc import create_app
 from reporting_svc.catalog.tables import jobs
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, layout
 from reporting_svc.storage.record import parse_instant

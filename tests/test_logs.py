@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,8 +20,10 @@ from gunicorn.config import Config
 from gunicorn.http.errors import InvalidHeader, NoMoreData
 from werkzeug.test import EnvironBuilder
 
-from reporting_svc import create_app
-from reporting_svc.logs import ACCESS_FIELDS, GunicornLogger, JsonFormatter, RequestIdFilter
+from reporting_svc import create_app, logs
+from reporting_svc.http.response_headers import request_id
+from reporting_svc.logs import ACCESS_FIELDS, JsonFormatter, RequestIdFilter
+from reporting_svc.server.logger import GunicornLogger
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from tests.support import DOWNLOAD, SECRET, STUDY
@@ -190,7 +194,7 @@ def test_filter_stamps_records_with_the_request_id(app: Flask) -> None:
     record = _record()
 
     with app.test_request_context(headers={"X-Request-ID": SANE_ID}):
-        assert RequestIdFilter().filter(record)
+        assert RequestIdFilter(request_id).filter(record)
 
     assert vars(record)["requestId"] == SANE_ID
 
@@ -198,9 +202,24 @@ def test_filter_stamps_records_with_the_request_id(app: Flask) -> None:
 def test_filter_leaves_records_outside_a_request_alone() -> None:
     record = _record()
 
-    assert RequestIdFilter().filter(record)
+    assert RequestIdFilter(request_id).filter(record)
 
     assert not hasattr(record, "requestId")
+
+
+def test_logs_imports_nothing_of_http_or_gunicorn() -> None:
+    """http/ and gunicorn's logger import logs (the access line's field names); logs takes
+    the request id as a function, so no package cycle runs through it."""
+    tree = ast.parse(Path(logs.__file__).read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+
+    assert not [name for name in imported if name.split(".")[0] in {"http", "server", "gunicorn"}]
 
 
 # --- the app's fields for the access line ----------------------------------------------

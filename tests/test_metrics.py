@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from reporting_svc import create_app
 from reporting_svc.http.delivery import BLOCK_SIZE
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
 from reporting_svc.storage.local import LocalStore

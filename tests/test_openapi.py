@@ -19,7 +19,7 @@ from reporting_svc.api.listing_schemas import ListingQuerySchema
 from reporting_svc.api.openapi import build_spec
 from reporting_svc.api.schemas import DownloadQuerySchema
 from reporting_svc.catalog import Catalog
-from reporting_svc.sample import ensure_sample
+from reporting_svc.lifecycle.sample import ensure_sample
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.record import MAX_REPORT_NAME
 from tests.support import DOWNLOAD, DOWNLOAD_LIST, STUDY

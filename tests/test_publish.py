@@ -13,7 +13,7 @@ import pytest
 
 from reporting_svc import cli
 from reporting_svc.auth.grants import parse_grant
-from reporting_svc.publish import PublishError, content_type_for, publish_report
+from reporting_svc.lifecycle.publish import PublishError, content_type_for, publish_report
 from reporting_svc.storage import JobExists, JobRecord
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.record import parse_instant

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from reporting_svc import create_app
 from reporting_svc.http.bodies import TrackedBody
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.storage import JobRecord, Store
 from reporting_svc.storage.local import LocalStore
 from reporting_svc.storage.s3 import S3Store

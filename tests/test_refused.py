@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from gunicorn.http import errors
 
-from reporting_svc.refused import WITHHELD, withheld
+from reporting_svc.server.refused import WITHHELD, withheld
 
 API_KEY = "s3cr3t-api-key-0123456789"
 BASIC = "YWxpY2U6czNjcjN0LXBhc3N3b3Jk"

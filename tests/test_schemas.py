@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reporting_svc.publish import PublishError
+from reporting_svc.lifecycle.publish import PublishError
 from reporting_svc.storage import JobRecord
 from tests.support import STUDY, error_of
 

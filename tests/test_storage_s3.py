@@ -18,7 +18,7 @@ from botocore.config import Config
 
 from harness.processes import free_port
 from reporting_svc import create_app
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.storage import JobExists, JobRecord, StoreError, layout, s3
 from reporting_svc.storage.entries import Withdrawal
 from reporting_svc.storage.local import LocalStore

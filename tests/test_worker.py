@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dis
+import inspect
 import json
 import socket
+from itertools import pairwise
 
 import pytest
+from gunicorn import util
+from gunicorn.workers import base
+from gunicorn.workers.gthread import ThreadWorker
 
-from reporting_svc.worker import write_envelope
+from reporting_svc.server.worker import write_envelope
 
 
 def _refusal(status: int, reason: str, message: str) -> tuple[bytes, bytes]:
@@ -39,3 +45,26 @@ def test_a_refusal_is_described_in_fixed_words_without_the_request_text(
     data = json.loads(body)["errorData"]
     assert data["errorCode"] == f"REPT_{status}"
     assert data["details"] and "'" not in data["details"]
+
+
+def test_gunicorn_answers_its_refusals_through_the_function_the_worker_replaces() -> None:
+    """The worker's patch holds only while gthread's error path ends in
+    ``gunicorn.util.write_error(sock, status, reason, message)``; a gunicorn that changes it
+    fails here, not in a deployment that sends HTML again (setup.cfg pins the range)."""
+    handle_error = ThreadWorker.handle_error
+
+    assert handle_error is base.Worker.handle_error
+    assert base.util is util
+    looked_up = [
+        (first.argval, second.argval)
+        for first, second in pairwise(dis.get_instructions(handle_error))
+        if first.opname == "LOAD_GLOBAL"
+    ]
+    assert ("util", "write_error") in looked_up
+    assert list(inspect.signature(util.write_error).parameters) == [
+        "sock",
+        "status_int",
+        "reason",
+        "mesg",
+    ]
+    assert len(inspect.signature(write_envelope).parameters) == 4

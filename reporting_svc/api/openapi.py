@@ -14,7 +14,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify, render_template_string, send_file, url_for
 from marshmallow import Schema, fields, validate
 
-from ..sample import (
+from ..lifecycle.sample import (
     SAMPLE_JOB_ID,
     SAMPLE_KICKOFF,
     SAMPLE_MODE,

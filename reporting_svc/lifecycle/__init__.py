@@ -1,7 +1,8 @@
-"""Reports that expire, reports withdrawn in error, and the purge of their files (docs/api.md §6).
+"""A report's life: published, expiring, withdrawn in error, its files purged (docs/api.md §6).
 
 A download checks expiry and withdrawal itself (``Services.check_available``); this
-package holds what operators run: ``withdraw`` and ``purge``.
+package holds what operators and upstream code run: ``publish`` (and the embedded
+default's ``sample``), ``withdraw`` and ``purge``.
 """
 
 from .purge import Purger, PurgeSummary

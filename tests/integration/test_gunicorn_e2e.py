@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from reporting_svc.sample import SAMPLE_JOB_ID
+from reporting_svc.lifecycle.sample import SAMPLE_JOB_ID
 from tests.integration.processes import Processes, printed_lines
 from tests.support import DOWNLOAD, DOWNLOAD_LIST, OTHER_STUDY, STUDY
 

@@ -23,7 +23,7 @@ import requests
 
 from harness.processes import free_port, stop, wait_for_port
 from reporting_svc.api.paths import DOWNLOAD, DOWNLOAD_LIST, ROOT
-from reporting_svc.sample import SAMPLE_JOB_ID, SAMPLE_STUDY_ID
+from reporting_svc.lifecycle.sample import SAMPLE_JOB_ID, SAMPLE_STUDY_ID
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +240,7 @@ def test_the_installed_wheel_serves_publishes_mints_fetches_and_documents_from_a
     gunicorn = [
         str(venv / "bin" / "gunicorn"),
         "--config",
-        "python:reporting_svc.gunicorn_conf",
+        "python:reporting_svc.server.conf",
         "--bind",
         "127.0.0.1:{port}",
         "reporting_svc:create_app()",

@@ -30,7 +30,7 @@ from reporting_svc.audit.database import APPEND_LOCK, DatabaseSink, rows_of
 from reporting_svc.audit.tables import LIVE
 from reporting_svc.catalog import make_catalog
 from reporting_svc.lifecycle import Operator
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord, make_store
 from reporting_svc.storage.entries import PurgeRecorded

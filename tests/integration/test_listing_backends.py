@@ -16,7 +16,7 @@ from reporting_svc import create_app
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import make_catalog
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, make_store
 from tests.support import DOWNLOAD_LIST, SECRET, STUDY

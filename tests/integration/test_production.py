@@ -17,7 +17,7 @@ import boto3
 import pytest
 import requests
 
-from reporting_svc.refused import WITHHELD
+from reporting_svc.server.refused import WITHHELD
 from tests.integration.processes import Processes
 from tests.support import DOWNLOAD, SECRET, STUDY
 

@@ -21,7 +21,7 @@ from typing import IO
 import pytest
 
 from harness.processes import free_port
-from reporting_svc.sample import SAMPLE_JOB_ID
+from reporting_svc.lifecycle.sample import SAMPLE_JOB_ID
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobExists
 from reporting_svc.storage.s3 import S3Store

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting_svc.sample import (
+from reporting_svc.lifecycle.sample import (
     SAMPLE_JOB_ID,
     SAMPLE_KICKOFF,
     SAMPLE_REPORT_ID,

@@ -16,7 +16,7 @@ import boto3
 from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import Store, make_store
 from reporting_svc.storage.s3 import S3Store

@@ -38,7 +38,7 @@ from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import make_catalog
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from tests.integration.processes import Processes, run_cli, service_env
 from tests.reliability.deployments import make_test_store

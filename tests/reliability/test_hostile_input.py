@@ -4,7 +4,7 @@ Every answer must be a documented status, never 5xx; every 4xx from the app is a
 well-formed envelope; and a 200 or 206 body is always a slice of the published file.
 gunicorn refuses some requests itself before the app sees them (an invalid method or
 header, an oversized request line or header field) with 400, 414 or 431, in the same
-envelope (reporting_svc.worker).
+envelope (reporting_svc.server.worker).
 """
 
 from __future__ import annotations

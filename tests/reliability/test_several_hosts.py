@@ -41,7 +41,7 @@ from harness.postgres import DEPLOYING, PROJECT
 from harness.processes import children
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
-from reporting_svc.publish import publish_report
+from reporting_svc.lifecycle.publish import publish_report
 from tests.integration.processes import run_cli
 from tests.support import DOWNLOAD, DOWNLOAD_LIST
 

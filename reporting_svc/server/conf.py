@@ -1,10 +1,10 @@
 """gunicorn settings for reporting-svc, tuned for long report downloads.
 
 They ship in the package, so an installed service has them wherever it runs: ``serve``
-hands gunicorn ``--config python:reporting_svc.gunicorn_conf``, and
+hands gunicorn ``--config python:reporting_svc.server.conf``, and
 ``config/gunicorn.conf.py`` imports them for ``gunicorn -c config/gunicorn.conf.py``.
 Loading them must not import prometheus_client before ``PROMETHEUS_MULTIPROC_DIR`` is
-set below, which is why the package's ``__init__`` imports nothing of the app's.
+set below, which is why the packages' ``__init__`` modules import nothing of the app's.
 
 gthread workers keep a heartbeat on the main thread, so ``timeout`` never kills a healthy
 download that streams for minutes; it only catches a worker that is truly stuck.
@@ -21,7 +21,7 @@ import tempfile
 from typing import Any
 
 # gthread, answering gunicorn's own refusals (a request line too long...) in the envelope.
-worker_class = "reporting_svc.worker.EnvelopeThreadWorker"
+worker_class = "reporting_svc.server.worker.EnvelopeThreadWorker"
 timeout = 60
 # On SIGTERM (a deploy, a scale-in) a worker stops accepting and lets downloads in
 # progress run this long before it is killed.
@@ -46,7 +46,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
 
 # Access and error log as JSON lines on standard error, like the app's own log.
-logger_class = "reporting_svc.logs.GunicornLogger"
+logger_class = "reporting_svc.server.logger.GunicornLogger"
 accesslog = "-"
 errorlog = "-"
 
@@ -60,7 +60,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 
 # Imported only now: the worker class imports the app's metrics in this process too, and
 # they must see the directory above.
-from .settings import bind_address, worker_processes, worker_threads  # noqa: E402
+from ..settings import bind_address, worker_processes, worker_threads  # noqa: E402
 
 # GUNICORN_BIND (serve --bind), else 127.0.0.1:8000.
 bind = [bind_address(os.environ)]
@@ -85,7 +85,7 @@ def on_starting(server: Any) -> None:
     """The metrics directory made above goes with the master, however it exits (gunicorn
     skips on_exit when it cannot listen); an address another process holds stops
     start-up in one line."""
-    from .startup import refuse_taken_address
+    from ..startup import refuse_taken_address
 
     if _own_metrics_dir:
         atexit.register(_remove_metrics_dir, os.getpid(), _own_metrics_dir)
@@ -99,6 +99,6 @@ def _remove_metrics_dir(master: int, path: str) -> None:
 
 def when_ready(server: Any) -> None:
     """The sample's curl lines, once gunicorn listens, for the address it listens on."""
-    from .startup import announce_ready
+    from ..startup import announce_ready
 
     announce_ready(server)

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from .catalog import Catalog, CatalogError
-from .ids import normalise_guid
-from .settings import MAX_RETENTION_DAYS
-from .storage import JobExists, JobRecord, Store
-from .storage.file_names import check_file_name
-from .storage.record import (
+from ..catalog import Catalog, CatalogError
+from ..ids import normalise_guid
+from ..settings import MAX_RETENTION_DAYS
+from ..storage import JobExists, JobRecord, Store
+from ..storage.file_names import check_file_name
+from ..storage.record import (
     COMPLETED,
     DEFAULT_PERMISSION,
     check_report_name,

@@ -5,13 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .api import paths
-from .auth.grants import parse_grant
-from .auth.tokens import mint_token
-from .catalog import Catalog
+from ..catalog import Catalog
+from ..storage import JobRecord, Store
 from .publish import publish_report
-from .settings import Settings
-from .storage import JobRecord, Store
 
 SAMPLE_JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
 SAMPLE_STUDY_ID = "CFD8129A430A473C8A02F4BA5DAAD865"
@@ -19,7 +15,6 @@ SAMPLE_REPORT_ID = "E341BB429E7D44E3989D113A504F3BF8"
 SAMPLE_REPORT_NAME = "Subject Data Extract"
 SAMPLE_MODE = "test"
 SAMPLE_KICKOFF = "2025-06-04T11:27:52.014Z"
-SAMPLE_TOKEN_TTL = 24 * 3600
 _ROWS = [
     "subjectId,siteId,visit,visitDate,systolicBP,diastolicBP",
     "S-0001,SITE-01,Screening,2025-05-02,128,82",
@@ -50,26 +45,3 @@ def ensure_sample(store: Store, catalog: Catalog) -> JobRecord:
             rpt_id=SAMPLE_REPORT_ID,
             catalog=catalog,
         )
-
-
-def curl_lines(settings: Settings, record: JobRecord, base_url: str) -> str:
-    """Two ready commands, with a day-long token for the sample's study: the first
-    downloads the sample (following the redirect to S3 in redirect mode), the second lists
-    the study's reports.
-
-    With public keys only the service cannot sign, so the lines say where the token goes.
-    """
-    grant = parse_grant(f"{record.studyId}:{record.mode}:{record.requiredPermission}")
-    token = (
-        mint_token(settings, "newcomer", [grant], ttl=SAMPLE_TOKEN_TTL)
-        if settings.jwt_secret
-        else "$TOKEN"
-    )
-    auth = f"-H 'Authorization: Bearer {token}'"
-    download = f"{base_url}{paths.DOWNLOAD}?id={record.id}"
-    listing = f"{base_url}{paths.DOWNLOAD_LIST}?studyId={record.studyId}&limit=20&offset=0"
-    # In redirect mode the download is a 302 to S3; curl drops the token on the way there.
-    follow = " -L" if settings.delivery == "redirect" else ""
-    return (
-        f"curl -fsS{follow} -o {record.fileName} {auth} '{download}'\ncurl -fsS {auth} '{listing}'"
-    )

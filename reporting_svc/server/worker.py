@@ -11,7 +11,7 @@ gunicorn's message quotes the request text it could not parse, which may be a he
 line holding a credential (``Authorization Basic YWxp…`` or ``X-Api-Key s3cr3t`` without
 its colon): the envelope describes each kind of refusal in fixed words instead and echoes
 nothing the caller sent, and gunicorn's warning names the kind of refusal with the
-caller's text withheld (reporting_svc.refused), whatever shape the credential had.
+caller's text withheld (reporting_svc.server.refused), whatever shape the credential had.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-from .errors import envelope_body
+from ..errors import envelope_body
+from ..http.response_headers import COMMON_HEADERS, REQUEST_ID
 from .refused import withheld
 
 # gunicorn's refusals by status; the 400s (a malformed request line, method, version,
@@ -58,14 +59,14 @@ def write_envelope(sock: socket.socket, status: int, reason: str, message: str) 
     gunicorn's ``message`` is not sent: it quotes the request (see the module's note).
     """
     body = json.dumps(envelope_body(status, reason, REFUSALS.get(status))).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Cache-Control: no-store\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        f"X-Request-ID: {uuid.uuid4().hex}\r\n"
-        "\r\n"
+    headers = {
+        "Connection": "close",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **COMMON_HEADERS,
+        REQUEST_ID: uuid.uuid4().hex,
+    }
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
     )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    util.write_nonblock(sock, (head + "\r\n").encode("latin-1") + body)
