@@ -11,7 +11,7 @@ from difflib import get_close_matches
 from pathlib import Path
 
 from .devsecret import dev_secret
-from .http.client_address import parse_networks
+from .networks import parse_networks
 
 PREFIX = "REPORTING_SVC_"
 STORES = ("local", "s3")
