@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .http.client_address import TrustedProxies, parse_networks
+from .http.client_address import TrustedProxies
+from .networks import parse_networks
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from reporting_svc import create_app
-from reporting_svc.http.client_address import client_address, parse_networks
+from reporting_svc.http.client_address import client_address
+from reporting_svc.networks import parse_networks
 from reporting_svc.settings import Settings
 from tests.support import DOWNLOAD
 

@@ -556,3 +556,50 @@ def test_a_lock_timeout_past_the_statement_timeout_is_refused(env):
 @pytest.mark.parametrize(("threads", "users"), [("8", 6), ("3", 1), ("1", 1)])
 def test_all_but_two_threads_of_a_worker_and_at_least_one_may_use_the_database(env, threads, users):
     assert load_settings({**env, "GUNICORN_THREADS": threads}).database_users == users
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), (" Yes ", True), ("ON", True), ("1", True), ("false", False), ("off", False)],
+)
+def test_a_boolean_is_read_from_any_of_its_spellings(env, value, expected):
+    assert load_settings({**env, "REPORTING_SVC_AUDIT_FSYNC": value}).audit_fsync is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REPORTING_SVC_AUDIT_FSYNC", "maybe", "must be a boolean (true or false), not 'maybe'"),
+        ("REPORTING_SVC_JWT_LEEWAY", "soon", "must be a whole number, not 'soon'"),
+    ],
+)
+def test_a_value_that_is_not_of_its_settings_type_is_refused_saying_so(
+    env, variable, value, message
+):
+    assert refusal({**env, variable: value}) == f"{variable} {message}"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("jwt_issuer = 5", "REPORTING_SVC_JWT_ISSUER must be text, not 5"),
+        ("presign_expires = 1.5", "REPORTING_SVC_PRESIGN_EXPIRES must be a whole number, not 1.5"),
+        (
+            "audit_fsync = 0.5",
+            "REPORTING_SVC_AUDIT_FSYNC must be a boolean (true or false), not 0.5",
+        ),
+    ],
+)
+def test_a_settings_file_value_of_another_type_is_refused(env, tmp_path, line, message):
+    config = write_config(tmp_path, line + "\n")
+    assert refusal({**env, "REPORTING_SVC_CONFIG": config}) == message
+
+
+def test_settings_file_values_keep_their_types(env, tmp_path):
+    config = write_config(
+        tmp_path, 'audit_fsync = false\npresign_expires = 90\naudit_sink = ["file", "stdout"]\n'
+    )
+    settings = load_settings({**env, "REPORTING_SVC_CONFIG": config})
+
+    assert (settings.audit_fsync, settings.presign_expires) == (False, 90)
+    assert settings.audit_sink == ("file", "stdout")

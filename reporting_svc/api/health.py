@@ -11,8 +11,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..auth.bearer import bearer_token
 from ..catalog.bounds import answer_within
 from ..errors import NotReady, envelope, error_response
-from ..http.client_address import parse_networks
 from ..metrics import exposition
+from ..networks import parse_networks
 from ..services import Services
 
 bp = Blueprint("health", __name__)

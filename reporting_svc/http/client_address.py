@@ -8,18 +8,12 @@ Like Werkzeug's ProxyFix, the originals stay in the environ under ``werkzeug.pro
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ..networks import Network
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
-    """Addresses and networks as settings give them; a host address is a /32 or /128."""
-    return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
 
 
 class TrustedProxies:

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..settings import Settings
 from . import layout
 from .base import FileMissing, JobExists, Offer, Store, StoredRange, StoreError
 from .entries import Entry
 from .hints import hint
 from .recent import Recent
 from .record import JobRecord
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 # The tag every report file carries (and no record, claim or entry), so a bucket
