@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +22,7 @@ from reporting_svc.errors import TooManyDownloads, TooManyDownloadsForCaller
 from reporting_svc.http import admission as admission_module
 from reporting_svc.http.admission import Admission
 from reporting_svc.http.bodies import TrackedBody
-from reporting_svc.http.slots import HostSlots
+from reporting_svc.http.slots import HostSlots, Refusal
 from reporting_svc.storage import StoreError
 from tests.support import BUCKET, DOWNLOAD, STUDY, error_of
 
@@ -47,8 +49,10 @@ def admission(slots_file: Any) -> Callable[..., Admission]:
     """``admission(host, share=)``: one process's admission on the test's slots file; each
     call opens its own descriptor, so two stand for two worker processes of a host."""
 
-    def make(host: int = 1, *, share: int = 1) -> Admission:
-        return Admission(HostSlots(slots_file, host, share))
+    def make(
+        host: int = 1, *, share: int = 1, clock: Callable[[], float] = time.monotonic
+    ) -> Admission:
+        return Admission(HostSlots(slots_file, host, share), clock=clock)
 
     return make
 
@@ -241,35 +245,73 @@ def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails(
     one.admit("alice")()
 
 
+class HeldClock:
+    """A monotonic clock in seconds that moves only when the test moves it, or by ``tick``
+    each time it is read."""
+
+    def __init__(self, tick: float = 0.0) -> None:
+        self.at = 1000.0
+        self.tick = tick
+
+    def __call__(self) -> float:
+        self.at += self.tick
+        return self.at
+
+
+def counting_refusals(monkeypatch: pytest.MonkeyPatch, one: Admission) -> threading.Semaphore:
+    """A semaphore released each time ``one`` looks for a slot and is refused one."""
+    refusals = threading.Semaphore(0)
+    take = one.slots.take
+
+    def counted(subject: str) -> tuple[int, int] | Refusal:
+        taken = take(subject)
+        if isinstance(taken, Refusal):
+            refusals.release()
+        return taken
+
+    monkeypatch.setattr(one.slots, "take", counted)
+    return refusals
+
+
 @pytest.mark.parametrize("subject", ["alice", "bob"], ids=["same-caller", "other-caller"])
 def test_while_slots_are_coming_free_a_download_waits_for_one(
     monkeypatch: pytest.MonkeyPatch, admission: Callable[..., Admission], subject: str
 ) -> None:
-    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)  # far longer than needed here
-    monkeypatch.setattr(admission_module, "CHURN_WINDOW", 30.0)
-    one = admission()
+    clock = HeldClock()
+    one = admission(clock=clock)
     one.admit("alice")()  # a short download came and went: slots are turning over
     release = one.admit("alice")
-    timer = threading.Timer(0.05, release)
-    timer.start()
+    refusals = counting_refusals(monkeypatch, one)
 
-    one.admit(subject)  # waits for the slot instead of raising
-    timer.join()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(one.admit, subject)
+        assert refusals.acquire(timeout=10), "the download never looked for a slot"
+        assert not waiting.done()  # refused a slot, it waits instead of raising
+        release()
+        waited = waiting.result(timeout=10)
+
+    clock.at += admission_module.CHURN_WINDOW + 1
+    clock.tick = admission_module.SLOT_WAIT / 2
+    with pytest.raises(TooManyDownloads):  # the slot it waited for is its own now
+        one.admit("carol")
+    waited()
+    one.admit("carol")()
 
 
 def test_when_no_slot_came_free_lately_a_download_is_refused_without_waiting(
     monkeypatch: pytest.MonkeyPatch, admission: Callable[..., Admission]
 ) -> None:
-    monkeypatch.setattr(admission_module, "SLOT_WAIT", 30.0)
-    one = admission()
-    release = one.admit("alice")  # held by a slow client since before the window
-    monkeypatch.setattr(one, "_freed_at", -admission_module.CHURN_WINDOW - 1.0)
-    timer = threading.Timer(0.2, release)
-    timer.start()
+    clock = HeldClock()
+    one = admission(clock=clock)
+    one.admit("alice")()  # the last slot to come free ...
+    one.admit("alice")  # ... went to a slow client, which still holds it
+    clock.at += admission_module.CHURN_WINDOW + 0.001  # ... longer ago than the window
+    clock.tick = admission_module.SLOT_WAIT / 2  # one that waits gives up at its second look
+    refusals = counting_refusals(monkeypatch, one)
 
     with pytest.raises(TooManyDownloads):
         one.admit("bob")
-    timer.join()
+    assert refusals.acquire(blocking=False) and not refusals.acquire(blocking=False)
 
 
 def test_a_slot_given_back_twice_counts_once(admission: Callable[..., Admission]) -> None:

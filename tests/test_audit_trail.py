@@ -142,12 +142,14 @@ def test_a_record_that_is_not_durable_is_written_without_an_fsync_of_its_own(
 def test_a_record_that_is_not_durable_is_written_while_a_durable_batch_waits_for_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    disk_busy = threading.Event()
     disk_free = threading.Event()
     synced: list[int] = []
 
     def slow_first_fsync(fd: int) -> None:
         if not synced:
             synced.append(fd)
+            disk_busy.set()
             disk_free.wait(timeout=30)
         else:
             synced.append(fd)
@@ -156,8 +158,7 @@ def test_a_record_that_is_not_durable_is_written_while_a_durable_batch_waits_for
     sink = FileSink(tmp_path / "audit.jsonl", fsync=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(sink.append, {"event": "start"})
-        while not synced:
-            time.sleep(0.01)
+        assert disk_busy.wait(timeout=10), "the first batch never reached its fsync"
         second = pool.submit(sink.append, {"event": "end"}, durable=False)
         record = second.result(timeout=10)  # before the first batch's fsync is over
         assert not first.done()

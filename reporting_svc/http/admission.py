@@ -50,20 +50,22 @@ POLL = 0.02
 
 
 class Admission:
-    """The host's download ``slots``, as one process takes and gives them back."""
+    """The host's download ``slots``, as one process takes and gives them back; ``clock``
+    (seconds, monotonic) times the wait, so a test can hold it."""
 
-    def __init__(self, slots: HostSlots):
+    def __init__(self, slots: HostSlots, *, clock: Callable[[], float] = time.monotonic):
         self.slots = slots
+        self._clock = clock
         self._freed_at = -math.inf
         self._freed = threading.Condition()
 
     def admit(self, subject: str) -> Release:
         """Take a slot for ``subject``, or raise TooManyDownloads (503) or
         TooManyDownloadsForCaller (429); call the result to give it back."""
-        deadline = time.monotonic() + SLOT_WAIT
+        deadline = self._clock() + SLOT_WAIT
         taken = self.slots.take(subject)
         while isinstance(taken, Refusal):
-            now = time.monotonic()
+            now = self._clock()
             if now >= deadline or now - self._freed_at > CHURN_WINDOW:
                 if taken is Refusal.SUBJECT:
                     DOWNLOADS_REFUSED_CALLER.inc()
@@ -85,7 +87,7 @@ class Admission:
                 held = False
                 self.slots.give_back(taken)
                 with self._freed:
-                    self._freed_at = time.monotonic()
+                    self._freed_at = self._clock()
                     self._freed.notify()
 
         return release
