@@ -1,6 +1,6 @@
 """Reports that expire, reports withdrawn in error, and the purge of their files (docs/api.md §6).
 
-A download checks expiry and withdrawal itself (``Services.check_available``); this
+A download checks expiry and withdrawal itself (``jobs.availability``); this
 package holds what operators run: ``withdraw`` and ``purge``.
 """
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from .auth import Authoriser, PermissionsAuthoriser, Principal
-from .catalog import Catalog, Page, Selection
-from .errors import ListingForbidden
-from .storage.record import MODES, TENANT_SCOPE
+from ..auth import Authoriser, PermissionsAuthoriser, Principal
+from ..catalog import Catalog, Page, Selection
+from ..errors import ListingForbidden
+from ..storage.record import MODES, TENANT_SCOPE
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,10 @@ def list_runs(
     authorise: Authoriser,
     principal: Principal,
     query: ListingQuery,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Page:
-    """One page of the runs ``principal`` could download now; ListingForbidden when it
+    """One page of the runs ``principal`` could download at ``now``; ListingForbidden when it
     holds no grant at all for the query's scope (and mode)."""
-    now = now or datetime.now(UTC)
     if isinstance(authorise, PermissionsAuthoriser):
         held = {mode: authorise.permissions(principal, query.scope, mode) for mode in query.modes}
         _require_a_grant(held, query)
