@@ -1,7 +1,7 @@
 """``python -m bench.withdrawal``: what the expiry and withdrawal check costs each download.
 
 In process, with no HTTP server in between, so the check is not lost in the noise of a
-network: ``Services.check_available`` alone, then a whole download of a 1 KiB report
+network: ``jobs.availability.check_available`` alone, then a whole download of a 1 KiB report
 through Flask's test client with the check and with it replaced by nothing (rounds in
 turn, medians; the audit trail without fsync, whose wait would drown the rest), on local
 disk and on moto's S3 server (remembering answers for 3 s, the default, and not at all:
@@ -26,6 +26,7 @@ from reporting_svc import create_app
 from reporting_svc.api import paths
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.jobs.availability import check_available
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 
@@ -85,7 +86,9 @@ def measure(name: str, overrides: dict[str, Any], folder: Path, repeats: int) ->
         download()
         app.extensions["reporting_svc"] = services
 
-    (check,) = interleaved([lambda: services.check_available(record)], repeats * 10)
+    (check,) = interleaved(
+        [lambda: check_available(services.store, record, services.clock())], repeats * 10
+    )
     with_check, without = interleaved([download, download_unchecked], repeats)
     return [
         f"| {name} | {check:.1f} | {with_check:.0f} | {without:.0f} | {with_check - without:+.0f} |"

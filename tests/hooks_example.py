@@ -1,4 +1,4 @@
-"""Example auth hooks named in settings by the hook tests: an API key and an allow-test rule."""
+"""Example auth hooks named in settings by the hook tests: an API key and allow-test rules."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def make_no_drafts_authoriser(settings: Settings) -> Callable[[Principal, JobRec
         return record.requiredPermission in principal.permissions(record.scope, record.mode)
 
     return authorise
+
+
+class OnlyTestModeAuthoriser:
+    """Every job in test mode for any caller and nothing else, whatever its grants: for
+    downloads and, through ``may_list``, for the download list alike."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def __call__(self, principal: Principal, record: JobRecord) -> bool:
+        return record.mode == "test"
+
+    def may_list(self, principal: Principal, scope: str, mode: str) -> bool:
+        return mode == "test"

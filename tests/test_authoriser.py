@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from reporting_svc import create_app
-from reporting_svc.auth import Grant, Principal, make_authenticator, make_authoriser
-from reporting_svc.auth.authoriser import GrantAuthoriser
+from reporting_svc.auth import (
+    Grant,
+    PermissionsAuthoriser,
+    Principal,
+    make_authenticator,
+    make_authoriser,
+)
+from reporting_svc.auth.authoriser import GrantAuthoriser, as_authoriser
 from reporting_svc.auth.tokens import JwtAuthenticator
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import SettingsError
 from reporting_svc.storage import JobRecord
-from tests.hooks_example import API_KEY, API_KEY_HEADER
+from tests.hooks_example import API_KEY, API_KEY_HEADER, OnlyTestModeAuthoriser
 from tests.support import DOWNLOAD, OTHER_STUDY, STUDY, error_of
 
 JOB = "6A7C29DD011241DFBE1B64399283C860"
@@ -98,6 +104,45 @@ def test_job_requiring_another_permission_needs_that_permission(authorise):
 def test_permission_for_another_study_does_not_count(authorise):
     alice = caller(grant(STUDY, {"test"}), grant(OTHER_STUDY, {"test"}, {UNBLINDED}))
     assert not authorise(alice, job(permission=UNBLINDED))
+
+
+def test_grant_authoriser_lists_where_the_caller_holds_a_grant_of_any_permission(authorise):
+    alice = caller(grant(STUDY, {"test"}, {UNBLINDED}))
+    assert authorise.may_list(alice, STUDY, "test")
+    assert not authorise.may_list(alice, STUDY, "active")
+    assert not authorise.may_list(alice, "tenant", "test")
+
+
+def test_a_plain_callable_hook_decides_downloads_and_lists_by_the_grants():
+    authorise = as_authoriser(lambda principal, record: True)
+    alice = caller(grant(STUDY, {"test"}))
+    assert authorise(alice, job(mode="active"))
+    assert authorise.may_list(alice, STUDY, "test")
+    assert not authorise.may_list(alice, STUDY, "active")
+    assert not authorise.may_list(alice, OTHER_STUDY, "test")
+
+
+class NamingPermissions:
+    """A hook with ``permissions`` and no ``may_list``: test mode opens to everyone."""
+
+    def __call__(self, principal: Principal, record: JobRecord) -> bool:
+        return record.mode == "test"
+
+    def permissions(self, principal: Principal, scope: str, mode: str) -> frozenset[str]:
+        return frozenset({"REPORTING_VIEW"} if mode == "test" else ())
+
+
+def test_a_hook_naming_permissions_lists_where_it_names_any_and_keeps_the_catalog_query():
+    authorise = as_authoriser(NamingPermissions())
+    assert isinstance(authorise, PermissionsAuthoriser)
+    assert authorise.may_list(caller(), STUDY, "test")
+    assert not authorise.may_list(caller(), STUDY, "active")
+    assert authorise.permissions(caller(), STUDY, "test") == {"REPORTING_VIEW"}
+
+
+def test_a_hook_with_may_list_is_the_authoriser_as_it_is(settings):
+    hook = OnlyTestModeAuthoriser(settings)
+    assert as_authoriser(hook) is hook
 
 
 def test_default_hooks_are_the_jwt_authenticator_and_grant_authoriser(settings):

@@ -393,3 +393,46 @@ def test_an_authoriser_without_permissions_decides_each_run(make_settings, tmp_p
 
     assert listed_ids(response) == [test_job.id]
     assert response.get_json()["result"]["totalResults"] == 1
+
+
+@pytest.fixture
+def test_mode_hook(make_settings, tmp_path) -> tuple[Flask, JobRecord]:
+    """An app whose authoriser hook opens, and lets anyone list, test-mode runs only; one
+    run in test mode, one in active mode."""
+    app = create_app(make_settings(authoriser="tests.hooks_example:OnlyTestModeAuthoriser"))
+    services = app.extensions["reporting_svc"]
+    source = tmp_path / "r.csv"
+    source.write_bytes(b"a\n")
+    test_job, _ = (
+        publish_report(
+            services.store,
+            source,
+            report_name="X",
+            mode=mode,
+            study_id=STUDY,
+            catalog=services.catalog,
+        )
+        for mode in ("test", "active")
+    )
+    return app, test_job
+
+
+def test_an_authoriser_hook_refuses_a_listing_the_grants_would_allow(test_mode_hook, token):
+    app, _ = test_mode_hook
+    headers = {"Authorization": f"Bearer {token(f'{STUDY}:test,active:REPORTING_VIEW')}"}
+
+    response = app.test_client().get(
+        DOWNLOAD_LIST, query_string=query(mode="active"), headers=headers
+    )
+
+    assert response.status_code == 403
+    assert error_of(response)["errorMessage"] == "User not authorized to view download list."
+
+
+def test_an_authoriser_hook_allows_a_listing_without_any_grant(test_mode_hook, token):
+    app, test_job = test_mode_hook
+
+    response = list_with(app, token())
+
+    assert listed_ids(response) == [test_job.id]
+    assert response.get_json()["result"]["totalResults"] == 1

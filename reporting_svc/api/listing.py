@@ -3,7 +3,7 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..catalog import Page
-from ..listing import ListingQuery, list_runs
+from ..jobs.listing import ListingQuery, list_runs
 from ..services import Services
 from . import paths
 from .arguments import parser

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from ..listing import ListingQuery
+from ..jobs.listing import ListingQuery
 from ..storage.file_names import shown_file_name
 from .schemas import MISSING, Guid, QuerySchema, StudyId, mode_field, report_name_field
 

@@ -7,7 +7,10 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Rule
 
-from ..errors import JobNotFound, PermissionDenied
+from ..errors import PermissionDenied
+from ..jobs.availability import check_available
+from ..jobs.filters import check_filters
+from ..jobs.finding import find_job
 from ..services import Services
 from . import paths
 from .arguments import parser
@@ -27,13 +30,12 @@ def download(attempt: Attempt) -> Response:
     services: Services = current_app.extensions["reporting_svc"]
     attempt.principal = principal = services.authenticate(request)
     query = parser.parse(_schema, request)
-    attempt.job = record = services.find_job(query.id)
+    attempt.job = record = find_job(services.store, query.id)
     attempt.granted = bool(services.authorise(principal, record))
     if not attempt.granted:
         raise PermissionDenied(record.requiredPermission)
-    if not query.matches(record):
-        raise JobNotFound()
-    services.check_available(record)
+    check_filters(query.filters, record)
+    check_available(services.store, record, services.clock())
     return services.delivery.respond(record, request, principal.subject)
 
 

@@ -13,7 +13,6 @@ from ..ids import DASHED_GUID_PATTERN, GUID_PATTERN, GUID_RULE, normalise_guid
 from ..storage.record import (
     MAX_REPORT_NAME,
     MODES,
-    JobRecord,
     check_report_name,
     given_instant,
     normalise_mode,
@@ -108,20 +107,11 @@ def report_name_field(description: str) -> ReportName:
 
 @dataclass(frozen=True)
 class DownloadQuery:
-    """The job asked for and the filters given; absent filters are not in ``filters``."""
+    """The job asked for and the filters given, keyed by parameter; absent ones are not in
+    ``filters`` (``jobs.filters`` holds them to the job)."""
 
     id: str
     filters: dict[str, Any] = field(default_factory=dict)
-
-    def matches(self, record: JobRecord) -> bool:
-        """Whether every given filter equals the job's own value (times as instants)."""
-        own = {
-            "studyId": record.studyId,
-            "mode": record.mode,
-            "reportName": record.reportName,
-            "rptKickoffDatetime": record.kickoff,
-        }
-        return all(own[name] == value for name, value in self.filters.items())
 
 
 class QuerySchema(Schema):

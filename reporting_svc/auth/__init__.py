@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from flask import Request
 
 from ..settings import Settings, SettingsError
-from ..storage.record import JobRecord
-from .authoriser import GrantAuthoriser
+from .authoriser import Authoriser, GrantAuthoriser, PermissionsAuthoriser, as_authoriser
 from .grants import Grant, Principal
 from .tokens import JwtAuthenticator
 
 Authenticator = Callable[[Request], Principal]
-Authoriser = Callable[[Principal, JobRecord], bool]
-
-
-@runtime_checkable
-class PermissionsAuthoriser(Protocol):
-    """An authoriser that can also name, for a scope and mode, the permissions that open a
-    job there for the caller; ``authorise(p, r)`` must then equal
-    ``r.requiredPermission in permissions(p, r.scope, r.mode)``.
-
-    The download list turns those sets into its catalog query. An authoriser with only
-    the yes/no call still works there, but every run of the scope is read and asked.
-    """
-
-    def __call__(self, principal: Principal, record: JobRecord) -> bool: ...
-
-    def permissions(self, principal: Principal, scope: str, mode: str) -> frozenset[str]: ...
 
 
 def make_authenticator(settings: Settings) -> Authenticator:
@@ -40,9 +23,12 @@ def make_authenticator(settings: Settings) -> Authenticator:
 
 
 def make_authoriser(settings: Settings) -> Authoriser:
-    """The hook ``REPORTING_SVC_AUTHORISER`` names (a factory taking settings), or grants."""
+    """The hook ``REPORTING_SVC_AUTHORISER`` names (a factory taking settings), or grants.
+
+    A hook without ``may_list`` gets the default listing rule (``as_authoriser``).
+    """
     factory = _load(settings.authoriser, "AUTHORISER") if settings.authoriser else None
-    return (factory or GrantAuthoriser)(settings)
+    return as_authoriser((factory or GrantAuthoriser)(settings))
 
 
 def _load(path: str, setting: str) -> Any:

@@ -1,6 +1,6 @@
 """A report's life: published, expiring, withdrawn in error, its files purged (docs/api.md §6).
 
-A download checks expiry and withdrawal itself (``Services.check_available``); this
+A download checks expiry and withdrawal itself (``jobs.availability``); this
 package holds what operators and upstream code run: ``publish`` (and the embedded
 default's ``sample``), ``withdraw`` and ``purge``.
 """

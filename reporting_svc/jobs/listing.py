@@ -1,4 +1,5 @@
-"""Which runs a caller may list (docs/api.md §5): exactly those the authoriser lets it download.
+"""Which runs a caller may list (docs/api.md §5): those of the modes the authoriser lets it
+list (``may_list``) that it lets the caller download.
 
 An authoriser that names its permissions per scope and mode (the default one does) is
 turned into the catalog's query, so the database filters, counts and pages. Any other
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from .auth import Authoriser, PermissionsAuthoriser, Principal
-from .catalog import Catalog, Page, Selection
-from .errors import ListingForbidden
-from .storage.record import MODES, TENANT_SCOPE
+from ..auth import Authoriser, PermissionsAuthoriser, Principal
+from ..catalog import Catalog, Page, Selection
+from ..errors import ListingForbidden
+from ..storage.record import MODES, TENANT_SCOPE
 
 
 @dataclass(frozen=True)
@@ -42,31 +43,24 @@ def list_runs(
     authorise: Authoriser,
     principal: Principal,
     query: ListingQuery,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Page:
-    """One page of the runs ``principal`` could download now; ListingForbidden when it
-    holds no grant at all for the query's scope (and mode)."""
-    now = now or datetime.now(UTC)
+    """One page of the runs ``principal`` could download at ``now``; ListingForbidden when
+    the authoriser lets it list none of the query's modes in the query's scope."""
+    modes = [mode for mode in query.modes if authorise.may_list(principal, query.scope, mode)]
+    if not modes:
+        raise ListingForbidden(query.scope, query.mode)
     if isinstance(authorise, PermissionsAuthoriser):
-        held = {mode: authorise.permissions(principal, query.scope, mode) for mode in query.modes}
-        _require_a_grant(held, query)
+        held = {mode: authorise.permissions(principal, query.scope, mode) for mode in modes}
         visible = {mode: permissions for mode, permissions in held.items() if permissions}
         return catalog.page(_selection(query, visible), query.limit, query.offset, now)
-    _require_a_grant(
-        {mode: principal.permissions(query.scope, mode) for mode in query.modes}, query
-    )
     return catalog.filtered_page(
-        _selection(query, dict.fromkeys(query.modes)),
+        _selection(query, dict.fromkeys(modes)),
         lambda record: authorise(principal, record),
         query.limit,
         query.offset,
         now,
     )
-
-
-def _require_a_grant(held: dict[str, frozenset[str]], query: ListingQuery) -> None:
-    if not any(held.values()):
-        raise ListingForbidden(query.scope, query.mode)
 
 
 def _selection(query: ListingQuery, modes: Mapping[str, frozenset[str] | None]) -> Selection:

@@ -1,0 +1,1 @@
+"""The rules of report jobs a request applies: finding, filters, availability, listing."""
