@@ -8,6 +8,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Rule
 
 from ..errors import JobNotFound, PermissionDenied
+from ..http.methods import METHODS
 from ..services import Services
 from . import paths
 from .arguments import parser
@@ -16,11 +17,12 @@ from .schemas import DownloadQuerySchema
 
 bp = Blueprint("reports", __name__, url_prefix=paths.REPORTS)
 _schema = DownloadQuerySchema()
+ANSWERED = ("GET", "HEAD")
 # Every request to the download URL is an attempt on record, whatever its method.
-OTHER_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+OTHER_METHODS = tuple(method for method in METHODS if method not in ANSWERED)
 
 
-@bp.get("/download", provide_automatic_options=False)
+@bp.route("/download", methods=ANSWERED, provide_automatic_options=False)
 @audited(download_event, names_delivery=True)
 def download(attempt: Attempt) -> Response:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
@@ -41,7 +43,7 @@ def download(attempt: Attempt) -> Response:
 @audited(download_event, names_delivery=True)
 def download_other_method(attempt: Attempt) -> NoReturn:
     """Any other method on the download URL: refused, and on record like every attempt."""
-    raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+    raise MethodNotAllowed(valid_methods=ANSWERED)
 
 
 @bp.record_once
