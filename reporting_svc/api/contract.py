@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 from marshmallow import Schema, fields, validate
 
+from ..http import headers as h
+
 View = TypeVar("View", bound=Callable[..., Any])
 _ATTRIBUTE = "_contract"
 
@@ -49,14 +51,20 @@ class ErrorSchema(Schema):
 
 # The body of every refusal.
 ERROR = Json("Error", ErrorSchema)
+# The headers the error handlers (errors.py) add to a refusal of each status, whichever
+# view refuses: the ones always there, then the ones that may be absent.
+REFUSAL_HEADERS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    401: ((h.WWW_AUTHENTICATE,), ()),
+    416: ((h.CONTENT_RANGE,), ()),
+    429: ((), (h.RETRY_AFTER,)),
+    503: ((), (h.RETRY_AFTER,)),
+}
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One status the view answers; ``methods`` None: every documented method answers it.
-
-    A refusal carries the error envelope (``ERROR``) and the headers its status always has.
-    """
+    """One status the view answers, with the headers it always (``headers``) or may
+    (``optional``) carry; ``methods`` None: every documented method answers it."""
 
     status: int
     description: str
@@ -64,7 +72,6 @@ class Outcome:
     headers: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     methods: frozenset[str] | None = None
-    refusal: bool = False
 
     def answers(self, method: str) -> bool:
         return self.methods is None or method in self.methods
@@ -76,6 +83,9 @@ class RequestHeader:
 
     name: str
     methods: frozenset[str] | None = None
+
+    def read_on(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
 
 
 @dataclass
@@ -133,10 +143,11 @@ def answers(
 def refuses(
     descriptions: Mapping[int, str], *, methods: Collection[str] | None = None
 ) -> Callable[[View], View]:
-    """Errors the view answers, in the envelope, each status with what it means here."""
+    """Errors the view answers, in the envelope, each status with what it means here and
+    the headers the error handlers add to it."""
     only = _methods(methods)
     refusals = [
-        Outcome(status, description, ERROR, methods=only, refusal=True)
+        Outcome(status, description, ERROR, *REFUSAL_HEADERS.get(status, ((), ())), only)
         for status, description in descriptions.items()
     ]
 

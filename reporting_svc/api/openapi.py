@@ -1,4 +1,5 @@
-"""The OpenAPI document, generated from the schemas that validate requests, and its docs page."""
+"""The OpenAPI document, built from what each view declares (``api/contract.py``) and the
+schemas that validate requests, and its docs page."""
 
 from __future__ import annotations
 
@@ -90,14 +91,6 @@ RESPONSE_HEADERS = {
         "Bearer, with error=invalid_token or insufficient_scope.",
         {"type": "string", "pattern": "^Bearer"},
     ),
-}
-# The headers the error handlers (errors.py) add to a refusal of each status, whichever
-# view refuses: required ones, then ones that may be absent.
-REFUSAL_HEADERS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    401: ((h.WWW_AUTHENTICATE,), ()),
-    416: ((h.CONTENT_RANGE,), ()),
-    429: ((), (h.RETRY_AFTER,)),
-    503: ((), (h.RETRY_AFTER,)),
 }
 
 
@@ -196,7 +189,7 @@ def _operation(
     headers = [
         {"in": "header", "name": header.name, "schema": {"type": "string"}}
         for header in contract.request_headers
-        if header.methods is None or method in header.methods
+        if header.read_on(method)
     ]
     outcomes = sorted(
         (outcome for outcome in contract.outcomes if outcome.answers(method)),
@@ -216,12 +209,9 @@ def _operation(
 
 def _response(outcome: Outcome, *, body: bool) -> dict[str, Any]:
     """One status's answer: its headers, each required or not, and its body's content."""
-    required, optional = (outcome.headers, outcome.optional)
-    if outcome.refusal:
-        required, optional = REFUSAL_HEADERS.get(outcome.status, ((), ()))
     headers = {
-        name: {**RESPONSE_HEADERS[name], "required": name in (h.REQUEST_ID, *required)}
-        for name in (*required, h.REQUEST_ID, *optional)
+        name: {**RESPONSE_HEADERS[name], "required": name in (h.REQUEST_ID, *outcome.headers)}
+        for name in (*outcome.headers, h.REQUEST_ID, *outcome.optional)
     }
     answer: dict[str, Any] = {"description": outcome.description, "headers": headers}
     if body and isinstance(outcome.body, Json):
