@@ -23,11 +23,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .http.methods import METHODS
+
 # Every label value must come from a small fixed set: each new value is a new series in
 # every worker's files and in /metrics. The method is the one a caller picks freely.
-KNOWN_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
-)
+KNOWN_METHODS = frozenset(METHODS)
 OTHER_METHOD = "other"
 
 HTTP_REQUESTS = Counter(

@@ -32,7 +32,7 @@ HEAD_STATUSES = {"200", "302", "304", "400", "401", "404", "410", "412", "429", 
 STATUSES = {"get": HEAD_STATUSES | {"206", "416"}, "head": HEAD_STATUSES}
 ERRORS = {"400", "401", "404", "410", "412", "416", "429", "500", "503"}
 JOB_ID = "6A7C29DD011241DFBE1B64399283C860"
-DOC = build_spec(DOWNLOAD)
+DOC = build_spec()
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..catalog import Page
+from ..http.headers import REQUEST_ID
 from ..jobs.listing import ListingQuery, list_runs
 from ..services import Services
 from . import paths
 from .arguments import parser
 from .audited import Attempt, audited, listing_event
+from .contract import Json, answers, operation, reads, refuses
 from .listing_schemas import ListingQuerySchema, ListingSchema
 
 bp = Blueprint("listing", __name__, url_prefix=paths.REPORT_METADATA)
@@ -16,6 +18,23 @@ _answer = ListingSchema()
 
 
 @bp.get("/downloadList", provide_automatic_options=False)
+@operation(get="downloadList", query=ListingQuerySchema)
+@reads(REQUEST_ID)
+@answers(
+    200,
+    "The runs the caller may download, newest first, and their count.",
+    body=Json("DownloadList", ListingSchema),
+)
+@refuses(
+    {
+        400: "Insufficient or invalid parameters; `details` names each one and its rule.",
+        401: "No valid credentials.",
+        403: "No grant of any permission for the query's study (and mode, when given).",
+        429: "Too many requests from this client (answered by the proxy in front).",
+        500: "A fault of the service, never a stack trace or a path.",
+        503: "The report catalog or the audit trail is unavailable; retry later.",
+    }
+)
 @audited(listing_event)
 def download_list(attempt: Attempt) -> Response:
     """List the completed report runs of a study (or the tenant) the caller may download."""

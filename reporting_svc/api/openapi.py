@@ -1,4 +1,5 @@
-"""The OpenAPI document, generated from the schemas that validate requests, and its docs page."""
+"""The OpenAPI document, built from what each view declares (``api/contract.py``) and the
+schemas that validate requests, and its docs page."""
 
 from __future__ import annotations
 
@@ -11,9 +12,20 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, jsonify, render_template_string, send_file, url_for
-from marshmallow import Schema, fields, validate
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    render_template_string,
+    request,
+    send_file,
+    url_for,
+)
+from marshmallow import Schema
 
+from ..http import headers as h
 from ..lifecycle.sample import (
     SAMPLE_JOB_ID,
     SAMPLE_KICKOFF,
@@ -22,39 +34,16 @@ from ..lifecycle.sample import (
     SAMPLE_REPORT_NAME,
     SAMPLE_STUDY_ID,
 )
-from . import paths
-from .listing import download_list
-from .listing_schemas import DecimalInteger, ListingQuerySchema, ListingSchema
+from . import listing, paths, reports
+from .contract import FILE, Contract, Json, Outcome, contract_of
+from .listing_schemas import DecimalInteger
 from .printable import printable_pattern
-from .reports import download
-from .schemas import (
-    CASE_INSENSITIVE,
-    EMPTY_MEANS_ABSENT,
-    DownloadQuerySchema,
-    Guid,
-    Instant,
-    ReportName,
-)
+from .schemas import CASE_INSENSITIVE, EMPTY_MEANS_ABSENT, Guid, Instant, ReportName
 
 bp = Blueprint("openapi", __name__, url_prefix=paths.ROOT)
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-ERROR_STATUSES = {
-    400: "Insufficient or invalid parameters; `details` names each one and its rule.",
-    401: "No valid credentials (step 1), or no permission for the job (step 4).",
-    404: "No completed job with this id, or a filter differs from the job's value.",
-    410: "The job expired or was withdrawn; `details` says when or why. Only after every "
-    "other check passed, so a caller who may not see the job never gets it.",
-    412: "If-Match or If-Unmodified-Since names another version of the file.",
-    416: "The single `Range` cannot be satisfied; `Content-Range` gives the size.",
-    429: "This caller already has its share of the host's downloads in progress, or (from "
-    "the proxy in front) too many requests from this client address; retry later.",
-    500: "A fault of the service or its store, never a stack trace or a path.",
-    503: "The report store or the audit trail is unavailable, or the host is sending as "
-    "many downloads as it can; retry later.",
-}
-# HEAD ignores Range (RFC 9110 defines ranges for GET only), so it never answers these.
-RANGE_STATUSES = (206, 416)
+FILE_CONTENT = {"application/octet-stream": BINARY, "*/*": BINARY}
 # Each query parameter's example is the sample report's own value (``reporting-svc serve``
 # publishes it on the embedded default), so the examples together download a real file.
 EXAMPLES: dict[str, Any] = {
@@ -67,84 +56,48 @@ EXAMPLES: dict[str, Any] = {
     "limit": 20,
     "offset": 0,
 }
-LIST_ERROR_STATUSES = {
-    400: "Insufficient or invalid parameters; `details` names each one and its rule.",
-    401: "No valid credentials.",
-    403: "No grant of any permission for the query's study (and mode, when given).",
-    429: "Too many requests from this client (answered by the proxy in front).",
-    500: "A fault of the service, never a stack trace or a path.",
-    503: "The report catalog or the audit trail is unavailable; retry later.",
-}
 
 
-def _header(description: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
-    return {"description": description, "required": required, "schema": schema}
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "schema": schema}
 
 
-REQUEST_ID = _header(
-    "The caller's X-Request-ID when sane, else a new one; on every response.",
-    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-    required=True,
-)
-ETAG = _header(
-    "Strong, from the file's SHA-256.", {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}
-)
-FILE_HEADERS = {
-    "Content-Disposition": _header(
+# What each response header a view declares holds; every answer carries the request id.
+RESPONSE_HEADERS = {
+    h.REQUEST_ID: _header(
+        "The caller's X-Request-ID when sane, else a new one; on every response.",
+        {"type": "string", "pattern": f"^{h.REQUEST_ID_PATTERN}$"},
+    ),
+    h.CONTENT_DISPOSITION: _header(
         "attachment, with an ASCII filename and RFC 5987 filename* (RFC 6266).",
         {"type": "string", "pattern": "^attachment"},
-        required=True,
     ),
-    "ETag": {**ETAG, "required": True},
-    "Repr-Digest": _header(
+    h.ETAG: _header(
+        "Strong, from the file's SHA-256.", {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}
+    ),
+    h.REPR_DIGEST: _header(
         "SHA-256 of the whole file (RFC 9530), also on a 206.",
         {"type": "string", "pattern": "^sha-256=:[A-Za-z0-9+/]{43}=:$"},
-        required=True,
     ),
-    "X-Request-ID": REQUEST_ID,
+    h.CONTENT_RANGE: _header(
+        "The span sent (206) or the file's size (416).",
+        {"type": "string", "pattern": r"^bytes ([0-9]+-[0-9]+|\*)/[0-9]+$"},
+    ),
+    h.LOCATION: _header("The presigned URL.", {"type": "string"}),
+    h.RETRY_AFTER: _header(
+        "Seconds to wait before retrying.", {"type": "string", "pattern": "^[0-9]+$"}
+    ),
+    h.WWW_AUTHENTICATE: _header(
+        "Bearer, with error=invalid_token or insufficient_scope.",
+        {"type": "string", "pattern": "^Bearer"},
+    ),
 }
-CONTENT_RANGE = _header(
-    "The span sent (206) or the file's size (416).",
-    {"type": "string", "pattern": r"^bytes ([0-9]+-[0-9]+|\*)/[0-9]+$"},
-    required=True,
-)
-RETRY_AFTER = _header("Seconds to wait before retrying.", {"type": "string", "pattern": "^[0-9]+$"})
-# Werkzeug's helpers read these, not a schema; listed so clients (and schemathesis) use them.
-RANGE_HEADERS = [
-    {"in": "header", "name": name, "schema": {"type": "string"}} for name in ("Range", "If-Range")
-]
-OTHER_HEADERS = [
-    {"in": "header", "name": name, "schema": {"type": "string"}}
-    for name in (
-        "If-Match",
-        "If-Unmodified-Since",
-        "If-None-Match",
-        "If-Modified-Since",
-        "X-Request-ID",
-    )
-]
 
 
-class ErrorDataSchema(Schema):
-    """What went wrong: ``REPT_`` plus the status, a fixed message per kind, details or null."""
-
-    errorCode = fields.String(required=True, metadata={"pattern": "^REPT_[0-9]{3}$"})  # noqa: N815
-    errorMessage = fields.String(required=True)  # noqa: N815
-    details = fields.String(required=True, allow_none=True)
-
-
-class ErrorSchema(Schema):
-    """The envelope of every error, as ``errors.envelope`` builds it."""
-
-    status = fields.String(required=True, validate=validate.OneOf(["error"]))
-    result = fields.Raw(required=True, metadata={"type": "null"})
-    errorData = fields.Nested(ErrorDataSchema, required=True)  # noqa: N815
-
-
-def build_spec(
-    download_path: str = paths.DOWNLOAD, list_path: str = paths.DOWNLOAD_LIST
-) -> dict[str, Any]:
-    """The OpenAPI 3.1 document: the download (GET and HEAD) and the download list."""
+def build_spec(app: Flask | None = None, script_root: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every view of ``app`` that declares a contract
+    (``api/contract.py``), at its URL under ``script_root``; without an app, of the API's
+    blueprints as the service registers them."""
     plugin = MarshmallowPlugin()
     spec = APISpec("reporting-svc", version("reporting-svc"), "3.1.0", plugins=[plugin])
     converter = plugin.converter
@@ -153,36 +106,36 @@ def build_spec(
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    spec.components.schema("Error", schema=ErrorSchema)
-    spec.components.schema("DownloadList", schema=ListingSchema)
-
-    def query(schema: type[Schema]) -> list[dict[str, Any]]:
-        parameters = converter.schema2parameters(schema, location="query")
-        return [_document_normalising(parameter) for parameter in parameters]
-
-    download_query = query(DownloadQuerySchema)
-    spec.path(
-        path=download_path,
-        operations={
-            "get": _operation(
-                "downloadReport",
-                download,
-                download_query + RANGE_HEADERS + OTHER_HEADERS,
-                _responses(body=True),
-            ),
-            "head": _operation(
-                "headReport", download, download_query + OTHER_HEADERS, _responses(body=False)
-            ),
-        },
-    )
-    list_query = [*query(ListingQuerySchema), OTHER_HEADERS[-1]]
-    spec.path(
-        path=list_path,
-        operations={
-            "get": _operation("downloadList", download_list, list_query, _list_responses())
-        },
-    )
+    app = app or _api_app()
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        contract = contract_of(view)
+        if contract is None:
+            continue
+        for outcome in contract.outcomes:
+            if isinstance(outcome.body, Json) and outcome.body.name not in spec.components.schemas:
+                spec.components.schema(outcome.body.name, schema=outcome.body.schema)
+        query = [
+            _document_normalising(parameter)
+            for parameter in converter.schema2parameters(contract.query or Schema, location="query")
+        ]
+        spec.path(
+            path=script_root + rule.rule,
+            operations={
+                method: _operation(operation_id, view, query, contract, method)
+                for method, operation_id in contract.operations.items()
+            },
+        )
     return spec.to_dict()
+
+
+@cache
+def _api_app() -> Flask:
+    """A bare app holding the API's blueprints, for a document built outside a request."""
+    app = Flask(__name__, static_folder=None)
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(listing.bp)
+    return app
 
 
 def _own_fields(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
@@ -227,78 +180,45 @@ def _any_case(choices: list[str]) -> str:
 def _operation(
     operation_id: str,
     view: Callable[..., Any],
-    parameters: list[dict[str, Any]],
-    responses: dict[int, Any],
+    query: list[dict[str, Any]],
+    contract: Contract,
+    method: str,
 ) -> dict[str, Any]:
-    """An operation whose summary is its view's docstring."""
+    """An operation whose summary is its view's docstring, with the headers the view reads
+    and the statuses it answers for this method (a HEAD answer never has a body)."""
+    headers = [
+        {"in": "header", "name": header.name, "schema": {"type": "string"}}
+        for header in contract.request_headers
+        if header.read_on(method)
+    ]
+    outcomes = sorted(
+        (outcome for outcome in contract.outcomes if outcome.answers(method)),
+        key=lambda outcome: outcome.status,
+    )
     return {
         "operationId": operation_id,
         "summary": (view.__doc__ or "").strip(),
         "tags": ["reports"],
         "security": [{"bearerAuth": []}],
-        "parameters": parameters,
-        "responses": responses,
+        "parameters": query + headers,
+        "responses": {
+            outcome.status: _response(outcome, body=method != "head") for outcome in outcomes
+        },
     }
 
 
-def _list_responses() -> dict[int, Any]:
-    """The download list's answers: a page of runs, or an error in the envelope."""
-    page = {"content": {"application/json": {"schema": "DownloadList"}}}
-    return {
-        200: {
-            "description": "The runs the caller may download, newest first, and their count.",
-            "headers": {"X-Request-ID": REQUEST_ID},
-            **page,
-        },
-        **_error_responses(LIST_ERROR_STATUSES, body=True),
+def _response(outcome: Outcome, *, body: bool) -> dict[str, Any]:
+    """One status's answer: its headers, each required or not, and its body's content."""
+    headers = {
+        name: {**RESPONSE_HEADERS[name], "required": name in (h.REQUEST_ID, *outcome.headers)}
+        for name in (*outcome.headers, h.REQUEST_ID, *outcome.optional)
     }
-
-
-def _responses(*, body: bool) -> dict[int, Any]:
-    """Every status the endpoint answers; a HEAD answer has the headers and never a body,
-    and no range answers."""
-    file = {"content": {"application/octet-stream": BINARY, "*/*": BINARY}} if body else {}
-    only_id = {"X-Request-ID": REQUEST_ID}
-    responses: dict[int, Any] = {
-        200: {"description": "The whole file, byte for byte.", "headers": FILE_HEADERS, **file},
-        206: {
-            "description": "The single range asked for.",
-            "headers": {**FILE_HEADERS, "Content-Range": CONTENT_RANGE},
-            **file,
-        },
-        302: {
-            "description": "S3 redirect mode: a presigned URL with the same type and disposition.",
-            "headers": {
-                "Location": _header("The presigned URL.", {"type": "string"}, required=True),
-                **only_id,
-            },
-        },
-        304: {"description": "The caller's copy is current.", "headers": {"ETag": ETAG, **only_id}},
-    }
-    responses |= _error_responses(ERROR_STATUSES, body=body)
-    if body:
-        return responses
-    return {status: answer for status, answer in responses.items() if status not in RANGE_STATUSES}
-
-
-def _error_responses(statuses: dict[int, str], *, body: bool) -> dict[int, Any]:
-    """The envelope's answers with the headers each status carries."""
-    error = {"content": {"application/json": {"schema": ErrorSchema}}} if body else {}
-    responses: dict[int, Any] = {}
-    for status, description in statuses.items():
-        headers: dict[str, Any] = {"X-Request-ID": REQUEST_ID}
-        if status == 401:
-            headers["WWW-Authenticate"] = _header(
-                "Bearer, with error=invalid_token or insufficient_scope.",
-                {"type": "string", "pattern": "^Bearer"},
-                required=True,
-            )
-        elif status == 416:
-            headers["Content-Range"] = CONTENT_RANGE
-        elif status in (429, 503):
-            headers["Retry-After"] = RETRY_AFTER
-        responses[status] = {"description": description, "headers": headers, **error}
-    return responses
+    answer: dict[str, Any] = {"description": outcome.description, "headers": headers}
+    if body and isinstance(outcome.body, Json):
+        answer["content"] = {"application/json": {"schema": outcome.body.name}}
+    elif body and outcome.body == FILE:
+        answer["content"] = FILE_CONTENT
+    return answer
 
 
 @cache
@@ -344,7 +264,7 @@ DOCS_POLICY = "; ".join(
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """The OpenAPI document, unauthenticated: integrators read it before they hold a token."""
-    return jsonify(build_spec(url_for("reports.download"), url_for("listing.download_list")))
+    return jsonify(build_spec(current_app, request.script_root))
 
 
 @bp.get("/docs")

@@ -15,15 +15,21 @@ from werkzeug.sansio.http import is_resource_modified
 
 from ..errors import PreconditionFailed, RangeNotSatisfiable
 from ..storage.record import JobRecord
+from .headers import (
+    IF_MATCH,
+    IF_MODIFIED_SINCE,
+    IF_NONE_MATCH,
+    IF_RANGE,
+    IF_UNMODIFIED_SINCE,
+    PRECONDITION_HEADERS,
+    RANGE,
+)
 
 # nginx's grammar for one range, which it applies again to the client's Range header when
 # it sends an x-accel 206: spaces (not tabs) around the numbers, ASCII digits only.
 _ONE_RANGE = re.compile(r"bytes= *(?:(\d+) *- *(\d*)|-(\d+)) *", re.IGNORECASE | re.ASCII)
 # nginx keeps positions in an off_t and answers 416 to any larger number.
 MAX_POSITION = 2**63 - 1
-# If-Match and If-Unmodified-Since: nginx evaluates them again on an x-accel answer,
-# against its own file metadata, and no setting turns that off.
-PRECONDITION_HEADERS = ("If-Match", "If-Unmodified-Since")
 
 
 @dataclass(frozen=True)
@@ -53,19 +59,19 @@ def decide(request: Request, record: JobRecord) -> Answer:
     # Only the cache validators are passed: Werkzeug reads a failed If-Match as "not
     # modified", and a 304 tells a client to keep a copy it may not have.
     if not is_resource_modified(
-        http_if_modified_since=request.headers.get("If-Modified-Since"),
-        http_if_none_match=request.headers.get("If-None-Match"),
+        http_if_modified_since=request.headers.get(IF_MODIFIED_SINCE),
+        http_if_none_match=request.headers.get(IF_NONE_MATCH),
         etag=record.sha256,
         last_modified=record.completed,
     ):
         return Answer(304, 0, 0)
     full = Answer(200, 0, record.size)
-    header = request.headers.get("Range", "").strip(" \t")
+    header = request.headers.get(RANGE, "").strip(" \t")
     if request.method != "GET" or not header or record.size == 0:
         return full
     if not header.lower().startswith("bytes="):
         return full
-    if not _if_range_holds(request.headers.get("If-Range"), record):
+    if not _if_range_holds(request.headers.get(IF_RANGE), record):
         return full
     if "," in header:
         # Several ranges get the whole file, in any order (and nginx, sent to its
@@ -86,12 +92,12 @@ def _check_preconditions(request: Request, record: JobRecord) -> None:
     If-Match uses the strong comparison, so a weak tag never matches; an If-Unmodified-Since
     that is not a date is ignored (RFC 9110 §13.1.4).
     """
-    if_match = request.headers.get("If-Match")
+    if_match = request.headers.get(IF_MATCH)
     if if_match is not None:
         if not parse_etags(if_match).contains(record.sha256):
             raise PreconditionFailed("If-Match does not name the report file's ETag")
         return
-    since = parse_date(request.headers.get("If-Unmodified-Since"))
+    since = parse_date(request.headers.get(IF_UNMODIFIED_SINCE))
     if since is not None and record.completed.replace(microsecond=0) > since:
         raise PreconditionFailed("The report file was completed after If-Unmodified-Since")
 

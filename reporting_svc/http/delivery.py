@@ -26,6 +26,7 @@ from .admission import Admission
 from .attachment import content_disposition
 from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
+from .headers import VALIDATOR_HEADERS
 from .representation import file_headers, validators
 from .slots import HostSlots
 
@@ -36,13 +37,6 @@ MISMATCH = "The report file does not match its record"
 RELAY_LOCATION = "s3"
 RELAY_URL_HEADER = "X-Reporting-Svc-S3-Url"
 RELAY_RANGE_HEADER = "X-Reporting-Svc-S3-Range"
-VALIDATOR_HEADERS = (
-    "If-None-Match",
-    "If-Modified-Since",
-    "If-Range",
-    "If-Match",
-    "If-Unmodified-Since",
-)
 
 
 class FileResponse(Response):

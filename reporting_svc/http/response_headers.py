@@ -3,21 +3,25 @@
 import re
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
-REQUEST_ID = "X-Request-ID"
+from .headers import REQUEST_ID, REQUEST_ID_PATTERN
+
 # What every answer says besides its request id, gunicorn's own refusals included
 # (reporting_svc.server.worker writes those without Flask).
 COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SANE_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+# Where the request's id is kept: in its WSGI environ, which lives exactly as long as it.
+_ENVIRON_KEY = "reporting_svc.request_id"
 
 
 def request_id() -> str:
     """The caller's ``X-Request-ID`` when sane, else a new one; fixed for the request."""
-    if "request_id" not in g:
+    environ = request.environ
+    if _ENVIRON_KEY not in environ:
         sent = request.headers.get(REQUEST_ID, "")
-        g.request_id = sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-    return str(g.request_id)
+        environ[_ENVIRON_KEY] = sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    return str(environ[_ENVIRON_KEY])
 
 
 def _add_headers(response: Response) -> Response:

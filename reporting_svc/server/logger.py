@@ -8,7 +8,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from ..http.response_headers import REQUEST_ID
+from ..http.headers import REQUEST_ID
 from ..logs import ACCESS_FIELDS, JsonFormatter
 from .refused import withheld
 

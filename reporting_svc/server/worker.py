@@ -25,7 +25,8 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from ..errors import envelope_body
-from ..http.response_headers import COMMON_HEADERS, REQUEST_ID
+from ..http.headers import REQUEST_ID
+from ..http.response_headers import COMMON_HEADERS
 from .refused import withheld
 
 # gunicorn's refusals by status; the 400s (a malformed request line, method, version,
