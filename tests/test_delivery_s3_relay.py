@@ -53,7 +53,7 @@ def _assert_relayed(response: Any, job: JobRecord) -> dict[str, str]:
     """The answer sends nginx to the S3 location with a presigned URL of the job's object;
     returns the URL's query."""
     assert response.status_code == 200
-    assert response.headers["X-Accel-Redirect"] == "/_reporting_svc_files/s3"
+    assert response.headers["X-Accel-Redirect"] == "/_reporting_svc_files/relay"
     assert response.data == b""
     assert response.headers.get("Content-Length", "0") == "0"
     assert "Content-Range" not in response.headers

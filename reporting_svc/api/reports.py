@@ -2,12 +2,13 @@
 
 from typing import NoReturn
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Rule
 
 from ..errors import JobNotFound, PermissionDenied
+from ..http.delivery import Delivered
 from ..services import Services
 from . import paths
 from .arguments import parser
@@ -22,7 +23,7 @@ OTHER_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"
 
 @bp.get("/download", provide_automatic_options=False)
 @audited(download_event, names_delivery=True)
-def download(attempt: Attempt) -> Response:
+def download(attempt: Attempt) -> Delivered:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
     services: Services = current_app.extensions["reporting_svc"]
     attempt.principal = principal = services.authenticate(request)
