@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -241,11 +242,27 @@ def _unexpected(error: Exception) -> Response:
     return envelope(500, ApiError.message, None)
 
 
+_HANDLERS: dict[type[BaseException], Callable[[Any], Response]] = {
+    ApiError: _api_error,
+    StoreError: _store_error,
+    CatalogError: _catalog_error,
+    FileMissing: _file_missing,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}
+
+
+def response_for(error: Exception) -> Response:
+    """The envelope for any failure: typed errors, the store's, Werkzeug's (404, 405, ...)
+    and any other, each by the handler of its nearest class, as Flask would pick it.
+
+    The app's one error handler, and the audit decorator's for what a view raises, so the
+    decorator puts on record the very answer the client gets.
+    """
+    handler = next(_HANDLERS[kind] for kind in type(error).__mro__ if kind in _HANDLERS)
+    return handler(error)
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Route typed errors, the store's, Werkzeug's (404, 405, ...) and any other to the envelope."""
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(StoreError, _store_error)
-    app.register_error_handler(CatalogError, _catalog_error)
-    app.register_error_handler(FileMissing, _file_missing)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    """Answer every failure outside a view (routing's 404 and 405, ...) with the envelope."""
+    app.register_error_handler(Exception, response_for)

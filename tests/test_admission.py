@@ -237,7 +237,7 @@ def test_a_body_gives_its_slot_back_even_when_reporting_its_count_fails(
     def failing(sent: int) -> None:
         raise RuntimeError("the end record could not be prepared")
 
-    body.on_close = failing
+    body.when_closed(failing)
     with pytest.raises(RuntimeError):
         body.close()
     body.close()

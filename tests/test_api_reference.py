@@ -15,10 +15,9 @@ import pytest
 from werkzeug.http import HTTP_STATUS_CODES
 
 from reporting_svc import errors
-from reporting_svc.api.audited import AWAITED_EVENTS
 from reporting_svc.api.openapi import build_spec
 from reporting_svc.audit.chain import LINE_FIELDS
-from reporting_svc.audit.trail import UNAWAITED_EVENTS
+from reporting_svc.audit.policy import AWAITED_EVENTS, UNAWAITED_EVENTS
 from reporting_svc.server.worker import REFUSALS
 from tests.support import DOWNLOAD, DOWNLOAD_LIST
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from prometheus_client import REGISTRY
 
 from reporting_svc.http.delivery import RELAY_RANGE_HEADER, RELAY_URL_HEADER
 from reporting_svc.storage import JobRecord, layout
@@ -53,7 +54,7 @@ def _assert_relayed(response: Any, job: JobRecord) -> dict[str, str]:
     """The answer sends nginx to the S3 location with a presigned URL of the job's object;
     returns the URL's query."""
     assert response.status_code == 200
-    assert response.headers["X-Accel-Redirect"] == "/_reporting_svc_files/s3"
+    assert response.headers["X-Accel-Redirect"] == "/_reporting_svc_files/relay"
     assert response.data == b""
     assert response.headers.get("Content-Length", "0") == "0"
     assert "Content-Range" not in response.headers
@@ -157,3 +158,15 @@ def test_an_object_deleted_under_its_record_is_a_500_without_a_url(
     assert response.status_code == 500
     assert error_of(response)["errorCode"] == "REPT_500"
     assert RELAY_URL_HEADER not in response.headers
+
+
+def test_a_relayed_range_counts_in_the_metrics_as_the_206_nginx_sends(
+    get: Callable[..., Any],
+) -> None:
+    labels = {"route": "download", "method": "GET", "status": "206"}
+    before = REGISTRY.get_sample_value("reporting_http_requests_total", labels) or 0.0
+
+    response = get({"Range": "bytes=10-19"})
+
+    assert response.headers[RELAY_RANGE_HEADER] == "bytes=10-19"
+    assert REGISTRY.get_sample_value("reporting_http_requests_total", labels) == before + 1

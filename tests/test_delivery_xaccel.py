@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask, request
 
 from reporting_svc import create_app
 from reporting_svc.lifecycle.publish import publish_report
@@ -218,3 +219,35 @@ def test_settings_refuse_a_prefix_that_is_not_an_absolute_clean_location(
 ) -> None:
     with pytest.raises(SettingsError, match="X_ACCEL_PREFIX"):
         make_settings(local_delivery="x-accel", x_accel_prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 200), ({"Range": "bytes=10-19"}, 206)],
+    ids=["full", "range"],
+)
+def test_the_delivered_value_carries_the_status_nginx_sends_and_no_body_of_the_workers(
+    app: Flask, job: JobRecord, headers: dict[str, str], status: int
+) -> None:
+    delivery = app.extensions["reporting_svc"].delivery
+
+    with app.test_request_context(DOWNLOAD, query_string={"id": job.id}, headers=headers):
+        delivered = delivery.respond(job, request, "alice")
+
+    assert "X-Accel-Redirect" in delivered.response.headers
+    assert (delivered.response.status_code, delivered.status) == (200, status)
+    assert delivered.body is None
+
+
+def test_a_request_with_preconditions_is_delivered_with_the_body_the_worker_sends(
+    app: Flask, job: JobRecord
+) -> None:
+    delivery = app.extensions["reporting_svc"].delivery
+    headers = {"If-Match": f'"{job.sha256}"', "Range": "bytes=10-19"}
+
+    with app.test_request_context(DOWNLOAD, query_string={"id": job.id}, headers=headers):
+        delivered = delivery.respond(job, request, "alice")
+    delivered.response.close()
+
+    assert (delivered.response.status_code, delivered.status) == (206, 206)
+    assert delivered.body is not None and delivered.body.length == 10

@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from reporting_svc import create_app
-from reporting_svc.http.delivery import BLOCK_SIZE
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings
 from reporting_svc.storage import JobRecord, Store, StoreError
@@ -404,7 +403,7 @@ def test_in_flight_rises_while_the_body_is_open_and_falls_when_closed(
 def test_a_body_closed_early_counts_only_the_bytes_sent(
     publish: Callable[..., JobRecord], bearer: str, client: FlaskClient
 ) -> None:
-    content = bytes(range(256)) * (3 * BLOCK_SIZE // 256)
+    content = bytes(range(256)) * (3 * Store.block_size // 256)
     record = publish(content, "big.bin")
 
     sent = _bytes_sent()

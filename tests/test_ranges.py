@@ -301,7 +301,7 @@ def test_closing_a_tracked_body_closes_the_file_and_reports_once(data_file: Path
     handle = data_file.open("rb")
     span = TrackedBody(handle, 0, 5)
     reports: list[int] = []
-    span.on_close = reports.append
+    span.when_closed(reports.append)
     span.read(3)
 
     span.close()

@@ -1,8 +1,9 @@
 """The report metadata API: the download list, which runs the caller may download."""
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from ..catalog import Page
+from ..http.delivery import Delivered
 from ..http.headers import REQUEST_ID
 from ..jobs.listing import ListingQuery, list_runs
 from ..services import Services
@@ -36,7 +37,7 @@ _answer = ListingSchema()
     }
 )
 @audited(listing_event)
-def download_list(attempt: Attempt) -> Response:
+def download_list(attempt: Attempt) -> Delivered:
     """List the completed report runs of a study (or the tenant) the caller may download."""
     services: Services = current_app.extensions["reporting_svc"]
     attempt.principal = services.authenticate(request)
@@ -45,7 +46,7 @@ def download_list(attempt: Attempt) -> Response:
     page = list_runs(
         services.catalog, services.authorise, attempt.principal, query, services.clock()
     )
-    return jsonify(_answer.dump(_envelope(query, page)))
+    return Delivered.answer(jsonify(_answer.dump(_envelope(query, page))))
 
 
 def _envelope(query: ListingQuery, page: Page) -> dict[str, object]:

@@ -2,13 +2,14 @@
 
 from typing import NoReturn
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Rule
 
 from ..errors import PermissionDenied
 from ..http import headers as h
+from ..http.delivery import Delivered
 from ..http.methods import METHODS
 from ..jobs.availability import check_available
 from ..jobs.filters import check_filters
@@ -66,7 +67,7 @@ OTHER_METHODS = tuple(method for method in METHODS if method not in ANSWERED)
     methods=["GET"],
 )
 @audited(download_event, names_delivery=True)
-def download(attempt: Attempt) -> Response:
+def download(attempt: Attempt) -> Delivered:
     """Download the file of a completed report job as an attachment (GET and HEAD)."""
     services: Services = current_app.extensions["reporting_svc"]
     attempt.principal = principal = services.authenticate(request)

@@ -13,41 +13,18 @@ from ..storage.record import now_instant
 from ..text import visible_fields
 from .chain import FIELDS
 from .database import DatabaseSink
+from .policy import durable
 from .recorded import Recorded
 from .sinks import FileSink, StdoutSink
 
 log = logging.getLogger(__name__)
 
-# Records that wait for the disk (or the database's commit) before the request goes on:
-# all but ``end`` and an anonymous refusal. A ``start`` or ``redirect`` must be on disk
-# before any byte is served (docs/api.md §4), and a 304, a HEAD or a caller's refusal leaves no
-# other record.
-# Nothing waits for an ``end``: it reaches the disk with the next record that does, or
-# with the kernel's writeback, so a power cut can lose the ``end`` of the last
-# downloads, never their ``start``.
-UNAWAITED_EVENTS = frozenset({"end"})
-# A refusal of a caller without a valid token (subject null) is written like any other
-# record but waits for no fsync either, and its User-Agent is cut short (the requestId
-# and jobId are already at most 128 and 64 characters): anyone can send those, so each
-# must cost little. A power cut may lose the last few of them. The limit counts the
-# caller's characters: escaped, each unsafe one takes 4 to 10.
+# A refusal of a caller without a valid token (subject null) waits for no fsync
+# (audit/policy.py), and its User-Agent is cut short (the requestId and jobId are
+# already at most 128 and 64 characters): anyone can send those, so each must cost
+# little. The limit counts the caller's characters: escaped, each unsafe one takes 4
+# to 10.
 ANONYMOUS_USER_AGENT_LIMIT = 128
-# Nor does a refusal the service makes for its own state (a 5xx: every download slot
-# taken, the store or the audit database down): it decides nothing about the caller, and
-# a host that is busy or failing must answer at once rather than queue each 503 behind
-# the disk. A refusal that judges the caller (401, 403, 404, 410, ...) still waits.
-SERVICE_REFUSALS = 500
-
-
-def awaited(record: dict[str, Any]) -> bool:
-    """Whether the request waits for ``record`` to be on disk before it goes on."""
-    if record["event"] in UNAWAITED_EVENTS:
-        return False
-    if record["event"] != "refused":
-        return True
-    status = record["status"]
-    service_refusal = isinstance(status, int) and status >= SERVICE_REFUSALS
-    return record["subject"] is not None and not service_refusal
 
 
 class AuditUnavailableError(Exception):
@@ -86,7 +63,7 @@ class AuditTrail:
         """
         ordered = self._ordered(fields)
         with _failing(ordered):
-            return self._append(ordered, durable=awaited(ordered))
+            return self._append(ordered, durable=durable(ordered))
 
     def write_once(self, recorded: Recorded, **fields: Any) -> dict[str, Any] | None:
         """Write the (durable) record unless the trail holds one of its event about its

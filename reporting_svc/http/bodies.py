@@ -2,7 +2,8 @@
 
 The count feeds the audit trail's ``end`` record: a client that disconnects, or a store
 that fails, half way leaves ``complete: false``. Closing also gives back the download
-slot the body holds (http/admission.py), whatever the count callback does.
+slot the body holds (http/admission.py), whatever the listeners do. Delivery gives the
+body its release; whoever needs the count (the audit decorator) adds a listener.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ class TrackedBody:
         self.start = start
         self.length = length
         self.sent = 0
-        self.on_close: Callable[[int], None] | None = None
         self.release = release
+        self._listeners: list[Callable[[int], None]] = []
         self._closed = False
 
     def read(self, size: int = -1) -> bytes:
@@ -53,6 +54,10 @@ class TrackedBody:
         reads it instead."""
         return self.body.fileno()
 
+    def when_closed(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener`` with the bytes sent when the body closes, before the slot goes."""
+        self._listeners.append(listener)
+
     def close(self) -> None:
         """Close the store's body, report the count and give back the slot, exactly once;
         the slot even when closing the store's body or reporting the count fails."""
@@ -62,8 +67,8 @@ class TrackedBody:
         self._closed = True
         try:
             self.body.close()
-            if self.on_close is not None:
-                self.on_close(self.sent)
+            for listener in self._listeners:
+                listener(self.sent)
         finally:
             if self.release is not None:
                 self.release()

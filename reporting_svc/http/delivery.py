@@ -6,12 +6,16 @@ A delivery uses only the ``Store`` interface: every store reads byte ranges, and
 that needs more (a path nginx can serve, a presigned URL) names the ``Offer`` it needs,
 so a store that lacks it is refused at start-up. ``x-accel`` hands nginx a path when the
 store offers one, else a presigned URL to relay.
+
+``respond`` returns a ``Delivered`` value: the response, the status the client gets and
+the body the worker sends, so the layers above (the audit record, metrics, the access
+line) read what was sent from the value instead of from the response's class.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from flask import Request, Response
@@ -30,37 +34,28 @@ from .headers import VALIDATOR_HEADERS
 from .representation import file_headers, validators
 from .slots import HostSlots
 
-BLOCK_SIZE = 1024 * 1024
 MISMATCH = "The report file does not match its record"
-# The S3 relay's internal location under the x-accel prefix, and the headers that tell
-# it what to fetch (config/nginx.conf reads them as $upstream_http_x_reporting_svc_s3_*).
-RELAY_LOCATION = "s3"
-RELAY_URL_HEADER = "X-Reporting-Svc-S3-Url"
-RELAY_RANGE_HEADER = "X-Reporting-Svc-S3-Range"
+# The relay's internal location under the x-accel prefix, and the headers that tell it
+# what to fetch (config/nginx.conf reads them as $upstream_http_x_reporting_svc_relay_*).
+RELAY_LOCATION = "relay"
+RELAY_URL_HEADER = "X-Reporting-Svc-Relay-Url"
+RELAY_RANGE_HEADER = "X-Reporting-Svc-Relay-Range"
 
 
-class FileResponse(Response):
-    """A response that sends file bytes itself; ``body`` reports what it sent on close."""
+@dataclass(frozen=True)
+class Delivered:
+    """An answer and what it sends: ``status`` is the status the client gets (nginx's for an
+    x-accel answer: a 206 goes to nginx as a 200), ``body`` the file bytes the worker sends
+    itself and counts, or None when it sends none (a 304, a HEAD, nginx's or S3's bytes)."""
 
-    def __init__(
-        self, body: TrackedBody, status: int, headers: dict[str, str], wsgi: Iterable[bytes]
-    ):
-        super().__init__(wsgi, status=status, headers=headers, direct_passthrough=True)
-        self.body = body
+    response: Response
+    status: int
+    body: TrackedBody | None = None
 
-
-class AccelResponse(Response):
-    """An X-Accel-Redirect answer; ``status_sent`` is what nginx will send (200 or 206)."""
-
-    def __init__(self, status_sent: int, headers: dict[str, str]):
-        super().__init__(status=200, headers=headers)
-        self.status_sent = status_sent
-
-
-def status_sent(response: Response) -> int:
-    """The status the client receives: nginx's for an x-accel answer (a 206 goes to nginx
-    as a 200), the response's own otherwise. Trail, metrics and access log all use it."""
-    return response.status_sent if isinstance(response, AccelResponse) else response.status_code
+    @classmethod
+    def answer(cls, response: Response) -> Delivered:
+        """A response that sends what it says, and no file bytes of the worker's."""
+        return cls(response, response.status_code)
 
 
 class Delivery(ABC):
@@ -76,20 +71,20 @@ class Delivery(ABC):
             raise SettingsError(f"delivery {self.name} needs a store that offers {wanted}")
         self.store = store
 
-    def respond(self, record: JobRecord, request: Request, subject: str) -> Response:
+    def respond(self, record: JobRecord, request: Request, subject: str) -> Delivered:
         """The answer to ``subject``'s granted request; its bytes count against its share."""
         answer = decide(request, record)
         if answer.status == 304:
-            return Response(status=304, headers=validators(record))
+            return Delivered.answer(Response(status=304, headers=validators(record)))
         headers = file_headers(record, answer)
         if request.method == "HEAD":
             return self.head(record, headers)
         return self.send(record, answer, headers, request, subject)
 
-    def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
+    def head(self, record: JobRecord, headers: dict[str, str]) -> Delivered:
         """A full GET's status and headers; the store is checked, the file is not read."""
         self.check(record)
-        return Response(status=200, headers=headers)
+        return Delivered.answer(Response(status=200, headers=headers))
 
     def check(self, record: JobRecord) -> None:
         """Raise FileMissing or ReportFileUnavailable unless the file matches the record."""
@@ -107,7 +102,7 @@ class Delivery(ABC):
         headers: dict[str, str],
         request: Request,
         subject: str,
-    ) -> Response:
+    ) -> Delivered:
         """Answer a GET with the bytes of ``answer``."""
 
 
@@ -115,17 +110,14 @@ class StreamDelivery(Delivery):
     """The worker sends the span through the WSGI file wrapper, from any store.
 
     Under gunicorn a local file goes by sendfile; a body without a descriptor (S3's) is
-    read in ``block_size`` blocks. ``name`` is what the audit trail calls the mode. Each
-    body holds one of the ``admission``'s download slots until it closes; past them a
-    download is refused at once, before the store is asked.
+    read in the store's ``block_size`` blocks. ``name`` is what the audit trail calls the
+    mode. Each body holds one of the ``admission``'s download slots until it closes; past
+    them a download is refused at once, before the store is asked.
     """
 
-    def __init__(
-        self, store: Store, block_size: int, admission: Admission, *, name: str = "stream"
-    ):
+    def __init__(self, store: Store, admission: Admission, *, name: str = "stream"):
         self.name = name
         super().__init__(store)
-        self.block_size = block_size
         self.admission = admission
 
     def send(
@@ -135,7 +127,7 @@ class StreamDelivery(Delivery):
         headers: dict[str, str],
         request: Request,
         subject: str,
-    ) -> Response:
+    ) -> Delivered:
         release = self.admission.admit(subject)
         try:
             stored = self.store.open_range(record, answer.start, answer.length)
@@ -143,26 +135,55 @@ class StreamDelivery(Delivery):
                 stored.body.close()
                 raise ReportFileUnavailable(MISMATCH)
             body = TrackedBody(stored.body, answer.start, answer.length, release=release)
-            wrapped = wrap_file(request.environ, body, self.block_size)  # type: ignore[arg-type]
+            wrapped = wrap_file(request.environ, body, self.store.block_size)  # type: ignore[arg-type]
         except BaseException:
             release()
             raise
-        return FileResponse(body, answer.status, headers, wrapped)
+        response = Response(wrapped, status=answer.status, headers=headers, direct_passthrough=True)
+        return Delivered(response, answer.status, body)
 
 
-class AccelDelivery(StreamDelivery):
+class HandOver(Delivery):
     """Behind nginx: the service decides, nginx sends the bytes (``X-Accel-Redirect``).
+
+    nginx answers 200 or 206 as the service decided, so ``Delivered.status`` is that, while
+    the response nginx reads is a 200 without a body. ``target`` says where nginx gets
+    the bytes.
+    """
+
+    name = "x-accel"
+
+    def __init__(self, store: Store, prefix: str):
+        super().__init__(store)
+        self.prefix = "/" + prefix.strip("/") + "/"
+
+    def hand_over(self, record: JobRecord, answer: Answer, headers: dict[str, str]) -> Delivered:
+        """The answer nginx completes: the service's headers and where nginx gets the bytes."""
+        self.check(record)
+        headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
+        headers.update(self.target(record, answer))
+        return Delivered(Response(status=200, headers=headers), answer.status)
+
+    @abstractmethod
+    def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
+        """The headers that send nginx to the bytes of ``answer``."""
+
+
+class AccelDelivery(HandOver):
+    """A store's files served by nginx from an internal location aliased to the store.
 
     The whole file goes through an internal location with ranges switched off, so a
     stale If-Range or a multi-range request cannot make nginx send a part; a 206 goes
-    through one where nginx applies the client's (already checked) single range.
+    through one where nginx applies the client's (already checked) single range. nginx
+    would evaluate a request's preconditions again, wrongly, so such a request is sent
+    by ``fallback`` (the worker streams it).
     """
 
     needs = frozenset({Offer.INTERNAL_PATH})
 
-    def __init__(self, store: Store, prefix: str, admission: Admission):
-        super().__init__(store, BLOCK_SIZE, admission, name="x-accel")
-        self.prefix = "/" + prefix.strip("/") + "/"
+    def __init__(self, store: Store, prefix: str, fallback: StreamDelivery):
+        super().__init__(store, prefix)
+        self.fallback = fallback
 
     def send(
         self,
@@ -171,38 +192,32 @@ class AccelDelivery(StreamDelivery):
         headers: dict[str, str],
         request: Request,
         subject: str,
-    ) -> Response:
-        if has_preconditions(request):  # nginx would evaluate them again, wrongly
-            return super().send(record, answer, headers, request, subject)
+    ) -> Delivered:
+        if has_preconditions(request):
+            return self.fallback.send(record, answer, headers, request, subject)
         return self.hand_over(record, answer, headers)
 
-    def hand_over(self, record: JobRecord, answer: Answer, headers: dict[str, str]) -> Response:
-        """The answer nginx completes: the service's headers and where nginx gets the bytes."""
-        self.check(record)
-        headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
-        headers.update(self.target(record, answer))
-        return AccelResponse(answer.status, headers)
-
     def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
-        """The headers that send nginx to the bytes of ``answer``."""
         kind = "range" if answer.status == 206 else "full"
         return {"X-Accel-Redirect": f"{self.prefix}{kind}/{self.store.internal_path(record)}"}
 
 
-class RelayDelivery(AccelDelivery):
-    """S3 behind nginx: nginx fetches the object with a presigned URL and relays it.
+class RelayDelivery(HandOver):
+    """A remote store behind nginx: nginx fetches the object with a presigned URL and
+    relays it.
 
-    The URL lives ``expires`` seconds, enough for nginx to start the fetch. nginx sends S3
-    only the range the service decided (none for a whole file), never the client's
-    headers, so S3 evaluates nothing of its own and the service's answer stands as is;
-    requests with preconditions are relayed too. The two headers below reach nginx only:
-    it drops them with the rest of this answer when it follows the redirect.
+    The URL lives ``expires`` seconds, enough for nginx to start the fetch. nginx sends the
+    store only the range the service decided (none for a whole file), never the client's
+    headers, so the store evaluates nothing of its own and the service's answer stands as
+    is; requests with preconditions are relayed too. The two relay headers reach nginx
+    only: it drops them with the rest of this answer when it follows the redirect. The
+    worker sends no bytes, so it takes no download slot.
     """
 
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, prefix: str, admission: Admission, expires: int):
-        super().__init__(store, prefix, admission)
+    def __init__(self, store: Store, prefix: str, expires: int):
+        super().__init__(store, prefix)
         self.expires = expires
 
     def send(
@@ -212,7 +227,7 @@ class RelayDelivery(AccelDelivery):
         headers: dict[str, str],
         request: Request,
         subject: str,
-    ) -> Response:
+    ) -> Delivered:
         return self.hand_over(record, answer, headers)
 
     def target(self, record: JobRecord, answer: Answer) -> dict[str, str]:
@@ -223,22 +238,24 @@ class RelayDelivery(AccelDelivery):
         return headers
 
 
-class RedirectDelivery(StreamDelivery):
+class RedirectDelivery(Delivery):
     """A 302 to a short-lived presigned URL that answers with the same type and disposition.
 
-    S3 applies a plain Range itself when the client follows the redirect. It knows nothing
-    of our ETag, though, and evaluates If-Modified-Since even when If-None-Match fails, so
-    a request with validators, or whose Range must be ignored (several ranges, an unknown
-    unit), is streamed by the service instead: the same answer as in every other mode.
+    The store applies a plain Range itself when the client follows the redirect. S3 knows
+    nothing of our ETag, though, and evaluates If-Modified-Since even when If-None-Match
+    fails, so a request with validators, or whose Range must be ignored (several ranges, an
+    unknown unit), is sent by ``fallback`` instead: the same answer as in every other mode.
     """
 
+    name = "redirect"
     needs = frozenset({Offer.PRESIGNED_URL})
 
-    def __init__(self, store: Store, block_size: int, admission: Admission, expires: int):
-        super().__init__(store, block_size, admission, name="redirect")
+    def __init__(self, store: Store, fallback: StreamDelivery, expires: int):
+        super().__init__(store)
+        self.fallback = fallback
         self.expires = expires
 
-    def head(self, record: JobRecord, headers: dict[str, str]) -> Response:
+    def head(self, record: JobRecord, headers: dict[str, str]) -> Delivered:
         return self.redirect(record)
 
     def send(
@@ -248,34 +265,34 @@ class RedirectDelivery(StreamDelivery):
         headers: dict[str, str],
         request: Request,
         subject: str,
-    ) -> Response:
+    ) -> Delivered:
         ignored_range = answer.status == 200 and "Range" in request.headers
         if ignored_range or any(name in request.headers for name in VALIDATOR_HEADERS):
-            return super().send(record, answer, headers, request, subject)
+            return self.fallback.send(record, answer, headers, request, subject)
         return self.redirect(record)
 
-    def redirect(self, record: JobRecord) -> Response:
+    def redirect(self, record: JobRecord) -> Delivered:
         self.check(record)
         url = self.store.presigned_url(record, self.expires, content_disposition(record.fileName))
-        return Response(status=302, headers={"Location": url})
+        return Delivered.answer(Response(status=302, headers={"Location": url}))
 
 
 def make_delivery(settings: Settings, store: Store) -> Delivery:
-    """The delivery mode the settings choose, for whichever store they built."""
+    """The delivery mode the settings choose, for whichever store they built.
+
+    Every mode but the relay may have the worker send bytes (its own, or a fallback's),
+    so it gets the host's download slots; its name is the mode's, for the audit trail.
+    """
     mode = settings.delivery
+    relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
+    if mode == "x-accel" and relayed:
+        return RelayDelivery(store, settings.x_accel_prefix, settings.x_accel_presign_expires)
     slots = HostSlots(
         settings.slots_path, settings.host_download_limit, settings.subject_download_limit
     )
-    admission = Admission(slots)
-    relayed = Offer.INTERNAL_PATH not in store.offers and Offer.PRESIGNED_URL in store.offers
-    if mode == "x-accel" and relayed:
-        return RelayDelivery(
-            store, settings.x_accel_prefix, admission, settings.x_accel_presign_expires
-        )
+    stream = StreamDelivery(store, Admission(slots), name=mode)
     if mode == "x-accel":
-        return AccelDelivery(store, settings.x_accel_prefix, admission)
+        return AccelDelivery(store, settings.x_accel_prefix, stream)
     if mode == "redirect":
-        return RedirectDelivery(store, settings.s3_chunk_size, admission, settings.presign_expires)
-    if mode == "proxy":
-        return StreamDelivery(store, settings.s3_chunk_size, admission, name="proxy")
-    return StreamDelivery(store, BLOCK_SIZE, admission)
+        return RedirectDelivery(store, stream, settings.presign_expires)
+    return stream

@@ -4,19 +4,41 @@ gunicorn writes one access line per request (reporting_svc.server.logger.Gunicor
 hands it what only the app knows, the caller, the route and the status the client gets
 (nginx's, for an x-accel answer), through the WSGI environ, rather than writing a second
 line of its own.
+
+Only a view knows who asked and what status its answer is sent with, so an audited view
+hands an ``Observed`` value over with ``observed_by_view``; this module's after-request
+step reads it there. Every other answer (a route's 404 or 405, health, metrics) is
+observed from its response alone. The step stays app-wide, rather than being called by
+the view, so an answer that never reaches a view is counted and logged the same way.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from ..logs import ACCESS_FIELDS
 from ..metrics import AUTH_FAILURES, HTTP_REQUESTS, method_label
-from .delivery import status_sent
 
 UNMATCHED = "unmatched"
+# Where a view leaves its Observed value in the WSGI environ.
+OBSERVED = "reporting_svc.observed"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the view knows of its answer: the caller (None when unknown) and the status
+    the client gets (nginx's 206 for an x-accel range handed over as a 200)."""
+
+    subject: str | None
+    status: int
+
+
+def observed_by_view(environ: dict[str, Any], observed: Observed) -> None:
+    """Hand the view's ``observed`` to this request's metrics and access line."""
+    environ[OBSERVED] = observed
 
 
 def route_name() -> str:
@@ -25,22 +47,16 @@ def route_name() -> str:
     return endpoint.rpartition(".")[2]
 
 
-def _started() -> None:
-    """When the request arrived: the download duration metric counts from here."""
-    g.started = time.perf_counter()
-
-
 def _observe(response: Response) -> Response:
     route = route_name()
-    status = status_sent(response)
-    HTTP_REQUESTS.labels(route, method_label(request.method), str(status)).inc()
+    observed: Observed = request.environ.get(OBSERVED) or Observed(None, response.status_code)
+    HTTP_REQUESTS.labels(route, method_label(request.method), str(observed.status)).inc()
     if response.status_code == 401:
         AUTH_FAILURES.labels(_auth_failure(response)).inc()
-    principal = g.get("principal")
     request.environ[ACCESS_FIELDS] = {
-        "subject": principal.subject if principal else None,
+        "subject": observed.subject,
         "route": route,
-        "status": status,
+        "status": observed.status,
     }
     return response
 
@@ -55,5 +71,4 @@ def _auth_failure(response: Response) -> str:
 
 
 def register_observers(app: Flask) -> None:
-    app.before_request(_started)
     app.after_request(_observe)

@@ -55,6 +55,9 @@ class Store(ABC):
     #: Seconds for which this store may answer from what it read before (0: never), so
     #: the time within which a new entry, a withdrawal, reaches every process.
     remembers_for: float = 0
+    #: How many bytes a worker reads at a time from a body without a descriptor: a
+    #: memory bound per download, and each read a round trip for a remote store.
+    block_size: int = 1024 * 1024
 
     @abstractmethod
     def get_record(self, job_id: str) -> JobRecord | None:

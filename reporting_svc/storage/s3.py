@@ -69,8 +69,17 @@ class S3Store(Store):
     SINGLE_PUT_LIMIT = 5 * 1024**3
     PART_SIZE = 64 * 1024**2
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "", *, cache_seconds: float = 0):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        *,
+        cache_seconds: float = 0,
+        block_size: int = Store.block_size,
+    ):
         self.client = client
+        self.block_size = block_size
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.records: Recent[JobRecord] = Recent(cache_seconds)
@@ -102,7 +111,11 @@ class S3Store(Store):
             ),
         )
         return cls(
-            client, settings.s3_bucket, settings.s3_prefix, cache_seconds=settings.s3_cache_seconds
+            client,
+            settings.s3_bucket,
+            settings.s3_prefix,
+            cache_seconds=settings.s3_cache_seconds,
+            block_size=settings.s3_chunk_size,
         )
 
     def key(self, relative: str) -> str:
