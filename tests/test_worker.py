@@ -47,6 +47,22 @@ def test_a_refusal_is_described_in_fixed_words_without_the_request_text(
     assert data["details"] and "'" not in data["details"]
 
 
+def test_a_refusal_carries_the_headers_every_answer_carries() -> None:
+    head, body = _refusal(414, "URI Too Long", "Request Line is too large")
+
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert status == "HTTP/1.1 414 URI Too Long"
+    assert headers.pop("X-Request-ID").isalnum()
+    assert headers == {
+        "Connection": "close",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 def test_gunicorn_answers_its_refusals_through_the_function_the_worker_replaces() -> None:
     """The worker's patch holds only while gthread's error path ends in
     ``gunicorn.util.write_error(sock, status, reason, message)``; a gunicorn that changes it

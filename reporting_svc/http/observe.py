@@ -1,6 +1,6 @@
 """The request counters for every answer, and the app's fields for its access log line.
 
-gunicorn writes one access line per request (reporting_svc.server.logger.GunicornLogger); the app
+gunicorn writes one access line per request (reporting_svc.server.logger); the app
 hands it what only the app knows, the caller, the route and the status the client gets
 (nginx's, for an x-accel answer), through the WSGI environ, rather than writing a second
 line of its own.

@@ -6,6 +6,8 @@ reaches a client, since nginx refuses such requests first; a deployment without 
 health probe or a test talking to gunicorn directly would see it. gunicorn has no hook
 for these answers, but every one of them goes through ``gunicorn.util.write_error``: the
 worker replaces that function, in its own process, with one that writes the envelope.
+setup.cfg admits only the gunicorn releases this is tested against, and
+tests/test_worker.py fails if gthread's error path stops calling that function as here.
 
 gunicorn's message quotes the request text it could not parse, which may be a header
 line holding a credential (``Authorization Basic YWxp…`` or ``X-Api-Key s3cr3t`` without
