@@ -16,9 +16,8 @@ from pathlib import Path
 from ..devsecret import dev_secret
 from .checks import check
 from .errors import NoDeployment, SettingsError
-from .model import PREFIX, Settings
+from .model import PREFIX, SETTABLE, Settings
 from .processes import worker_threads
-from .schema import SETTABLE, convert
 
 # A deployment's home when none is set, under the user's data directory (XDG Base
 # Directory): the same for every command, wherever it runs.
@@ -68,6 +67,8 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     _check_variables(environ)
+    from .schema import convert  # marshmallow: the server extra's, not the fetch client's
+
     config_file = environ.get(PREFIX + "CONFIG", "")
     raw = _raw(environ, config_file, overrides or {})
     embedded = not config_file and not any(key in raw for key in _STORE_KEYS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..storage.registry import STORES
@@ -155,3 +155,9 @@ class Settings:
         if self.catalog_url:
             return self.catalog_url
         return f"sqlite:///{(self.var_dir / CATALOG_FILE).absolute()}"
+
+
+# Fields the service derives itself; no variable or key sets them.
+DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
+#: Every other field, by name, with its type as written (settings/schema.py converts to it).
+SETTABLE = {spec.name: str(spec.type) for spec in fields(Settings) if spec.name not in DERIVED}

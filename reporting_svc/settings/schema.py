@@ -2,14 +2,14 @@
 
 The environment gives text and the settings file TOML values; the schema turns either into
 the field's type. It is generated from the ``Settings`` fields, so a field whose type has
-no declared conversion fails at import rather than being read as text.
+no declared conversion fails at import rather than being read as text. Only loading imports
+it: marshmallow is the server extra's, and the fetch client imports this package without it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError
 from marshmallow import fields as kinds
 
 from .errors import SettingsError
-from .model import PREFIX, Settings
+from .model import PREFIX, SETTABLE
 
 
 class Text(kinds.String):
@@ -74,9 +74,6 @@ KINDS: dict[str, tuple[type[kinds.Field[Any]], str]] = {
     "bool": (Switch, "a boolean (true or false)"),
     "tuple[str, ...]": (Names, "a list"),
 }
-# Fields the service derives itself; no variable or key sets them.
-DERIVED = frozenset({"embedded_default", "dev_secret", "worker_threads"})
-SETTABLE = {spec.name: str(spec.type) for spec in fields(Settings) if spec.name not in DERIVED}
 SCHEMA = Schema.from_dict({name: KINDS[kind][0]() for name, kind in SETTABLE.items()})()
 
 
