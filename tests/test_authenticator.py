@@ -247,9 +247,11 @@ def test_a_verified_token_is_refused_once_it_has_expired(settings):
     token = sign(exp=expires)
     assert authenticate(bearer(token)).subject == "alice"
 
-    with time_machine.travel(expires + settings.jwt_leeway + 1, tick=False):
-        with pytest.raises(Unauthenticated, match="token has expired"):
-            authenticate(bearer(token))
+    with (
+        time_machine.travel(expires + settings.jwt_leeway + 1, tick=False),
+        pytest.raises(Unauthenticated, match="token has expired"),
+    ):
+        authenticate(bearer(token))
 
 
 def test_a_token_differing_from_a_verified_one_is_verified_in_full(settings):
