@@ -23,13 +23,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .http.methods import METHODS
-
-# Every label value must come from a small fixed set: each new value is a new series in
-# every worker's files and in /metrics. The method is the one a caller picks freely.
-KNOWN_METHODS = frozenset(METHODS)
-OTHER_METHOD = "other"
-
 HTTP_REQUESTS = Counter(
     "reporting_http_requests_total",
     "HTTP requests answered, by route, method (other for any unknown one) and status.",
@@ -68,11 +61,6 @@ AUTH_FAILURES = Counter(
     "Refused callers: missing_token, invalid_token or insufficient_scope.",
     ["reason"],
 )
-
-
-def method_label(method: str) -> str:
-    """The request's method as a label: one of the HTTP methods, else ``other``."""
-    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def track_download(delivery: str, started: float) -> Callable[[int], None]:

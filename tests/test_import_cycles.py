@@ -113,15 +113,6 @@ def part_of(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-# Cycles between parts that other branches of issue 22 break: logs <-> http (the access log's
-# header names), api <-> sample (the OpenAPI examples are the sample's values). Empty it as
-# they go; the test fails while it lists a cycle that is gone.
-KNOWN = [
-    ["reporting_svc.api", "reporting_svc.sample"],
-    ["reporting_svc.http", "reporting_svc.logs"],
-]
-
-
 def test_the_graph_sees_relative_and_absolute_imports() -> None:
     graph = import_graph()
 
@@ -134,4 +125,4 @@ def test_no_module_of_the_package_imports_itself_back() -> None:
 
 
 def test_no_part_of_the_package_imports_itself_back() -> None:
-    assert sorted(cycles(parts_graph(import_graph()))) == KNOWN
+    assert cycles(parts_graph(import_graph())) == []

@@ -20,7 +20,8 @@ from typing import Any
 from flask import Flask, Response, request
 
 from ..logs import ACCESS_FIELDS
-from ..metrics import AUTH_FAILURES, HTTP_REQUESTS, method_label
+from ..metrics import AUTH_FAILURES, HTTP_REQUESTS
+from .methods import method_label
 
 UNMATCHED = "unmatched"
 # Where a view leaves its Observed value in the WSGI environ.
