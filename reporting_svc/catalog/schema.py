@@ -1,13 +1,18 @@
 """Bringing a database to the current schema with Alembic, run programmatically.
 
-The revisions ship inside the package, in one migration home (``catalog/migrations``)
-with one folder per chain of revisions: ``versions`` for the catalog's jobs,
-``audit_versions`` for the audit trail's tables. Each chain has its own version table,
-so the two may share one database (the audit trail may live in the catalog's) and
-each is upgraded on its own. Every process that opens a database makes sure its chain
-is current; the upgrade runs inside one write transaction that holds the database's lock
-(SQLite's write lock, a PostgreSQL advisory lock), so workers starting together upgrade
-it once and an interrupted upgrade leaves nothing half done.
+Each chain of revisions ships in the package it belongs to: ``catalog/migrations/versions``
+for the catalog's jobs, ``audit/migrations`` for the audit trail's tables; both run in
+the one Alembic environment of ``catalog/migrations``. Each chain has its own version
+table, so the two may share one database (the audit trail may live in the catalog's) and
+each is upgraded on its own.
+
+Upgrades run at deploy time only (``catalog upgrade``, ``audit upgrade``, ``serve``'s
+step for an SQLite catalog; docs/deploying.md), never in a request: a process that uses
+a database only checks that its chain is current (``require``) and refuses to use one
+that is behind (``SchemaBehind``: 503 "not ready") or ahead (``SchemaError``). The
+upgrade runs inside one write transaction that holds the database's lock (SQLite's
+write lock, a PostgreSQL advisory lock), so two deploy steps at once upgrade it once and
+an interrupted upgrade leaves nothing half done.
 
 Each chain names its newest revision (``head``; a test holds it to the revision files),
 so a process whose database is current reads one row and never imports Alembic, which
