@@ -140,7 +140,10 @@ def _catalog(settings: Settings) -> Iterator[Finding]:
     if revision is not None and revision > CATALOG.head():
         yield Finding(f"the catalog is at revision {revision}, newer than this version's", True)
     elif revision != CATALOG.head():
-        yield Finding(f"the SQLite catalog {path} is brought to revision {CATALOG.head()} at start")
+        yield Finding(
+            f"the SQLite catalog {path} is brought to revision {CATALOG.head()} by serve"
+            " before gunicorn starts"
+        )
     else:
         yield Finding(f"the SQLite catalog {path} is at revision {revision}")
 

@@ -75,4 +75,5 @@ AUDIT = Migrations(
     version_table="audit_alembic_version",
     lock=0x52505441,  # "RPTA"
     newest="a0002",
+    command="audit upgrade",
 )

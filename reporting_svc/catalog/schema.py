@@ -43,6 +43,17 @@ class SchemaError(Exception):
     """The database holds a schema this version does not know (a newer one)."""
 
 
+class SchemaBehind(Exception):
+    """The database's schema is older than this version's (or not there): its deploy
+    step has not run. Nothing upgrades it on the way; the command named does."""
+
+    def __init__(self, name: str, revision: str | None, head: str, command: str):
+        super().__init__(
+            f"the {name}'s schema is at revision {revision or 'none (no tables)'}, behind this"
+            f" version's {head}: run `reporting-svc {command}`"
+        )
+
+
 @dataclass(frozen=True)
 class Migrations:
     """One chain of revisions: the tables it builds, its folder and its version table."""
@@ -53,6 +64,8 @@ class Migrations:
     version_table: str
     lock: int
     newest: str
+    #: The command that upgrades this chain (its deploy step).
+    command: str
 
     def current_revision(self, connection: sa.Connection) -> str | None:
         """The database's revision of this chain (Alembic's version table, one row for a
@@ -74,6 +87,31 @@ class Migrations:
     def is_current(self, engine: sa.Engine) -> bool:
         with engine.connect() as connection:
             return self.current_revision(connection) == self.head()
+
+    def require(self, engine: sa.Engine) -> None:
+        """Nothing when the database is at this version's revision (one row read);
+        SchemaBehind when it is older or empty, SchemaError when it is newer. Writes nothing.
+        """
+        with engine.connect() as connection:
+            revision = self.current_revision(connection)
+        if revision == self.head():
+            return
+        if revision is not None and not self.knows(revision):
+            raise SchemaError(
+                f"the {self.name} is at revision {revision}, which this version does not "
+                "know (a newer one?)"
+            )
+        raise SchemaBehind(self.name, revision, self.head(), self.command)
+
+    def knows(self, revision: str) -> bool:
+        """Whether ``revision`` is one of this chain's files (Alembic is imported: only
+        a database that is not current asks)."""
+        from alembic.util.exc import CommandError
+
+        try:
+            return _scripts(self).get_revision(revision) is not None
+        except CommandError:
+            return False
 
     def upgrade(self, engine: sa.Engine) -> tuple[str | None, str]:
         """Apply the missing revisions; the revisions before and after. Keeps every row."""
@@ -140,6 +178,7 @@ CATALOG = Migrations(
     version_table="alembic_version",
     lock=UPGRADE_LOCK,
     newest="0003",
+    command="catalog upgrade",
 )
 
 
