@@ -82,7 +82,13 @@ def audit_env(service_env: dict[str, str], postgres_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def filled(postgres_url: str) -> DatabaseSink:
+def audit_tables(postgres_url: str) -> None:
+    """The test's database after the audit trail's deploy step (``audit upgrade``)."""
+    DatabaseSink(postgres_url).upgrade()
+
+
+@pytest.fixture
+def filled(postgres_url: str, audit_tables: None) -> DatabaseSink:
     """A database holding ten records, appended one batch each."""
     sink = DatabaseSink(postgres_url)
     for number in range(10):
@@ -105,6 +111,7 @@ def test_the_audit_revisions_build_the_tables_module_beside_the_catalog(postgres
     assert differences == []
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_processes_and_threads_appending_at_once_leave_one_chain_in_the_database(
     postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -276,6 +283,7 @@ def test_an_imported_trail_keeps_its_lines_as_a_chain_and_the_import_is_on_recor
     assert last_hash in anchor["reportName"]
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_show_reads_the_database_with_the_same_filters_and_output_as_the_file(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -291,6 +299,7 @@ def test_show_reads_the_database_with_the_same_filters_and_output_as_the_file(
         assert len(from_database.stdout.splitlines()) >= 3
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_a_trail_that_does_not_verify_is_not_imported(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -512,6 +521,7 @@ def test_verify_reports_a_chain_or_head_its_import_records_do_not_account_for(
     assert saying in result.stdout
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_a_trail_without_its_head_is_imported_only_when_the_operator_accepts_it(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:

@@ -296,6 +296,7 @@ def trail_env(request: pytest.FixtureRequest, folder: Path, sink: str) -> dict[s
     if sink == "postgres":
         url = request.getfixturevalue("postgres_url")
         env.update(REPORTING_SVC_AUDIT_SINK="postgres", REPORTING_SVC_AUDIT_URL=url)
+        p.upgrade_databases(env)
     return env
 
 
