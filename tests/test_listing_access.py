@@ -10,9 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from reporting_svc import create_app
-from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord

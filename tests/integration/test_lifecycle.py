@@ -134,6 +134,7 @@ def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[
         "REPORTING_SVC_CATALOG_URL": catalog,
         **one_caller,
     }
+    p.upgrade_databases(shared)  # the owner's deploy step, before the hosts start
     yield [
         {**shared, "REPORTING_SVC_VAR_DIR": str(tmp_path / name / "var")}
         for name in ("host-a", "host-b")
