@@ -22,6 +22,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from harness.postgres import Postgres
+from reporting_svc.audit.batches import RecordNotWrittenError
 from reporting_svc.audit.chain import GENESIS, Verdict, line_of, seal
 from reporting_svc.audit.database import (
     AuditDatabaseError,
@@ -109,6 +110,24 @@ def test_the_audit_revisions_build_the_tables_module_beside_the_catalog(postgres
         assert AUDIT.current_revision(connection) == AUDIT.head()
         assert schema.current_revision(connection) == schema.head()
     assert differences == []
+
+
+def test_a_database_behind_is_not_ready_and_gets_no_tables_until_audit_upgrade(
+    postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: dict[str, str]
+) -> None:
+    sink = DatabaseSink(postgres_url)
+    tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+
+    problem = sink.check()
+    with pytest.raises(RecordNotWrittenError, match="run `reporting-svc audit upgrade`"):
+        sink.append({"event": "head", "requestId": "refused"})
+    created = postgres_server.psql(tables, database_of(postgres_url))
+    upgraded = cli("audit", "upgrade", env=audit_env)
+
+    assert problem is not None and "revision none (no tables), behind" in problem
+    assert created.strip() == "0"
+    assert upgraded.stdout == f"OK: the audit database is at revision {AUDIT.head()} (was empty)\n"
+    assert sink.check() is None
 
 
 @pytest.mark.usefixtures("audit_tables")
