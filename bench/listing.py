@@ -116,6 +116,7 @@ def measure_backend(
 ) -> dict[str, Any]:
     """Seed, serve, check and measure one backend; its figures and plans."""
     catalog = Catalog(url)
+    catalog.upgrade()  # the deploy step: the service's workers only check the revision
     started = time.monotonic()
     seed(catalog, jobs)
     log(f"{backend}: seeded {jobs:,} jobs in {time.monotonic() - started:.0f} s")

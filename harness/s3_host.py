@@ -25,6 +25,7 @@ import boto3
 
 from harness.processes import free_port, stop, wait_for_port
 from reporting_svc.catalog import make_catalog
+from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.lifecycle.sample import ensure_sample
 from reporting_svc.settings import PREFIX, load_settings
 from reporting_svc.startup import curl_lines
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = deployment(folder, endpoint, args.delivery)
         settings = load_settings(env)
         os.environ.update(CREDENTIALS)  # boto3 reads them here too, to publish the sample
+        upgrade_host_catalog(settings)  # the deploy step serve would take, before publishing
         record = ensure_sample(make_store(settings), make_catalog(settings))
         base = _serve(started, folder, env, args.bind)
         print(f"S3 server (moto): {endpoint}, bucket {BUCKET}; service: {base}")

@@ -20,8 +20,8 @@ from .audit.commands import add_audit_commands
 from .audit.database import AuditDatabaseError
 from .auth.grants import GrantError, parse_grant
 from .auth.tokens import mint_token
-from .catalog import CatalogError, make_catalog
-from .catalog.commands import add_catalog_commands
+from .catalog import CatalogError, SchemaBehind, make_catalog
+from .catalog.commands import add_catalog_commands, upgrade_host_catalog
 from .console import named
 from .fetch import FETCH_HELP, add_fetch_command
 from .lifecycle.commands import add_lifecycle_commands
@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogError as error:
         print(f"reporting-svc: error: the catalog failed: {error}", file=sys.stderr)
         return 1
+    except SchemaBehind as error:
+        print(f"reporting-svc: error: {error}", file=sys.stderr)
+        return 1
     except AuditUnavailableError as error:
         print(f"reporting-svc: error: the audit trail failed: {error}", file=sys.stderr)
         return 1
@@ -97,8 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Check the settings by building the app, publish the sample, then run gunicorn; the
-    curl lines come once it listens (server/conf.py's when_ready)."""
+    """Upgrade an SQLite catalog (the deploy step: no request migrates), check the settings
+    by building the app, publish the sample, then run gunicorn; the curl lines come once
+    it listens (server/conf.py's when_ready)."""
+    upgrade_host_catalog(settings)
     app = create_app(settings)
     problem = app.extensions["reporting_svc"].store.check()
     if problem:  # /readyz answers 503 until it is fixed; the service starts to say so
@@ -133,7 +138,9 @@ def _serve_dev(settings: Settings, app: Flask, bind: str) -> int:
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:
     """Write a report file and its record into the configured store, index it in the
-    catalog; print the record."""
+    catalog; print the record. An SQLite catalog is created or upgraded first, as
+    ``serve`` does."""
+    upgrade_host_catalog(settings)
     catalog = make_catalog(settings)
     record = publish_report(
         make_store(settings),

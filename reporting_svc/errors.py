@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .catalog import CatalogError
+from .catalog import CatalogError, SchemaBehind
 from .metrics import STORE_ERRORS
 from .storage.base import FileMissing, StoreError
 
@@ -161,6 +161,11 @@ class NotReady(Unavailable):
     message = "Not ready"
 
 
+class NotUpgraded(NotReady):
+    """A database's schema is behind this version's: the deploy step that upgrades it has
+    not run, and no request runs it (docs/deploying.md); details name the command."""
+
+
 class CatalogUnavailable(Unavailable):
     message = "Report catalog unavailable"
     default_details = "The report catalog cannot be reached; try again later"
@@ -216,6 +221,11 @@ def _catalog_error(error: CatalogError) -> Response:
     return error_response(CatalogUnavailable())
 
 
+def _schema_behind(error: SchemaBehind) -> Response:
+    log.error("not ready: %s", error)
+    return error_response(NotUpgraded(str(error)))
+
+
 def _store_error(error: StoreError) -> Response:
     STORE_ERRORS.labels("unavailable").inc()
     log.error("report store failed: %s", error)
@@ -246,6 +256,7 @@ _HANDLERS: dict[type[BaseException], Callable[[Any], Response]] = {
     ApiError: _api_error,
     StoreError: _store_error,
     CatalogError: _catalog_error,
+    SchemaBehind: _schema_behind,
     FileMissing: _file_missing,
     HTTPException: _http_error,
     Exception: _unexpected,

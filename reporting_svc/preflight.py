@@ -2,9 +2,9 @@
 audit trail, keys and hooks), reached with its settings and database roles, changing
 nothing on the way: no folder, file, secret or schema revision is made.
 
-Readiness (api/health.py) asks the same questions of a running service, but a running
-service may make what is missing (a new deployment's root, its SQLite catalog, its
-schema); ``check`` runs before one and says what it would find instead.
+Readiness (api/health.py) asks the same questions of a running service, but ``serve``
+makes what is missing before its workers start (a new deployment's root, its SQLite
+catalog and schema); ``check`` runs before one and says what it would find instead.
 """
 
 from __future__ import annotations
@@ -140,7 +140,10 @@ def _catalog(settings: Settings) -> Iterator[Finding]:
     if revision is not None and revision > CATALOG.head():
         yield Finding(f"the catalog is at revision {revision}, newer than this version's", True)
     elif revision != CATALOG.head():
-        yield Finding(f"the SQLite catalog {path} is brought to revision {CATALOG.head()} at start")
+        yield Finding(
+            f"the SQLite catalog {path} is brought to revision {CATALOG.head()} by serve"
+            " before gunicorn starts"
+        )
     else:
         yield Finding(f"the SQLite catalog {path} is at revision {revision}")
 

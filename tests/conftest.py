@@ -23,6 +23,7 @@ from reporting_svc.audit.chain import verify
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
 from reporting_svc.catalog import Catalog
+from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.cli import main
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
@@ -43,16 +44,21 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a test: a store and var dir under tmp_path, a known secret."""
+    """Settings for a test: a store and var dir under tmp_path, a known secret, and an
+    SQLite catalog upgraded as ``serve`` leaves it before its workers start (no request
+    migrates); ``upgraded=False`` leaves the catalog as it is."""
 
-    def make(**overrides: Any) -> Settings:
+    def make(*, upgraded: bool = True, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "local_root": tmp_path / "reports",
             "var_dir": tmp_path / "var",
             "jwt_secret": SECRET,
         }
         values.update(overrides)
-        return load_settings({}, values)
+        settings = load_settings({}, values)
+        if upgraded:
+            upgrade_host_catalog(settings)
+        return settings
 
     return make
 

@@ -1,4 +1,4 @@
-"""The embedded catalog: created on first use, versioned with Alembic, one row per job."""
+"""The embedded catalog: created by its deploy step, versioned with Alembic, one row per job."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from reporting_svc.audit.tables import AUDIT
 from reporting_svc.catalog import (
     Catalog,
     CatalogError,
+    SchemaBehind,
     Selection,
     counts,
     make_catalog,
@@ -55,12 +56,20 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def test_embedded_catalog_is_an_sqlite_file_in_the_var_dir_made_on_first_use(make_settings):
-    settings = make_settings()
+def upgraded(path: Path) -> Catalog:
+    """A catalog in a new SQLite file, after its deploy step (``catalog upgrade``)."""
+    catalog = Catalog(sqlite_url(path))
+    catalog.upgrade()
+    return catalog
+
+
+def test_embedded_catalog_is_an_sqlite_file_in_the_var_dir_made_by_its_upgrade(make_settings):
+    settings = make_settings(upgraded=False)
     catalog = make_catalog(settings)
     path = settings.var_dir / "catalog.sqlite3"
     assert not path.exists()
 
+    catalog.upgrade()
     catalog.add(record())
 
     assert path.is_file()
@@ -70,7 +79,7 @@ def test_embedded_catalog_is_an_sqlite_file_in_the_var_dir_made_on_first_use(mak
 
 
 def test_indexing_a_job_twice_keeps_one_row(tmp_path):
-    catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
+    catalog = upgraded(tmp_path / "c.sqlite3")
 
     first, second = catalog.add(record()), catalog.add(record())
     catalog.add_many([record(), record("B" * 32)])
@@ -116,7 +125,7 @@ def test_a_process_whose_catalog_is_current_lists_without_importing_alembic(tmp_
 def test_a_new_database_is_stamped_with_the_newest_revision(tmp_path):
     catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
 
-    catalog.add(record())
+    assert catalog.upgrade() == (None, schema.head())
 
     with catalog.engines.get().connect() as connection:
         assert schema.current_revision(connection) == schema.head()
@@ -128,10 +137,12 @@ def test_upgrade_keeps_the_rows_and_other_tables_of_an_existing_database(tmp_pat
         connection.execute("CREATE TABLE other (value TEXT)")
         connection.execute("INSERT INTO other VALUES ('kept')")
     catalog = Catalog(url)
+    first = catalog.upgrade()
     catalog.add(record())
 
     before, after = Catalog(url).upgrade()
 
+    assert first == (None, schema.head())
     assert before == after == schema.head()
     assert catalog.job_ids() == {"A" * 32}
     with sqlite3.connect(tmp_path / "shared.sqlite3") as connection:
@@ -140,12 +151,60 @@ def test_upgrade_keeps_the_rows_and_other_tables_of_an_existing_database(tmp_pat
 
 def test_a_catalog_newer_than_this_version_is_refused_by_name(tmp_path):
     path = tmp_path / "newer.sqlite3"
-    Catalog(sqlite_url(path)).add(record())
+    upgraded(path).add(record())
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE alembic_version SET version_num = 'ffff'")
 
     with pytest.raises(CatalogError, match="ffff"):
         Catalog(sqlite_url(path)).has("A" * 32)
+
+
+def at_revision(path: Path, revision: str) -> str:
+    """An SQLite catalog that an older version left at ``revision``, holding one job."""
+    url = sqlite_url(path)
+    with sa.create_engine(url).begin() as connection:
+        alembic_command.upgrade(schema._config(connection), revision)
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (id, scope, mode, report_name, required_permission,"
+                " kickoff_us, record) VALUES (:id, :scope, 'test', 'R', 'REPORTING_VIEW', 0, :r)"
+            ),
+            {"id": "A" * 32, "scope": STUDY, "r": record().to_json().decode()},
+        )
+    return url
+
+
+def tables_and_revision(path: Path) -> tuple[list[str], str | None]:
+    with sqlite3.connect(path) as connection:
+        names = connection.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+        revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    return [name for (name,) in names], revision[0] if revision else None
+
+
+def test_a_catalog_behind_this_version_is_refused_not_upgraded_until_its_upgrade(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    catalog = Catalog(at_revision(path, "0001"))
+    found = tables_and_revision(path)
+
+    with pytest.raises(SchemaBehind, match=r"revision 0001, behind .* `reporting-svc catalog upg"):
+        catalog.has("A" * 32)
+    problem = catalog.check()
+
+    assert problem is not None and "run `reporting-svc catalog upgrade`" in problem
+    assert tables_and_revision(path) == found
+    assert catalog.upgrade() == ("0001", schema.head())
+    assert catalog.has("A" * 32)
+    assert catalog.check() is None
+
+
+def test_an_empty_database_is_behind_and_gets_no_tables_from_its_users(tmp_path):
+    catalog = Catalog(sqlite_url(tmp_path / "new.sqlite3"))
+
+    with pytest.raises(SchemaBehind, match=r"revision none \(no tables\)"):
+        catalog.page(Selection(STUDY, dict.fromkeys(MODES)), 10, 0, datetime.now(UTC))
+
+    with sqlite3.connect(tmp_path / "new.sqlite3") as connection:
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 def test_a_catalog_that_cannot_be_opened_is_named_by_the_readiness_check(tmp_path):
@@ -160,18 +219,7 @@ def test_a_catalog_that_cannot_be_opened_is_named_by_the_readiness_check(tmp_pat
 
 
 def test_a_catalog_at_the_first_revision_keeps_its_rows_and_learns_withdrawals(tmp_path):
-    url = sqlite_url(tmp_path / "old.sqlite3")
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        alembic_command.upgrade(schema._config(connection), "0001")
-        connection.execute(
-            sa.text(
-                "INSERT INTO jobs (id, scope, mode, report_name, required_permission,"
-                " kickoff_us, record) VALUES (:id, :scope, 'test', 'R', 'REPORTING_VIEW', 0, :r)"
-            ),
-            {"id": "A" * 32, "scope": STUDY, "r": record().to_json().decode()},
-        )
-    catalog = Catalog(url)
+    catalog = Catalog(at_revision(tmp_path / "old.sqlite3", "0001"))
 
     before, after = catalog.upgrade()
     catalog.withdraw("A" * 32, datetime(2026, 1, 1, tzinfo=UTC))
@@ -208,7 +256,7 @@ def test_a_catalog_upgraded_from_before_the_counts_counts_its_rows(tmp_path):
 
 
 def test_a_withdrawal_ends_availability_then_unless_the_job_expired_earlier(tmp_path):
-    catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
+    catalog = upgraded(tmp_path / "c.sqlite3")
     catalog.add(record("A" * 32, expiresAt="2026-06-01T00:00:00Z"))
     catalog.add(record("B" * 32, expiresAt="2026-01-01T00:00:00Z"))
 
@@ -231,7 +279,7 @@ WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 @pytest.fixture
 def stale(tmp_path: Path) -> Catalog:
     """A catalog of live and ended jobs whose horizon is a day behind the clock."""
-    catalog = Catalog(sqlite_url(tmp_path / "c.sqlite3"))
+    catalog = upgraded(tmp_path / "c.sqlite3")
     now = datetime.now(UTC)
     catalog.add_many(
         record(f"{n:032X}", expiresAt=(now + timedelta(hours=hours)).isoformat())

@@ -24,7 +24,7 @@ def engines(settings: Settings) -> tuple[sa.Engine, sa.Engine]:
     """The engines the catalog and the audit trail of ``settings`` use in this process."""
     catalog, trail = make_catalog(settings), make_audit_trail(settings)
     chained: Any = trail.chained
-    return catalog.engines.get(prepared=False), chained.engines.get(prepared=False)
+    return catalog.engines.get(checked=False), chained.engines.get(checked=False)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_readyz_is_503_naming_the_catalog_when_it_cannot_be_opened(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a regular file where the catalog's directory should be")
     url = f"sqlite:///{blocker}/catalog.sqlite3"
-    client = create_app(make_settings(catalog_url=url)).test_client()
+    client = create_app(make_settings(catalog_url=url, upgraded=False)).test_client()
 
     response = client.get("/readyz")
 

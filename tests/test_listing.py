@@ -365,7 +365,7 @@ def test_a_listing_whose_record_cannot_be_written_is_refused_with_503(
 def test_an_unreachable_catalog_is_503_with_retry_after(make_settings, token, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    app = create_app(make_settings(catalog_url=f"sqlite:///{blocker}/c.sqlite3"))
+    app = create_app(make_settings(catalog_url=f"sqlite:///{blocker}/c.sqlite3", upgraded=False))
 
     response = list_with(app, token(GRANT))
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from reporting_svc import create_app
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import JobRecord
@@ -52,6 +53,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "authoriser": AUTHORISERS[request.param],
         },
     )
+    upgrade_host_catalog(settings)  # serve's deploy step
     app = create_app(settings)
     source = folder / "report.csv"
     source.write_bytes(b"a,b\n1,2\n")

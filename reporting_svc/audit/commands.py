@@ -1,4 +1,5 @@
-"""``reporting-svc audit verify`` and ``audit show``: check the chain, read the records.
+"""``reporting-svc audit verify`` and ``audit show``: check the chain, read the records;
+``audit upgrade``, the audit database's deploy step.
 
 Both read the file line by line (or the database in pages, with the ``postgres`` sink),
 so a trail of any size needs constant memory. ``verify``
@@ -41,8 +42,8 @@ COLUMNS = (
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
-    """Give the ``audit`` subcommand its own: ``verify``, ``repair``, ``show``, ``import``
-    and ``grant``."""
+    """Give the ``audit`` subcommand its own: ``verify``, ``repair``, ``show``, ``import``,
+    ``grant`` and ``upgrade``."""
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("verify", help="check the hash chain and the head file")
@@ -72,6 +73,21 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
     grant = commands.add_parser("grant", help="let a database role insert and read audit rows")
     add_grant_arguments(grant)
+
+    upgrade = commands.add_parser(
+        "upgrade", help="bring the audit database's schema to this version's; rows stay"
+    )
+    upgrade.set_defaults(run=upgrade_command)
+
+
+def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Create or upgrade the audit tables, as their owner, before the hosts start."""
+    if "postgres" not in settings.audit_sink:
+        raise ValueError("audit upgrade is for the audit database: set the sink to postgres")
+    before, after = DatabaseSink(settings.audit_database_url).upgrade()
+    was = "already" if before == after else f"(was {before or 'empty'})"
+    print(f"OK: the audit database is at revision {after} {was}")
+    return 0
 
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> int:

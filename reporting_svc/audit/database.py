@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from ..catalog.bounds import DatabaseLimits
 from ..catalog.engine import ProcessEngine, failure_of, missing_privileges
-from ..catalog.schema import SchemaError
+from ..catalog.schema import SchemaBehind, SchemaError
 from .batches import GroupCommit
 from .chain import GENESIS, Verdict, line_of, seal, verify_from
 from .recorded import Recorded
@@ -67,8 +67,14 @@ class DatabaseSink:
     """
 
     def __init__(self, url: str, *, limits: DatabaseLimits | None = None):
-        self.engines = ProcessEngine(url, prepare=AUDIT.upgrade, limits=limits)
+        self.engines = ProcessEngine(url, AUDIT.require, limits=limits)
         self._batches = GroupCommit(self._append_all, wait=limits.batch if limits else None)
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Create the audit tables or apply missing revisions (rows are kept): the deploy
+        step, run as the tables' owner. Returns the revisions before and after."""
+        with failures():
+            return AUDIT.upgrade(self.engines.get(checked=False))
 
     def append(self, fields: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Seal and write one record; RecordNotWrittenError if its transaction failed.
@@ -88,6 +94,8 @@ class DatabaseSink:
                     connection.execute(sa.select(records.c.seq).limit(0))
         except AuditDatabaseError as error:
             return f"the audit database cannot be reached ({error})"
+        except SchemaBehind as error:
+            return str(error)
         if missing:
             return f"the audit database's role lacks {', '.join(missing)}"
         return None

@@ -36,6 +36,7 @@ def grant_command(settings: Settings, args: argparse.Namespace) -> int:
     if "postgres" not in settings.audit_sink:
         raise ValueError("audit grant is for the audit database: set the sink to postgres")
     sink = DatabaseSink(settings.audit_database_url)
+    sink.upgrade()
     with sink.writing() as connection:
         role = connection.dialect.identifier_preparer.quote(args.role)
         for statement in GRANTS:

@@ -71,8 +71,9 @@ def _live_only(table: sa.Table, connection: sa.Connection, **_: object) -> None:
 AUDIT = Migrations(
     name="audit trail",
     metadata=metadata,
-    versions="reporting_svc.catalog:migrations/audit_versions",
+    versions="reporting_svc.audit:migrations",
     version_table="audit_alembic_version",
     lock=0x52505441,  # "RPTA"
     newest="a0002",
+    command="audit upgrade",
 )

@@ -4,10 +4,11 @@ from ..settings import Settings
 from .bounds import DatabaseLimits
 from .catalog import Catalog, CatalogError, Lapsed, Marks, Page
 from .queries import Selection
+from .schema import SchemaBehind
 
 
 def make_catalog(settings: Settings) -> Catalog:
-    """The configured catalog; its schema is created or upgraded on first use."""
+    """The configured catalog; its schema is the deploy step's (``Catalog.upgrade``)."""
     return Catalog(settings.catalog_database_url, limits=database_limits(settings))
 
 
@@ -33,6 +34,7 @@ __all__ = [
     "Lapsed",
     "Marks",
     "Page",
+    "SchemaBehind",
     "Selection",
     "database_limits",
     "make_catalog",

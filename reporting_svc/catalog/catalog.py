@@ -18,7 +18,7 @@ from ..storage.record import JobRecord
 from . import counts, queries
 from .bounds import DatabaseLimits
 from .engine import ProcessEngine, failure_of, missing_privileges
-from .schema import CATALOG, SchemaError, upgrade
+from .schema import CATALOG, SchemaBehind, SchemaError, upgrade
 from .tables import count_horizon, job_counts, jobs
 
 BATCH = 1000
@@ -60,18 +60,20 @@ class Page:
 class Catalog:
     """Jobs indexed in a database; one engine per process, shared by its threads.
 
-    Nothing is opened until the first use, which creates the schema or brings it up to
-    date: a download never needs the catalog, so an unreachable one stops only listings
-    (and readiness says so).
+    Nothing is opened until the first use, which checks that the schema is this
+    version's (SchemaBehind until ``upgrade``, the deploy step, has run): a download never
+    needs the catalog, so an unreachable or outdated one stops only listings (and
+    readiness says so).
     """
 
     def __init__(self, url: str, *, limits: DatabaseLimits | None = None):
-        self.engines = ProcessEngine(url, prepare=upgrade, limits=limits)
+        self.engines = ProcessEngine(url, CATALOG.require, limits=limits)
 
     def upgrade(self) -> tuple[str | None, str]:
-        """Apply missing schema revisions (rows are kept); the revisions before and after."""
+        """Create the schema or apply missing revisions (rows are kept): the deploy step.
+        Returns the revisions before and after."""
         with _failures():
-            return upgrade(self.engines.get(prepared=False))
+            return upgrade(self.engines.get(checked=False))
 
     def add(self, record: JobRecord) -> bool:
         """Index one job; False when it was indexed already."""
@@ -238,6 +240,8 @@ class Catalog:
                     connection.execute(sa.select(jobs.c.id).limit(0))
         except CatalogError as error:
             return f"the catalog cannot be read ({error})"
+        except SchemaBehind as error:
+            return str(error)
         if missing:
             return f"the catalog's database role lacks {', '.join(missing)}"
         return None

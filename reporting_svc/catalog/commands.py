@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from ..settings import Settings
 from ..storage import make_store
 from . import make_catalog
@@ -38,6 +40,15 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(f"OK: the catalog is at revision {after} (was {before or 'empty'})")
     return 0
+
+
+def upgrade_host_catalog(settings: Settings) -> None:
+    """The deploy step of ``serve`` (before gunicorn starts) and ``publish``: an SQLite
+    catalog is the host's own file, so the commands that start the host or put a job in it
+    create or upgrade it; a PostgreSQL one is its owner's (``catalog upgrade``,
+    docs/deploying.md)."""
+    if sa.make_url(settings.catalog_database_url).get_backend_name() == "sqlite":
+        Catalog(settings.catalog_database_url).upgrade()
 
 
 def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:

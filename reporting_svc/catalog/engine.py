@@ -165,36 +165,37 @@ class ProcessEngine:
     """The process's engine for one use of a database (the catalog, the audit trail),
     shared with any other use of the same database (``shared_engine``).
 
-    ``prepare`` runs once on the first engine (the use's schema upgrade); if it fails, the
-    next use tries again.
+    ``require`` checks the use's schema before its first statement (``Migrations.require``:
+    one row read, never a write); it raises while the database is not current, and once it
+    passed it is not asked again. Upgrading is the deploy step's (``get(checked=False)``).
     """
 
     def __init__(
         self,
         url: str,
-        prepare: Callable[[sa.Engine], object] | None = None,
+        require: Callable[[sa.Engine], object] | None = None,
         *,
         limits: DatabaseLimits | None = None,
     ):
         self.url = url
-        self._prepare = prepare
+        self._require = require
         self._shared = shared_engine(url, limits)
         self._breaker = self._shared.breaker
         gated = limits is not None and limits.users and self.dialect == "postgresql"
         self._gate = gate(limits.users) if limits and gated else None
         self._lock = threading.Lock()
 
-    def get(self, *, prepared: bool = True) -> sa.Engine:
-        """This process's engine; ``prepared`` False skips ``prepare`` (it is what runs).
+    def get(self, *, checked: bool = True) -> sa.Engine:
+        """This process's engine; ``checked`` False skips ``require`` (the upgrade does).
 
-        Threads that queued here behind a ``prepare`` the server did not answer are
-        refused by the breaker instead of trying in turn."""
+        Threads that queued here behind a check the server did not answer are refused by
+        the breaker instead of trying in turn."""
         with self._lock:
             engine = self._shared.get()
-            if prepared and self._prepare is not None:
+            if checked and self._require is not None:
                 self._breaker.admit()
-                self._prepare(engine)
-                self._prepare = None
+                self._require(engine)
+                self._require = None
             return engine
 
     @contextlib.contextmanager

@@ -1,13 +1,18 @@
 """Bringing a database to the current schema with Alembic, run programmatically.
 
-The revisions ship inside the package, in one migration home (``catalog/migrations``)
-with one folder per chain of revisions: ``versions`` for the catalog's jobs,
-``audit_versions`` for the audit trail's tables. Each chain has its own version table,
-so the two may share one database (the audit trail may live in the catalog's) and
-each is upgraded on its own. Every process that opens a database makes sure its chain
-is current; the upgrade runs inside one write transaction that holds the database's lock
-(SQLite's write lock, a PostgreSQL advisory lock), so workers starting together upgrade
-it once and an interrupted upgrade leaves nothing half done.
+Each chain of revisions ships in the package it belongs to: ``catalog/migrations/versions``
+for the catalog's jobs, ``audit/migrations`` for the audit trail's tables; both run in
+the one Alembic environment of ``catalog/migrations``. Each chain has its own version
+table, so the two may share one database (the audit trail may live in the catalog's) and
+each is upgraded on its own.
+
+Upgrades run at deploy time only (``catalog upgrade``, ``audit upgrade``, ``serve``'s
+step for an SQLite catalog; docs/deploying.md), never in a request: a process that uses
+a database only checks that its chain is current (``require``) and refuses to use one
+that is behind (``SchemaBehind``: 503 "not ready") or ahead (``SchemaError``). The
+upgrade runs inside one write transaction that holds the database's lock (SQLite's
+write lock, a PostgreSQL advisory lock), so two deploy steps at once upgrade it once and
+an interrupted upgrade leaves nothing half done.
 
 Each chain names its newest revision (``head``; a test holds it to the revision files),
 so a process whose database is current reads one row and never imports Alembic, which
@@ -38,6 +43,17 @@ class SchemaError(Exception):
     """The database holds a schema this version does not know (a newer one)."""
 
 
+class SchemaBehind(Exception):
+    """The database's schema is older than this version's (or not there): its deploy
+    step has not run. Nothing upgrades it on the way; the command named does."""
+
+    def __init__(self, name: str, revision: str | None, head: str, command: str):
+        super().__init__(
+            f"the {name}'s schema is at revision {revision or 'none (no tables)'}, behind this"
+            f" version's {head}: run `reporting-svc {command}`"
+        )
+
+
 @dataclass(frozen=True)
 class Migrations:
     """One chain of revisions: the tables it builds, its folder and its version table."""
@@ -48,6 +64,8 @@ class Migrations:
     version_table: str
     lock: int
     newest: str
+    #: The command that upgrades this chain (its deploy step).
+    command: str
 
     def current_revision(self, connection: sa.Connection) -> str | None:
         """The database's revision of this chain (Alembic's version table, one row for a
@@ -69,6 +87,31 @@ class Migrations:
     def is_current(self, engine: sa.Engine) -> bool:
         with engine.connect() as connection:
             return self.current_revision(connection) == self.head()
+
+    def require(self, engine: sa.Engine) -> None:
+        """Nothing when the database is at this version's revision (one row read);
+        SchemaBehind when it is older or empty, SchemaError when it is newer. Writes nothing.
+        """
+        with engine.connect() as connection:
+            revision = self.current_revision(connection)
+        if revision == self.head():
+            return
+        if revision is not None and not self.knows(revision):
+            raise SchemaError(
+                f"the {self.name} is at revision {revision}, which this version does not "
+                "know (a newer one?)"
+            )
+        raise SchemaBehind(self.name, revision, self.head(), self.command)
+
+    def knows(self, revision: str) -> bool:
+        """Whether ``revision`` is one of this chain's files (Alembic is imported: only
+        a database that is not current asks)."""
+        from alembic.util.exc import CommandError
+
+        try:
+            return _scripts(self).get_revision(revision) is not None
+        except CommandError:
+            return False
 
     def upgrade(self, engine: sa.Engine) -> tuple[str | None, str]:
         """Apply the missing revisions; the revisions before and after. Keeps every row."""
@@ -135,6 +178,7 @@ CATALOG = Migrations(
     version_table="alembic_version",
     lock=UPGRADE_LOCK,
     newest="0003",
+    command="catalog upgrade",
 )
 
 

@@ -82,6 +82,15 @@ def run_cli(
     return result
 
 
+def upgrade_databases(env: dict[str, str]) -> None:
+    """The deploy step of a deployment on PostgreSQL, as its owner takes it before the
+    hosts start (no request migrates): ``catalog upgrade`` and, for a trail in PostgreSQL,
+    ``audit upgrade``. An SQLite catalog needs none: ``serve`` and ``publish`` upgrade it."""
+    run_cli("catalog", "upgrade", env=env)
+    if "postgres" in env.get("REPORTING_SVC_AUDIT_SINK", ""):
+        run_cli("audit", "upgrade", env=env)
+
+
 def publish_with_cli(env: dict[str, str], path: Path, *options: str) -> dict[str, Any]:
     """``reporting-svc publish`` of a file as a test-mode report; returns the printed record.
 

@@ -22,6 +22,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from harness.postgres import Postgres
+from reporting_svc.audit.batches import RecordNotWrittenError
 from reporting_svc.audit.chain import GENESIS, Verdict, line_of, seal
 from reporting_svc.audit.database import (
     AuditDatabaseError,
@@ -82,7 +83,13 @@ def audit_env(service_env: dict[str, str], postgres_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def filled(postgres_url: str) -> DatabaseSink:
+def audit_tables(postgres_url: str) -> None:
+    """The test's database after the audit trail's deploy step (``audit upgrade``)."""
+    DatabaseSink(postgres_url).upgrade()
+
+
+@pytest.fixture
+def filled(postgres_url: str, audit_tables: None) -> DatabaseSink:
     """A database holding ten records, appended one batch each."""
     sink = DatabaseSink(postgres_url)
     for number in range(10):
@@ -105,6 +112,25 @@ def test_the_audit_revisions_build_the_tables_module_beside_the_catalog(postgres
     assert differences == []
 
 
+def test_a_database_behind_is_not_ready_and_gets_no_tables_until_audit_upgrade(
+    postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: dict[str, str]
+) -> None:
+    sink = DatabaseSink(postgres_url)
+    tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+
+    problem = sink.check()
+    with pytest.raises(RecordNotWrittenError, match="run `reporting-svc audit upgrade`"):
+        sink.append({"event": "head", "requestId": "refused"})
+    created = postgres_server.psql(tables, database_of(postgres_url))
+    upgraded = cli("audit", "upgrade", env=audit_env)
+
+    assert problem is not None and "revision none (no tables), behind" in problem
+    assert created.strip() == "0"
+    assert upgraded.stdout == f"OK: the audit database is at revision {AUDIT.head()} (was empty)\n"
+    assert sink.check() is None
+
+
+@pytest.mark.usefixtures("audit_tables")
 def test_processes_and_threads_appending_at_once_leave_one_chain_in_the_database(
     postgres_url: str, postgres_server: Postgres, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -276,6 +302,7 @@ def test_an_imported_trail_keeps_its_lines_as_a_chain_and_the_import_is_on_recor
     assert last_hash in anchor["reportName"]
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_show_reads_the_database_with_the_same_filters_and_output_as_the_file(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -291,6 +318,7 @@ def test_show_reads_the_database_with_the_same_filters_and_output_as_the_file(
         assert len(from_database.stdout.splitlines()) >= 3
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_a_trail_that_does_not_verify_is_not_imported(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:
@@ -512,6 +540,7 @@ def test_verify_reports_a_chain_or_head_its_import_records_do_not_account_for(
     assert saying in result.stdout
 
 
+@pytest.mark.usefixtures("audit_tables")
 def test_a_trail_without_its_head_is_imported_only_when_the_operator_accepts_it(
     tmp_path: Path, postgres_url: str, cli: Any, audit_env: dict[str, str]
 ) -> None:

@@ -29,11 +29,18 @@ REPORT_IDS = ["E341BB429E7D44E3989D113A504F3BF8", "0F0F0F0F0F0F0F0F0F0F0F0F0F0F0
 NAMES = ["Subject Data Extract", "Visit Summary", "Query Ageing"]
 
 
+def upgraded(url: str) -> Catalog:
+    """A catalog after its deploy step (``catalog upgrade``)."""
+    catalog = Catalog(url)
+    catalog.upgrade()
+    return catalog
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog(request: pytest.FixtureRequest, tmp_path) -> Catalog:
     if request.param == "sqlite":
-        return Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
-    return Catalog(request.getfixturevalue("postgres_url"))
+        return upgraded(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    return upgraded(request.getfixturevalue("postgres_url"))
 
 
 def some_jobs(count: int, seed: int = 7) -> list[JobRecord]:
@@ -121,7 +128,7 @@ def test_a_record_filter_counts_and_pages_like_the_index(catalog: Catalog) -> No
 
 def test_rows_and_listing_agree_between_sqlite_and_postgresql(tmp_path, postgres_url) -> None:
     jobs = some_jobs(200, seed=11)
-    embedded, server = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}"), Catalog(postgres_url)
+    embedded, server = upgraded(f"sqlite:///{tmp_path / 'c.sqlite3'}"), upgraded(postgres_url)
     for catalog in (embedded, server):
         catalog.add_many(jobs)
 

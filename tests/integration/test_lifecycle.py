@@ -134,6 +134,7 @@ def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[dict[
         "REPORTING_SVC_CATALOG_URL": catalog,
         **one_caller,
     }
+    p.upgrade_databases(shared)  # the owner's deploy step, before the hosts start
     yield [
         {**shared, "REPORTING_SVC_VAR_DIR": str(tmp_path / name / "var")}
         for name in ("host-a", "host-b")
@@ -296,6 +297,7 @@ def trail_env(request: pytest.FixtureRequest, folder: Path, sink: str) -> dict[s
     if sink == "postgres":
         url = request.getfixturevalue("postgres_url")
         env.update(REPORTING_SVC_AUDIT_SINK="postgres", REPORTING_SVC_AUDIT_URL=url)
+        p.upgrade_databases(env)
     return env
 
 

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from reporting_svc import create_app
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
-from reporting_svc.catalog import make_catalog
+from reporting_svc.catalog import Catalog, make_catalog
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import Settings, load_settings
 from reporting_svc.storage import JobRecord, make_store
@@ -46,6 +46,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
     else:
         url = request.getfixturevalue("postgres_url")
+    Catalog(url).upgrade()  # the deploy step: no request migrates
     return load_settings({}, overrides(tmp_path, url))
 
 

@@ -134,6 +134,8 @@ def service(
         "GUNICORN_THREADS": str(2 * CLIENTS + 2),
         "REPORTING_SVC_MAX_DOWNLOADS_PER_SUBJECT": str(2 * CLIENTS),
     }
+    # The guide's roles block runs the migrations as the owner, before anything uses them.
+    primary.create_service_role(primary.url(database), "reporting_svc")
     settings = load_settings(owner)
     upstream = module_processes.folder / "report.bin"
     upstream.write_bytes(REPORT)
@@ -145,7 +147,6 @@ def service(
         mode="test",
         study_id=STUDY,
     )
-    primary.create_service_role(primary.url(database), "reporting_svc")
     served = {
         **owner,
         "REPORTING_SVC_CATALOG_URL": postgres.failover_url(pair, database, user="reporting_svc"),

@@ -1,1 +1,2 @@
-"""Alembic's environment and revisions of the catalog schema, shipped with the package."""
+"""Alembic's environment, which runs every chain (the audit trail's revisions live in
+``audit/migrations``), and the catalog schema's revisions, shipped with the package."""
