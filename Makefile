@@ -27,9 +27,10 @@ run-s3: $(VENV)/.installed-test
 test: $(VENV)/.installed-test $(REDBOT_VENV)/.installed system-packages lint
 	$(BIN)/pytest
 
-# Unit tests only (Flask's test client, moto in process): under a minute, no servers.
+# Unit tests only (Flask's test client, moto in process): under a minute, no servers; one
+# pytest process per core (pytest-xdist), since they take about 100 s of CPU in all.
 test-fast: $(VENV)/.installed-test
-	$(BIN)/pytest -q tests --ignore=tests/integration --ignore=tests/reliability \
+	$(BIN)/pytest -q -n auto tests --ignore=tests/integration --ignore=tests/reliability \
 		-m "not integration and not reliability"
 
 lint: $(VENV)/.installed-test

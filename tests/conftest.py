@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -40,6 +42,26 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_DATA_HOME", str(folder))
         yield folder
+
+
+class _SearchPaths(list[str]):
+    """A loader's search paths, each kept once: every boto3 session appends its own."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """One botocore loader for every boto3 session of the run. Each test's S3 store and
+    moto's mock make sessions of their own, and parsing S3's service model again for each
+    was most of a unit S3 test's time; the models are the same files for the whole run."""
+    shared = botocore.loaders.create_loader()
+    shared._search_paths = _SearchPaths(shared.search_paths)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", lambda *_args: shared)
+        yield
 
 
 @pytest.fixture
