@@ -43,15 +43,16 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def upgrade_host_catalog(settings: Settings) -> None:
-    """The deploy step of ``serve`` (before gunicorn starts) and ``publish``: an SQLite
-    catalog is the host's own file, so the commands that start the host or put a job in it
-    create or upgrade it; a PostgreSQL one is its owner's (``catalog upgrade``,
-    docs/deploying.md)."""
+    """The deploy step of ``serve`` (before gunicorn starts), ``publish`` and ``catalog
+    rebuild``: an SQLite catalog is the host's own file, so the commands that start the
+    host, put a job in it or make it again from the store create or upgrade it; a
+    PostgreSQL one is its owner's (``catalog upgrade``, docs/deploying.md)."""
     if sa.make_url(settings.catalog_database_url).get_backend_name() == "sqlite":
         Catalog(settings.catalog_database_url).upgrade()
 
 
 def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade_host_catalog(settings)
     catalog = Catalog(settings.catalog_database_url)  # no statement bound: it reads every job
     difference = rebuild(make_store(settings), catalog)
     print(
