@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 CLIENTS = 64
 #: Each phase (before the kill, with a host gone, after its restart) lasts until every
 #: client has been served this many requests it sent in the phase; within PHASE_SECONDS.
-PER_PHASE = 5
+PER_PHASE = 3
 PHASE_SECONDS = 120.0
 REPORTS = {
     "1k.bin": os.urandom(1024),
