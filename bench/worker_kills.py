@@ -3,7 +3,8 @@ long as it takes to kill hundreds of them, on the file audit trail.
 
 ``--clients`` threads download a 1 KiB report over keep-alive connections while a random
 worker is SIGKILLed every ``--interval`` seconds on average, every 4th kill aimed at the
-moment between a batch's bytes and its head (the worker is frozen there, then killed).
+moment between a batch's bytes and its head (strace stops the worker there, then it is
+killed).
 Prints how many kills landed in that window, how many downloads were served, cut (the
 victims' own connections) and refused (what a person would have had to fix), whether
 each kill was followed by a served download, and what ``audit verify`` says at the end.

@@ -13,14 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import nginx
 from reporting_svc.auth.grants import parse_grant
 from reporting_svc.auth.tokens import mint_token
+from reporting_svc.catalog import make_catalog
+from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
+from reporting_svc.storage import make_store
 from reporting_svc.storage.layout import content_key, record_key
 from tests.integration.processes import BIN, Processes, run_cli, service_env
 from tests.support import STUDY
@@ -56,6 +59,21 @@ class Service:
         )  # fmt: skip
         record: dict[str, Any] = json.loads(result.stdout)
         return record
+
+    def publish_here(self, content: bytes, file_name: str, *, mode: str = "test") -> dict[str, Any]:
+        """``publish``'s code run in this process, into the same store and catalog, for a
+        test that publishes dozens of runs (each command costs a second or more); returns
+        the record as the command prints it."""
+        self.published += 1
+        path = self.folder / f"upload-{self.published}.bin"
+        path.write_bytes(content)
+        settings = load_settings(self.env)
+        record = publish_report(
+            make_store(settings), path, catalog=make_catalog(settings),
+            report_name="Subject Data Extract", mode=mode, study_id=STUDY, file_name=file_name,
+            retain_days=settings.retention_days or None,
+        )  # fmt: skip
+        return asdict(record)
 
     def token(self, *grants: str, ttl: int = 3600) -> str:
         """A token minted with the command (an expired one, which the command refuses, by

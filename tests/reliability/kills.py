@@ -4,12 +4,15 @@ suite and ``python -m bench.worker_kills`` (hundreds of kills) both make."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import json
 import os
 import random
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +26,9 @@ from tests.reliability.deployments import Deployment
 
 #: Of the kills, every this many aims at the window between a batch's bytes and its head.
 AIMED_EVERY = 4
-#: How long an aimed kill tries to catch a worker in that window before it kills anyway;
-#: until one kill has landed there, each aimed kill tries for longer.
-AIM_SECONDS = 2.0
-FIRST_AIM_SECONDS = 20.0
+#: How long a worker under load may take to reach its next head rewrite.
+AIM_SECONDS = 20.0
+TCP_LISTEN = "0A"
 
 
 def freeze(pid: int) -> None:
@@ -39,8 +41,14 @@ def freeze(pid: int) -> None:
 
 
 def holds_audit_lock(pid: int, audit_file: Path) -> bool:
-    """Whether the process holds the trail's flock (it is inside an append), per /proc/locks."""
-    inode = audit_file.stat().st_ino
+    """Whether the process holds the trail's flock (it is inside an append), per /proc/locks.
+
+    No process holds the lock of a trail not yet written (a kill before the first download).
+    """
+    try:
+        inode = audit_file.stat().st_ino
+    except FileNotFoundError:
+        return False
     for line in Path("/proc/locks").read_text().splitlines():
         fields = line.split()
         # A waiter's line reads "N: -> FLOCK ...", so fields[1] is not FLOCK there.
@@ -56,18 +64,76 @@ def mid_append(audit_file: Path) -> bool:
     return bool(audit_file.stat().st_size != head["size"])
 
 
-def caught_mid_append(pid: int, audit_file: Path, timeout: float) -> bool:
-    """Freeze the worker, thawing and retrying until it is caught holding the trail's lock
-    between a batch's bytes and its head; False (the worker frozen anyway) at the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        freeze(pid)
-        if holds_audit_lock(pid, audit_file) and mid_append(audit_file):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        os.kill(pid, signal.SIGCONT)
-        time.sleep(0.002)
+@contextmanager
+def stopped_mid_append(pid: int, audit_file: Path, timeout: float = AIM_SECONDS) -> Iterator[None]:
+    """The worker stopped at its next head rewrite, for the block: a batch's bytes on the
+    trail, its head not yet rewritten, the trail's lock held.
+
+    The window is two syscalls wide, too narrow to hit by freezing the worker at random:
+    strace makes the worker's first write to the head file fail with EINTR, unwritten,
+    and stops the worker with SIGSTOP before it can retry. The block SIGKILLs it there,
+    or the worker stays stopped once strace has let go.
+    """
+    head = audit_file.with_name(audit_file.name + ".head")
+    handle, name = tempfile.mkstemp(prefix="strace-", suffix=".log")
+    os.close(handle)
+    log = Path(name)
+    # -f: gthread starts threads as requests come; -P: only syscalls on the head file.
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", str(log), "-p", str(pid), "-e", "trace=pwrite64",
+         "-P", str(head), "-e", "inject=pwrite64:error=EINTR:signal=SIGSTOP:when=1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while "(INJECTED)" not in log.read_text() or not all_stopped(pid):
+            if tracer.poll() is not None:
+                raise AssertionError(f"strace -p {pid} ended: {tracer.communicate()[1]!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {pid} wrote no audit head within {timeout}s")
+            time.sleep(0.005)
+        yield
+    finally:
+        # strace detaches from whatever it still traces: the worker, if the block left it
+        # alive, stays stopped; a killed one's threads are gone.
+        tracer.terminate()
+        try:
+            tracer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait()
+        log.unlink()
+
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (by a signal or its tracer)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append((task / "stat").read_text().rpartition(")")[2].split()[0])
+        except OSError:  # a thread that has just ended
+            continue
+    return all(state in ("t", "T") for state in states)
+
+
+@contextmanager
+def holding_audit_lock(audit_file: Path, timeout: float = 10.0) -> Iterator[None]:
+    """The trail's lock held by this process for the block: no worker is inside an
+    append, every appender waits at the lock."""
+    with audit_file.open("rb") as trail:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(trail.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{audit_file}'s lock never came free"
+                time.sleep(0.001)
+        try:
+            yield
+        finally:
+            fcntl.flock(trail.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass
@@ -82,10 +148,11 @@ class Attempt:
 
 @dataclass
 class ChaosRun:
-    """What a chaos run saw: each kill's time and whether it landed mid-append, and every
-    download attempt of every client."""
+    """What a chaos run saw: each kill's time, how many were aimed and how many landed
+    mid-append, and every download attempt of every client."""
 
     kills: list[float] = field(default_factory=list)
+    aimed: int = 0
     mid_append: int = 0
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -108,6 +175,7 @@ class ChaosRun:
     def summary(self) -> dict[str, int]:
         return {
             "kills": len(self.kills),
+            "aimed": self.aimed,
             "mid_append": self.mid_append,
             "requests": len(self.attempts),
             "served": sum(a.problem is None for a in self.attempts),
@@ -163,22 +231,53 @@ def kill_at_random(
 ) -> ChaosRun:
     """Under ``clients``-way downloads, SIGKILL a random worker every ``interval`` seconds
     on average, ``kills`` times; every ``AIMED_EVERY``-th kill is aimed at the moment
-    between a batch's bytes and its head (a real kill, of a worker frozen there), so at
-    least one lands there unless no worker is caught there in ``FIRST_AIM_SECONDS``."""
+    between a batch's bytes and its head: a real kill of the busiest worker (one that
+    holds no connection writes no head), stopped there first."""
     chance = random.Random(seed)
     run = ChaosRun()
+    port = deployment.address()[1]
     with downloading(deployment, clients) as attempts:
         for number in range(kills):
             time.sleep(interval * chance.uniform(0.5, 1.5))
             workers = sorted(children(deployment.master))
             if not workers:
                 continue
-            victim = chance.choice(workers)
-            aimed = number % AIMED_EVERY == AIMED_EVERY - 1
-            timeout = (AIM_SECONDS if run.mid_append else FIRST_AIM_SECONDS) if aimed else 0.0
-            run.mid_append += caught_mid_append(victim, deployment.audit_file, timeout)
-            os.kill(victim, signal.SIGKILL)
+            if number % AIMED_EVERY == AIMED_EVERY - 1:
+                victim = max(workers, key=lambda pid: len(connections_of(pid, port)))
+                with stopped_mid_append(victim, deployment.audit_file):
+                    run.aimed += 1
+                    run.mid_append += landed_mid_append(victim, deployment.audit_file)
+                    os.kill(victim, signal.SIGKILL)
+            else:
+                victim = chance.choice(workers)
+                freeze(victim)
+                run.mid_append += landed_mid_append(victim, deployment.audit_file)
+                os.kill(victim, signal.SIGKILL)
             run.kills.append(time.monotonic())
         time.sleep(interval)
     run.attempts = attempts
     return run
+
+
+def landed_mid_append(pid: int, audit_file: Path) -> bool:
+    """Whether the stopped worker holds the trail's lock between a batch's bytes and its head."""
+    return holds_audit_lock(pid, audit_file) and mid_append(audit_file)
+
+
+def connections_of(pid: int, server_port: int) -> set[int]:
+    """The client ports of the established connections process ``pid`` holds to the port."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed since the listing: a live worker's descriptors come and go
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if inode in inodes and state != TCP_LISTEN and int(local.split(":")[1], 16) == server_port:
+            ports.add(int(remote.split(":")[1], 16))
+    return ports

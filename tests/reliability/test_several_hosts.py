@@ -5,8 +5,10 @@ folder and the default number of workers) behind config/nginx.conf, on a bucket 
 S3 server and one PostgreSQL database (PostgreSQL's default 100 connections) that the
 hosts reach as the guide's service role; the owner publishes, the auditor verifies.
 Clients download (whole files and ranges, every body hash-checked) and list through
-nginx; a third of the way in one host is killed with SIGKILL (its master and workers: the
-process group), two thirds in it is started again on its address and port.
+nginx. Once every client has been served PER_PHASE times, one host is killed with SIGKILL
+(its master and workers: the process group); once every client has been served that many
+times again, by the hosts left, it is started again on its address and port; the load
+ends when every client has been served that many times after the restart.
 
 Every worker has a download slot for each client: admission control is not what this
 test checks (tests/reliability/test_slow_clients.py refuses past capacity).
@@ -48,7 +50,10 @@ from tests.support import DOWNLOAD, DOWNLOAD_LIST
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 CLIENTS = 64
-SECONDS = 30
+#: Each phase (before the kill, with a host gone, after its restart) lasts until every
+#: client has been served this many requests it sent in the phase; within PHASE_SECONDS.
+PER_PHASE = 3
+PHASE_SECONDS = 120.0
 REPORTS = {
     "1k.bin": os.urandom(1024),
     "64k.bin": os.urandom(64 * 1024),
@@ -301,36 +306,50 @@ def alive(pid: int) -> bool:
 def run_load(
     recipe: several_hosts.State, published: Published
 ) -> tuple[list[Outcome], Kill, float, int]:
-    """CLIENTS clients for SECONDS; the victim killed at a third, restarted at two thirds.
-    Also returns the most connections the hosts held on PostgreSQL at once."""
+    """CLIENTS clients, a phase of the load before the victim is killed, one while it is
+    gone and one after its restart. Also returns the most connections the hosts held on
+    PostgreSQL at once."""
     stop_at = threading.Event()
+    progress: list[list[Outcome]] = [[] for _ in range(CLIENTS)]
 
-    def client() -> list[Outcome]:
+    def client(mine: list[Outcome]) -> None:
         session = requests.Session()
-        done = []
         while not stop_at.is_set():
-            done.append(request(session, recipe.balancer, published))
-        return done
+            mine.append(request(session, recipe.balancer, published))
+
+    def phase(since: float, name: str) -> None:
+        """Wait until every client has been served PER_PHASE requests sent after ``since``."""
+        deadline = time.monotonic() + PHASE_SECONDS
+        while min(served_since(mine, since) for mine in progress) < PER_PHASE:
+            assert time.monotonic() < deadline, f"{name}: a client was not served in time"
+            time.sleep(0.1)
 
     with ThreadPoolExecutor(max_workers=CLIENTS + 1) as pool:
-        running = [pool.submit(client) for _ in range(CLIENTS)]
+        running = [pool.submit(client, mine) for mine in progress]
         peak = pool.submit(peak_connections, recipe.database["auditor"], stop_at)
         try:
-            time.sleep(SECONDS / 3)
+            phase(0.0, "before the kill")
             killing_at = time.monotonic()
             victim = recipe.pids[f"host {VICTIM}"]
             os.killpg(victim, signal.SIGKILL)  # the master and every worker at once
             with contextlib.suppress(ChildProcessError):  # reaped already: gone
                 os.waitpid(victim, 0)  # the recipe fixture started it from this process
             killed_at = time.monotonic()
-            time.sleep(SECONDS / 3)
+            phase(killed_at, "with a host gone")
             several_hosts.start_hosts(recipe, [VICTIM])
             restarted_at = time.monotonic()
-            time.sleep(max(SECONDS / 3 - (restarted_at - killed_at - SECONDS / 3), 3))
+            phase(restarted_at, "after the restart")
         finally:
             stop_at.set()
-        outcomes = [outcome for future in running for outcome in future.result()]
+        for future in running:
+            future.result()
+    outcomes = [outcome for mine in progress for outcome in mine]
     return outcomes, Kill(killing_at, killed_at), restarted_at, peak.result()
+
+
+def served_since(outcomes: list[Outcome], since: float) -> int:
+    """How many of a client's requests sent after ``since`` were answered as they should."""
+    return sum(o.sent > since and o.problem is None for o in outcomes)
 
 
 def peak_connections(url: str, stop_at: threading.Event) -> int:
