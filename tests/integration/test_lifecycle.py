@@ -29,6 +29,7 @@ from reporting_svc.audit import make_audit_trail
 from reporting_svc.audit.database import APPEND_LOCK, DatabaseSink, rows_of
 from reporting_svc.audit.tables import LIVE
 from reporting_svc.catalog import make_catalog
+from reporting_svc.catalog.commands import upgrade_host_catalog
 from reporting_svc.lifecycle import Operator
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
@@ -73,8 +74,10 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def publish_expired(env: dict[str, str], folder: Path, count: int) -> list[JobRecord]:
-    """``count`` jobs published in this process, each already expired."""
+    """``count`` jobs published in this process, each already expired; an SQLite catalog
+    gets the deploy step the publish command takes first."""
     settings = load_settings(env)
+    upgrade_host_catalog(settings)
     store, catalog = make_store(settings), make_catalog(settings)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
