@@ -30,7 +30,7 @@ from ..audit import AuditUnavailableError
 from ..audit.policy import answer_waits
 from ..auth import Principal
 from ..errors import AuditUnavailable, error_response, response_for
-from ..http.delivery import Delivered
+from ..http.delivered import Delivered
 from ..http.observe import Observed, observed_by_view
 from ..http.response_headers import request_id
 from ..metrics import track_download

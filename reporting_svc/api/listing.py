@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, jsonify, request
 
 from ..catalog import Page
-from ..http.delivery import Delivered
+from ..http.delivered import Delivered
 from ..http.headers import REQUEST_ID
 from ..jobs.listing import ListingQuery, list_runs
 from ..services import Services

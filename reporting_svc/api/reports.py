@@ -9,7 +9,7 @@ from werkzeug.routing import Rule
 
 from ..errors import PermissionDenied
 from ..http import headers as h
-from ..http.delivery import Delivered
+from ..http.delivered import Delivered
 from ..http.methods import METHODS
 from ..jobs.availability import check_available
 from ..jobs.filters import check_filters

@@ -15,7 +15,6 @@ line) read what was sent from the value instead of from the response's class.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import ClassVar
 
 from flask import Request, Response
@@ -30,6 +29,7 @@ from .admission import Admission
 from .attachment import content_disposition
 from .bodies import TrackedBody
 from .conditional import Answer, decide, has_preconditions
+from .delivered import Delivered
 from .headers import VALIDATOR_HEADERS
 from .representation import file_headers, validators
 from .slots import HostSlots
@@ -40,22 +40,6 @@ MISMATCH = "The report file does not match its record"
 RELAY_LOCATION = "relay"
 RELAY_URL_HEADER = "X-Reporting-Svc-Relay-Url"
 RELAY_RANGE_HEADER = "X-Reporting-Svc-Relay-Range"
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """An answer and what it sends: ``status`` is the status the client gets (nginx's for an
-    x-accel answer: a 206 goes to nginx as a 200), ``body`` the file bytes the worker sends
-    itself and counts, or None when it sends none (a 304, a HEAD, nginx's or S3's bytes)."""
-
-    response: Response
-    status: int
-    body: TrackedBody | None = None
-
-    @classmethod
-    def answer(cls, response: Response) -> Delivered:
-        """A response that sends what it says, and no file bytes of the worker's."""
-        return cls(response, response.status_code)
 
 
 class Delivery(ABC):
