@@ -31,7 +31,7 @@ from reporting_svc.catalog import make_catalog
 from reporting_svc.lifecycle.publish import publish_report
 from reporting_svc.settings import load_settings
 from reporting_svc.storage import make_store
-from tests.conftest import DOWNLOAD, SECRET, STUDY
+from tests.support import DOWNLOAD, SECRET, STUDY
 
 from .load import run_wrk, write_wrk_script
 from .reports import KIB
